@@ -1,0 +1,75 @@
+"""Read proxy.yaml once, at the edge, into frozen ``Settings``.
+
+Contract: ``load_settings(path, env)`` returns Settings or raises ConfigError naming file, line
+and key for every problem. Environment variables override paths (and, later, secrets):
+``CLAMSHELL_DATA_DIR``, ``CLAMSHELL_RULES_DIR``, ``CLAMSHELL_PUBLIC_URL``. Relative paths are
+resolved against the config file's folder so the proxy behaves the same from any cwd.
+Not here: the schema (core/settings.py), vendor rules (rules_loader.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from proxy.core.settings import Settings
+from proxy.errors import ConfigError, Problem
+from proxy.rules_loader import validation_problems
+from proxy.yamlsource import load_yaml
+
+ENV_OVERRIDES: Mapping[str, str] = {  # environment variable -> top-level key
+    "CLAMSHELL_DATA_DIR": "data_dir",
+    "CLAMSHELL_RULES_DIR": "rules_dir",
+    "CLAMSHELL_PUBLIC_URL": "public_url",
+}
+PATH_KEYS = ("data_dir", "rules_dir")
+
+
+def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
+    """Load, override from the environment, validate and resolve paths."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [
+                Problem(
+                    str(path),
+                    None,
+                    "",
+                    "config file not found (copy proxy.yaml from the repository, or pass --config)",
+                )
+            ]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(str(path), None, "", f"cannot read: {exc}")]) from None
+    data, lines = load_yaml(text, str(path))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(str(path), 1, "", "proxy.yaml must be a YAML mapping")])
+    return settings_from(data, where=str(path), base=path.parent, env=env, lines=lines)
+
+
+def settings_from(
+    data: dict[str, Any],
+    *,
+    where: str,
+    base: Path,
+    env: Mapping[str, str] | None = None,
+    lines: Mapping[Any, int] | None = None,
+) -> Settings:
+    """Validate plain data into Settings (also used for the demo's embedded defaults)."""
+    data = dict(data)
+    for var, key in ENV_OVERRIDES.items():
+        if env and env.get(var):
+            data[key] = env[var]
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, where, dict(lines or {}))) from None
+    resolved = {k: str((base / getattr(settings, k)).resolve()) for k in PATH_KEYS}
+    return settings.model_copy(update=resolved)

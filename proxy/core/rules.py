@@ -1,0 +1,244 @@
+"""The vendor rule schema: one YAML file per vendor, as frozen, typed values.
+
+Contract: ``VendorRule.model_validate(raw)`` checks one rule on its own (types, unknown keys,
+hostnames, header names) and returns an immutable value. Checks across files (duplicate ids,
+a host claimed twice, undefined libraries, public-suffix domains) are in core/ruleset.py.
+Not here: YAML and files (proxy/rules_loader.py), lookup by host (core/ruleset.RuleIndex).
+Each key maps to an EZproxy directive, noted beside it; vendor_rules/README.md documents them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from proxy.core.hostmap import HostMapError, Origin, hostname_problem
+
+RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2 token
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")  # no CR/LF header injection via `set`
+
+# The content types rewritten when a rule does not list its own (issue: HTML, XHTML, CSS,
+# JavaScript, JSON, XML/RSS; text/plain off).
+DEFAULT_REWRITE_TYPES: tuple[str, ...] = (
+    "text/html",
+    "application/xhtml+xml",
+    "text/css",
+    "text/javascript",
+    "application/javascript",
+    "application/x-javascript",
+    "application/json",
+    "application/ld+json",
+    "text/xml",
+    "application/xml",
+    "application/rss+xml",
+    "application/atom+xml",
+)
+
+Rotate = Literal["session", "daily", "weekly", "monthly", "never"]
+
+
+def _host_entry(raw: str) -> str:
+    text = raw.strip().rstrip("/")  # EZproxy configs often carry a stray trailing slash
+    try:
+        origin = Origin.parse(text)
+    except HostMapError as exc:
+        raise ValueError(str(exc)) from None
+    problem = hostname_problem(origin.host)
+    if problem:
+        raise ValueError(problem)
+    return origin.url_prefix()
+
+
+def _domain_entry(raw: str, info: ValidationInfo) -> str:
+    name = raw.strip().lower().removeprefix("*.").removeprefix(".")
+    if name and "." not in name and name.isalnum():
+        raise ValueError(
+            f"{name!r} is a top-level domain, far too wide (expected e.g. 'jstor.org')"
+        )
+    problem = hostname_problem(name)
+    if problem:
+        raise ValueError(problem)
+    # The public-suffix list is data, passed in by the loader as validation context.
+    is_public_suffix = (info.context or {}).get("is_public_suffix")
+    if info.field_name == "domains" and is_public_suffix and is_public_suffix(name):
+        raise ValueError(
+            f"{name!r} is a public suffix: it would proxy every site under it "
+            "(expected a vendor's own domain like 'jstor.org')"
+        )
+    return name
+
+
+HostEntry = Annotated[str, AfterValidator(_host_entry)]
+DomainEntry = Annotated[str, AfterValidator(_domain_entry)]
+
+
+class Frozen(BaseModel):
+    """Immutable; unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Pseudonym(Frozen):
+    """The one patron-derived value a vendor may get (DESIGN P2)."""
+
+    header: str = "X-Patron-Pseudonym"
+    rotate: Rotate = "session"
+
+    @field_validator("header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        return _check_header_name(value)
+
+
+class HeaderRules(Frozen):
+    """Request headers beyond the allow-list (EZproxy ``HTTPHeader``)."""
+
+    allow: tuple[str, ...] = ()
+    set: dict[str, str] = Field(default_factory=dict)
+    user_agent: Literal["pass", "generic"] = "pass"
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_header_name(v).lower() for v in value)
+
+    @field_validator("set")
+    @classmethod
+    def _set(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, val in value.items():
+            _check_header_name(name)
+            if CONTROL_CHARS.search(str(val)):
+                raise ValueError(f"{name}: header value must not contain control characters")
+        return {name: str(val) for name, val in value.items()}
+
+
+class FindReplace(Frozen):
+    """EZproxy ``Find``/``Replace``: a literal substitution in rewritten bodies."""
+
+    find: Annotated[str, Field(min_length=1)]
+    replace: str = ""
+    content_types: tuple[str, ...] = ()
+    url_pattern: str | None = None
+
+    @field_validator("url_pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class RewriteRules(Frozen):
+    """What bodies are rewritten and how (EZproxy ``MimeFilter``, ``Find``/``Replace``)."""
+
+    content_types: tuple[str, ...] = DEFAULT_REWRITE_TYPES
+    find_replace: tuple[FindReplace, ...] = ()
+    request_params: tuple[str, ...] = ()
+
+
+class RuleTimeouts(Frozen):
+    """Per-vendor overrides of the global upstream timeouts (seconds)."""
+
+    connect: Annotated[float, Field(gt=0, le=120)] | None = None
+    first_byte: Annotated[float, Field(gt=0, le=600)] | None = None
+    idle_read: Annotated[float, Field(gt=0, le=600)] | None = None
+
+
+class VendorRule(Frozen):
+    """One licensed database (an EZproxy stanza)."""
+
+    id: str
+    title: str  # EZproxy Title
+    url: str  # EZproxy URL: the starting point
+    hosts: tuple[HostEntry, ...] = ()  # EZproxy Host / HJ: host[:port], optional http:// prefix
+    domains: tuple[DomainEntry, ...] = ()  # EZproxy Domain / DJ: the domain and any subdomain
+    never_proxy: tuple[DomainEntry, ...] = ()  # EZproxy NeverProxy
+    libraries: Literal["all"] | tuple[str, ...] = "all"  # EZproxy Group
+    ptypes: tuple[str, ...] | None = None
+    pseudonym: Pseudonym | None = None
+    headers: HeaderRules = HeaderRules()
+    cookies: Literal["server_side", "pass"] = "server_side"
+    rewrite: RewriteRules = RewriteRules()
+    third_party: Literal["allow", "report", "block"] = "report"
+    timeouts: RuleTimeouts = RuleTimeouts()
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not RULE_ID.match(value):
+            raise ValueError("id must be a slug: lowercase letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("libraries")
+    @classmethod
+    def _libraries(
+        cls, value: Literal["all"] | tuple[str, ...], info: ValidationInfo
+    ) -> Literal["all"] | tuple[str, ...]:
+        codes = (info.context or {}).get("library_codes")  # from proxy.yaml, via the loader
+        if value == "all" or codes is None:
+            return value
+        unknown = [c for c in value if c not in codes]
+        if unknown:
+            raise ValueError(
+                f"library {unknown[0]!r} is not defined in proxy.yaml (expected one "
+                f"of: {', '.join(sorted(codes)) or 'none defined'})"
+            )
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _url_is_covered(self) -> VendorRule:
+        if not self.hosts and not self.domains:
+            raise ValueError("a rule needs at least one entry in hosts or domains")
+        host = (urlsplit(self.url).hostname or "").lower()
+        if not self.covers(host):
+            raise ValueError(f"url host {host!r} is not in this rule's hosts or domains")
+        return self
+
+    @property
+    def origins(self) -> tuple[Origin, ...]:
+        """The exact hosts as origins (scheme, host, port)."""
+        return tuple(Origin.parse(h) for h in self.hosts)
+
+    def covers(self, host: str) -> bool:
+        """True when ``host`` is one of this rule's hosts or under one of its domains."""
+        host = host.lower()
+        if any(host == n or host.endswith("." + n) for n in self.never_proxy):
+            return False
+        if any(o.host == host for o in self.origins):
+            return True
+        return any(host == d or host.endswith("." + d) for d in self.domains)
+
+    def licensed_to(self, library: str, ptype: str | None = None) -> bool:
+        """True when the member library (and patron type, if the rule limits them) may use it."""
+        if self.libraries != "all" and library not in self.libraries:
+            return False
+        return self.ptypes is None or ptype is None or ptype in self.ptypes
+
+
+def _check_header_name(value: str) -> str:
+    if not HEADER_NAME.match(value):
+        raise ValueError(f"not a header name: {value!r}")
+    return value

@@ -1,0 +1,175 @@
+"""The main configuration (``proxy.yaml``) as frozen, typed values.
+
+Contract: ``Settings.model_validate(raw)`` turns the plain data of proxy.yaml into immutable
+values or raises pydantic's ``ValidationError`` (the loader turns that into file:line:key
+problems). Unknown keys are errors: a typo must never be silently ignored.
+Not here: reading files or environment variables (proxy/config_loader.py), vendor rules
+(core/rules.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+LIBRARY_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+CheckDigit = Literal["luhn", "mod10_weighted_31", "none"]
+
+
+def _override_origin(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"must be an origin like 'http://127.0.0.1:9001' (got {value!r})")
+    return value.rstrip("/")
+
+
+OverrideOrigin = Annotated[str, AfterValidator(_override_origin)]
+
+
+class Frozen(BaseModel):
+    """Base for every config value: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Listen(Frozen):
+    """Where a listener binds."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+
+class Library(Frozen):
+    """A member library of the consortium and how its cards look."""
+
+    code: str
+    name: str
+    prefix: str = ""
+    length: Annotated[int, Field(ge=4, le=32)] = 14
+    check_digit: CheckDigit = "none"
+    remote_ptypes: tuple[str, ...] = ()
+    login_with: Literal["pin", "last_name"] = "pin"
+    auto_login_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        if not LIBRARY_CODE.match(value):
+            raise ValueError("library code must be 1-32 letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value and not value.isdigit():
+            raise ValueError("barcode prefix must be digits")
+        return value
+
+    @model_validator(mode="after")
+    def _prefix_fits(self) -> Library:
+        if len(self.prefix) >= self.length:
+            raise ValueError(f"prefix {self.prefix!r} is not shorter than length {self.length}")
+        return self
+
+
+class Sessions(Frozen):
+    """Patron session lifetimes."""
+
+    idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 120
+    lifetime_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 12
+
+
+class Timeouts(Frozen):
+    """Upstream timeouts in seconds (a rule may override them)."""
+
+    connect: Annotated[float, Field(gt=0, le=120)] = 10.0
+    first_byte: Annotated[float, Field(gt=0, le=600)] = 30.0
+    idle_read: Annotated[float, Field(gt=0, le=600)] = 60.0
+
+
+class Throttle(Frozen):
+    """Failed-login limits (EZproxy IntruderUserAttempts / IntruderIPAttempts)."""
+
+    card_attempts: Annotated[int, Field(ge=1, le=1000)] = 5
+    ip_attempts: Annotated[int, Field(ge=1, le=100_000)] = 20
+    global_attempts: Annotated[int, Field(ge=1, le=10_000_000)] = 2000
+    window_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+    lockout_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+
+
+class Retention(Frozen):
+    """How long things are kept before the purge deletes them."""
+
+    epoch_key_days: Annotated[int, Field(ge=1, le=3650)] = 90
+
+
+class Admin(Frozen):
+    """The admin console listener (loopback by default)."""
+
+    enabled: bool = True
+    listen: Listen = Listen(host="127.0.0.1", port=8081)
+
+
+class Settings(Frozen):
+    """Everything in proxy.yaml."""
+
+    consortium_name: str = "Library Consortium"
+    public_url: str = "http://proxy.localhost:8080"
+    listen: Listen = Listen()
+    data_dir: str = "./data"
+    rules_dir: str = "./vendor_rules"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    libraries: tuple[Library, ...] = ()
+    upstream_overrides: dict[str, OverrideOrigin] = Field(default_factory=dict)
+    sessions: Sessions = Sessions()
+    throttle: Throttle = Throttle()
+    retention: Retention = Retention()
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    timeouts: Timeouts = Timeouts()
+    admin: Admin = Admin()
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an origin like 'https://proxy.example.org'")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError("must be an origin only (no path, query or user)")
+        return value.rstrip("/")
+
+    @field_validator("upstream_overrides")
+    @classmethod
+    def _overrides(cls, value: dict[str, str]) -> dict[str, str]:
+        return {host.lower(): origin for host, origin in value.items()}
+
+    @model_validator(mode="after")
+    def _unique_libraries(self) -> Settings:
+        codes = [lib.code for lib in self.libraries]
+        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        if dupes:
+            raise ValueError(f"duplicate library code(s): {', '.join(dupes)}")
+        return self
+
+    @property
+    def public_scheme(self) -> str:
+        """``http`` or ``https`` — the patron-facing scheme."""
+        return urlsplit(self.public_url).scheme
+
+    @property
+    def proxy_host(self) -> str:
+        """The portal's hostname, e.g. ``proxy.localhost``."""
+        return urlsplit(self.public_url).hostname or ""
+
+    @property
+    def proxy_port(self) -> int | None:
+        """The portal's explicit port, or None for the scheme's default."""
+        return urlsplit(self.public_url).port
+
+    def library(self, code: str) -> Library | None:
+        """The member library with this code, if any."""
+        return next((lib for lib in self.libraries if lib.code == code), None)

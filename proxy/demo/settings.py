@@ -1,0 +1,49 @@
+"""The demo's embedded defaults: two member libraries, the demo vendors on loopback.
+
+Contract: ``demo_config(...)`` returns the plain data of a proxy.yaml for the demo; it goes
+through the same validation as any proxy.yaml. Not here: starting anything (demo/run.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from proxy.demo.vendor import ACME_HOSTS, BIGDB_HOSTS
+
+REPO_RULES = Path(__file__).resolve().parents[2] / "vendor_rules"
+
+DEMO_LIBRARIES: list[dict[str, Any]] = [
+    {
+        "code": "MAIN",
+        "name": "Main Street Public Library",
+        "prefix": "21234",
+        "length": 14,
+        "check_digit": "luhn",
+        "remote_ptypes": ["adult", "student", "staff"],
+    },
+    {
+        "code": "WEST",
+        "name": "Westfield College Library",
+        "prefix": "29876",
+        "length": 14,
+        "check_digit": "mod10_weighted_31",
+        "remote_ptypes": ["faculty", "student"],
+        "login_with": "last_name",
+    },
+]
+
+
+def demo_config(*, port: int, vendor_port: int, data_dir: Path) -> dict[str, Any]:
+    """proxy.yaml data for the demo (the demo vendors answer on ``vendor_port``)."""
+    vendor = f"http://127.0.0.1:{vendor_port}"
+    return {
+        "consortium_name": "Demo Library Consortium",
+        "public_url": f"http://proxy.localhost:{port}",
+        "listen": {"host": "127.0.0.1", "port": port},
+        "data_dir": str(data_dir),
+        "rules_dir": str(REPO_RULES),
+        "log_format": "auto",
+        "libraries": DEMO_LIBRARIES,
+        "upstream_overrides": {host: vendor for host in (*ACME_HOSTS, *BIGDB_HOSTS)},
+    }

@@ -1,0 +1,76 @@
+"""The live rule set: the current rules plus a safe reload.
+
+Contract: ``Rulebook.current`` is always a rule set that passed every check. ``reload()``
+loads the directory again; when that fails the current rules stay, and the failure (every
+problem, with file:line:key) is kept in ``last_result`` for the admin console and logs.
+Not here: parsing (rules_loader), the per-request lookup (core/ruleset.RuleIndex).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from proxy.errors import ConfigError
+from proxy.logconfig import get_logger
+from proxy.rules_loader import LoadedRules, load_rules
+
+log = get_logger("rules")
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What one load attempt did."""
+
+    at: datetime
+    ok: bool
+    rule_count: int
+    problems: tuple[str, ...] = ()
+
+
+@dataclass
+class Rulebook:
+    """Holds the current rules for one process; swap is a single attribute assignment."""
+
+    directory: Path
+    library_codes: frozenset[str]
+    current: LoadedRules
+    history: list[ReloadResult] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, directory: Path | str, library_codes: frozenset[str]) -> Rulebook:
+        """Load the first rule set; raises ConfigError (nothing to fall back on yet)."""
+        loaded = load_rules(directory, library_codes)
+        book = cls(Path(directory), library_codes, loaded)
+        book._remember(True, len(loaded.rules), ())
+        return book
+
+    def reload(self) -> ReloadResult:
+        """Load again; keep the old rules if anything is wrong."""
+        try:
+            loaded = load_rules(self.directory, self.library_codes)
+        except ConfigError as exc:
+            problems = tuple(str(p) for p in exc.problems)
+            log.warning(
+                "rules_reload_failed", problem_count=len(problems), kept=len(self.current.rules)
+            )
+            return self._remember(False, len(self.current.rules), problems)
+        self.current = loaded
+        log.info("rules_reloaded", rule_count=len(loaded.rules))
+        return self._remember(True, len(loaded.rules), ())
+
+    async def reload_async(self) -> ReloadResult:
+        """``reload`` off the event loop (file reads go through a thread)."""
+        return await asyncio.to_thread(self.reload)
+
+    @property
+    def last_result(self) -> ReloadResult:
+        """The most recent attempt."""
+        return self.history[-1]
+
+    def _remember(self, ok: bool, count: int, problems: tuple[str, ...]) -> ReloadResult:
+        result = ReloadResult(datetime.now(UTC), ok, count, problems)
+        self.history = [*self.history[-19:], result]
+        return result

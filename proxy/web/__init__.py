@@ -1,0 +1,1 @@
+"""The aiohttp shell: portal, relay and admin listeners adapt requests to the pure core."""

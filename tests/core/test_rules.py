@@ -1,0 +1,133 @@
+"""Vendor rule schema: one rule on its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from proxy.core.rules import VendorRule
+
+BASE: dict[str, Any] = {
+    "id": "jstor",
+    "title": "JSTOR",
+    "url": "https://www.jstor.org/",
+    "hosts": ["www.jstor.org"],
+}
+
+
+def rule(**changes: Any) -> VendorRule:
+    """A valid rule with some keys changed."""
+    return VendorRule.model_validate({**BASE, **changes})
+
+
+def error_locs(**changes: Any) -> list[tuple[Any, ...]]:
+    """The locations pydantic reports for an invalid rule."""
+    with pytest.raises(ValidationError) as info:
+        rule(**changes)
+    return [e["loc"] for e in info.value.errors()]
+
+
+def test_minimal_rule_gets_privacy_first_defaults() -> None:
+    """A rule with only required keys keeps cookies server-side and reports third parties."""
+    r = rule()
+    assert r.cookies == "server_side"
+    assert r.third_party == "report"
+    assert r.pseudonym is None
+    assert "text/html" in r.rewrite.content_types
+    assert "text/plain" not in r.rewrite.content_types
+
+
+@pytest.mark.parametrize(
+    ("entry", "prefix"),
+    [
+        ("www.jstor.org", "https://www.jstor.org"),
+        ("WWW.JSTOR.ORG/", "https://www.jstor.org"),
+        ("http://old.jstor.org", "http://old.jstor.org"),
+        ("www.jstor.org:8443", "https://www.jstor.org:8443"),
+    ],
+)
+def test_host_entries_are_normalised(entry: str, prefix: str) -> None:
+    """Host entries accept EZproxy forms (scheme, port, stray slash) and normalise them."""
+    r = rule(hosts=[entry], url=prefix + "/")
+    assert r.hosts == (prefix,)
+
+
+@pytest.mark.parametrize(
+    ("changes", "loc"),
+    [
+        ({"hosts": ["www.jstor.org", "www..jstor.org"]}, ("hosts", 1)),
+        ({"hosts": ["www.jstor.org", "10.0.0.1"]}, ("hosts", 1)),
+        ({"domains": ["com"]}, ("domains", 0)),
+        ({"id": "Bad Id"}, ("id",)),
+        ({"cookies": "sometimes"}, ("cookies",)),
+        ({"third_party": "maybe"}, ("third_party",)),
+        ({"hostz": ["x.org"]}, ("hostz",)),
+        ({"headers": {"set": {"X-A": "a\r\nInjected: 1"}}}, ("headers", "set")),
+        ({"headers": {"allow": ["Bad Header"]}}, ("headers", "allow")),
+        ({"pseudonym": {"rotate": "hourly"}}, ("pseudonym", "rotate")),
+        (
+            {"rewrite": {"find_replace": [{"find": "a", "url_pattern": "("}]}},
+            ("rewrite", "find_replace", 0, "url_pattern"),
+        ),
+    ],
+)
+def test_invalid_rules_point_at_the_key(changes: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    """Each invalid value is reported at its own key path."""
+    assert loc in error_locs(**changes)
+
+
+def test_url_must_be_covered_by_the_rule() -> None:
+    """The starting URL must be on one of the rule's hosts or domains."""
+    with pytest.raises(ValidationError, match="not in this rule's hosts"):
+        rule(url="https://www.example.org/")
+
+
+def test_public_suffix_domain_refused_with_context() -> None:
+    """With the public-suffix test in context, 'co.uk' is refused as a domain."""
+    with pytest.raises(ValidationError, match="public suffix"):
+        VendorRule.model_validate(
+            {**BASE, "domains": ["co.uk"]}, context={"is_public_suffix": lambda d: d == "co.uk"}
+        )
+
+
+def test_undefined_library_refused_with_context() -> None:
+    """A library code proxy.yaml does not define is refused when the codes are known."""
+    with pytest.raises(ValidationError, match="'NOPE' is not defined"):
+        VendorRule.model_validate(
+            {**BASE, "libraries": ["MAIN", "NOPE"]}, context={"library_codes": frozenset({"MAIN"})}
+        )
+
+
+@pytest.mark.parametrize(
+    ("host", "covered"),
+    [
+        ("www.jstor.org", True),
+        ("WWW.JSTOR.ORG", True),
+        ("cdn.jstor.org", True),
+        ("jstor.org", True),
+        ("notjstor.org", False),
+        ("jstor.org.evil.com", False),
+        ("ads.jstor.org", False),
+        ("x.ads.jstor.org", False),
+    ],
+)
+def test_covers_respects_domains_and_never_proxy(host: str, covered: bool) -> None:
+    """Domains cover subdomains with exact label boundaries; never_proxy wins."""
+    r = rule(domains=["jstor.org"], never_proxy=["ads.jstor.org"])
+    assert r.covers(host) is covered
+
+
+@pytest.mark.parametrize(
+    ("libraries", "ptypes", "library", "ptype", "ok"),
+    [
+        ("all", None, "MAIN", "adult", True),
+        (["MAIN"], None, "WEST", "adult", False),
+        (["MAIN"], ["faculty"], "MAIN", "adult", False),
+        (["MAIN"], ["faculty"], "MAIN", "faculty", True),
+    ],
+)
+def test_licensed_to(libraries: Any, ptypes: Any, library: str, ptype: str, ok: bool) -> None:
+    """Licensing is per member library and optionally per patron type."""
+    assert rule(libraries=libraries, ptypes=ptypes).licensed_to(library, ptype) is ok

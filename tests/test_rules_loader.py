@@ -1,0 +1,112 @@
+"""Loading rule directories: every problem with file:line:key, all or nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy.errors import ConfigError
+from proxy.rulebook import Rulebook
+from proxy.rules_loader import load_rules
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD = """id: jstor
+title: JSTOR
+url: https://www.jstor.org/
+hosts:
+  - www.jstor.org
+domains: [jstor.org]
+libraries: [MAIN]
+"""
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    """Write one rule file."""
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(directory: Path, codes: frozenset[str] | None = frozenset({"MAIN"})) -> list[str]:
+    """The rendered problems of loading ``directory``."""
+    with pytest.raises(ConfigError) as info:
+        load_rules(directory, codes)
+    return [str(p) for p in info.value.problems]
+
+
+def test_shipped_rules_load() -> None:
+    """The rules in vendor_rules/ pass every check with the example proxy.yaml's libraries."""
+    loaded = load_rules(REPO / "vendor_rules", frozenset({"MAIN", "WEST"}))
+    assert {r.id for r in loaded.rules} >= {"acme", "bigdb"}
+
+
+def test_problem_names_file_line_and_key(tmp_path: Path) -> None:
+    """A bad host is reported as path:line: hosts[2]: reason."""
+    path = write(
+        tmp_path,
+        "jstor.yaml",
+        GOOD.replace(
+            "  - www.jstor.org\n", "  - www.jstor.org\n  - cdn.jstor.org\n  - www..jstor.org\n"
+        ),
+    )
+    assert problems_of(tmp_path) == [
+        f"{path}:7: hosts[2]: not a hostname: 'www..jstor.org' (empty label)"
+    ]
+
+
+def test_every_problem_in_every_file_is_listed(tmp_path: Path) -> None:
+    """Several broken files give one line per problem, each naming its file and key."""
+    write(tmp_path, "a.yaml", GOOD + "cookeis: pass\nthird_party: maybe\n")
+    write(tmp_path, "b.yaml", GOOD.replace("jstor", "muse").replace("[MAIN]", "[NOPE]"))
+    write(tmp_path, "c.yaml", "id: x\n  title: [\n")
+    write(
+        tmp_path,
+        "d.yaml",
+        GOOD.replace("id: jstor", "id: other").replace("domains: [jstor.org]", "domains: [co.uk]"),
+    )
+    found = problems_of(tmp_path)
+    expected = [
+        ("a.yaml:8: cookeis", "unknown key"),
+        ("a.yaml:9: third_party", "maybe"),
+        ("b.yaml:7: libraries", "'NOPE' is not defined"),
+        ("c.yaml:2", "YAML syntax error"),
+        ("d.yaml:6: domains[0]", "public suffix"),
+    ]
+    for where, what in expected:
+        assert any(where in line and what in line for line in found), (where, found)
+
+
+def test_same_host_claimed_twice_and_duplicate_id(tmp_path: Path) -> None:
+    """Two files claiming one host, or one id, are both reported."""
+    write(tmp_path, "a.yaml", GOOD)
+    write(tmp_path, "b.yaml", GOOD.replace("domains: [jstor.org]\n", ""))
+    found = problems_of(tmp_path)
+    assert any("b.yaml:1: id: duplicate id 'jstor'" in line for line in found)
+    assert any("b.yaml:5: hosts[0]" in line and "already claimed" in line for line in found)
+
+
+def test_duplicate_yaml_key_is_an_error(tmp_path: Path) -> None:
+    """A key written twice in one mapping is an error, not last-one-wins."""
+    write(tmp_path, "a.yaml", GOOD + "title: Again\n")
+    assert any("a.yaml:8: title: duplicate key" in line for line in problems_of(tmp_path))
+
+
+def test_without_codes_libraries_are_not_checked(tmp_path: Path) -> None:
+    """When proxy.yaml is absent the library codes cannot be checked, and are not."""
+    write(tmp_path, "a.yaml", GOOD.replace("[MAIN]", "[ANY]"))
+    assert len(load_rules(tmp_path, None).rules) == 1
+
+
+def test_reload_with_broken_set_keeps_old_rules(tmp_path: Path) -> None:
+    """A broken reload keeps the previous rules and records why."""
+    write(tmp_path, "a.yaml", GOOD)
+    book = Rulebook.open(tmp_path, frozenset({"MAIN"}))
+    write(tmp_path, "b.yaml", "id: [\n")
+    result = book.reload()
+    assert not result.ok
+    assert result.problems and "b.yaml" in result.problems[0]
+    assert [r.id for r in book.current.rules] == ["jstor"]
+    (tmp_path / "b.yaml").write_text(GOOD.replace("jstor", "muse"), encoding="utf-8")
+    assert book.reload().ok
+    assert {r.id for r in book.current.rules} == {"jstor", "muse"}
