@@ -104,5 +104,9 @@ def serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     configure_logging(args.log_format or settings.log_format)
     book = Rulebook.open(settings.rules_dir, frozenset(lib.code for lib in settings.libraries))
-    asyncio.run(serve_forever(build_app(settings, book), settings))
+
+    async def run() -> None:
+        await serve_forever(await build_app(settings, book), settings)
+
+    asyncio.run(run())
     return 0

@@ -97,5 +97,10 @@ def configure_logging(fmt: LogFormat = "auto", *, level: int = logging.INFO) -> 
 
 
 def get_logger(component: str) -> Any:
-    """A logger bound to a component name."""
-    return structlog.get_logger().bind(component=component)
+    """A lazy logger carrying a component name.
+
+    Lazy on purpose: ``get_logger().bind()`` at import time would freeze the processor chain
+    configured at that moment, and later configuration (or ``capture_logs`` in tests) would
+    not reach module-level loggers.
+    """
+    return structlog.get_logger(component=component)

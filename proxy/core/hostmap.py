@@ -4,7 +4,8 @@ Contract: pure string functions, values in and values out. For every valid origi
 ``decode_label(encode_label(o)) == o`` whenever ``o`` has a plain label, and always
 ``HostMap.origin_for(HostMap.mapped_authority(o)) == o``. Decoding accepts only the exact form
 that encoding produces, so distinct origins never share a label and a label has one meaning.
-Not here: which hosts are allowed (rules/index.py), URL rewriting inside bodies (rewrite.py).
+Not here: which hosts are allowed (the rules index, core/ruleset.py), URL rewriting inside
+bodies (the rewriter).
 
 The form: ``https://www.jstor.org`` <-> ``www-jstor-org.<proxy host>``. Each ``-`` in the
 vendor host becomes ``--``, then each ``.`` becomes ``-``. A scheme other than https or a
@@ -17,6 +18,7 @@ replaced by an alias ``z---<16 base32 chars>`` that only a ``HostMap`` can resol
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from collections import OrderedDict
@@ -241,16 +243,22 @@ def decode_label(label: str) -> Origin:
     Raises:
         HostMapError: malformed, not in the exact form encode_label writes, or an alias.
     """
-    text = _checked_label(label)
-    match = _EXACT_SEPARATOR.search(text)
-    body, suffix = (text[: match.start()], text[match.end() :]) if match else (text, None)
+    return _decode_checked(_checked_label(label))
+
+
+# Cached because it runs on every proxied request and validating costs ~10 µs. Exceptions are
+# not cached, and the size is bounded, so invented Host headers cannot grow it.
+@functools.lru_cache(maxsize=4096)
+def _decode_checked(label: str) -> Origin:
+    match = _EXACT_SEPARATOR.search(label)
+    body, suffix = (label[: match.start()], label[match.end() :]) if match else (label, None)
     scheme, port = _parse_suffix(suffix, label)
     host = _decode_body(body, label)
     try:
         origin = Origin(scheme, host, port)
     except HostMapError as exc:
         raise _bad_label(label, str(exc)) from None
-    if _plain_label(origin) != text:
+    if _plain_label(origin) != label:
         raise _bad_label(label, f"not in canonical form, which is {_plain_label(origin)!r}")
     return origin
 
@@ -302,12 +310,13 @@ def _bad_label(label: str, reason: str) -> HostMapError:
 class HostMap:
     """Maps origins to hosts under one proxy host, and remembers the aliases it issues.
 
-    Aliases live in a bounded LRU table (``alias_capacity`` entries). An alias this instance
-    does not know is refused with ``UnknownMappedHost`` (404). In a multi-instance deployment
-    each instance learns aliases on demand: ``alias_label`` is deterministic, and a browser
-    only meets an alias in a page or redirect that some instance rewrote with this class, so
-    the instance that rewrote it knows it. Another instance (or one restarted, or one that
-    evicted it) answers 404 until it maps that origin again; follow-up links then work there.
+    Aliases live in a bounded LRU table (``alias_capacity`` entries); an alias this instance
+    does not know is refused with ``UnknownMappedHost`` (404), never guessed. Nothing is
+    shared between instances: ``alias_label`` is deterministic, so each instance re-learns an
+    alias whenever it encodes that origin, and a browser only meets an alias in a page or
+    redirect that was rewritten by ``mapped_host``. Registering every host the rules name at
+    startup makes those aliases known everywhere; a host reached only through a wildcard rule
+    is known to the instances that have rewritten a link to it (others answer 404 until then).
     """
 
     __slots__ = ("_aliases", "_capacity", "proxy_host", "proxy_port")

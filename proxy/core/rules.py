@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from proxy.core.headers import HOP_BY_HOP, IDENTIFYING_REQUEST_HEADERS
 from proxy.core.hostmap import HostMapError, Origin, hostname_problem
 
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -112,6 +113,8 @@ class HeaderRules(Frozen):
     @field_validator("allow")
     @classmethod
     def _allow(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            _check_forwardable(name)
         return tuple(_check_header_name(v).lower() for v in value)
 
     @field_validator("set")
@@ -119,6 +122,7 @@ class HeaderRules(Frozen):
     def _set(cls, value: dict[str, str]) -> dict[str, str]:
         for name, val in value.items():
             _check_header_name(name)
+            _check_forwardable(name)
             if CONTROL_CHARS.search(str(val)):
                 raise ValueError(f"{name}: header value must not contain control characters")
         return {name: str(val) for name, val in value.items()}
@@ -236,6 +240,15 @@ class VendorRule(Frozen):
         if self.libraries != "all" and library not in self.libraries:
             return False
         return self.ptypes is None or ptype is None or ptype in self.ptypes
+
+
+def _check_forwardable(name: str) -> None:
+    lower = name.lower()
+    if lower in IDENTIFYING_REQUEST_HEADERS or lower in HOP_BY_HOP or lower == "host":
+        raise ValueError(
+            f"{name!r} is never sent to vendors (it identifies the patron or "
+            "belongs to one connection; DESIGN P1)"
+        )
 
 
 def _check_header_name(value: str) -> str:

@@ -1,26 +1,29 @@
 """``python run_proxy.py demo``: the demo vendors and the proxy, on embedded defaults.
 
-Contract: start the demo vendor app on loopback, then the proxy with ``demo_config``; print
-the starting URL; stop both cleanly on Ctrl-C. Not here: the vendor app (demo/vendor.py).
+Contract: start the demo vendor app on loopback, seed the demo registry with the demo cards,
+start the proxy with ``demo_config``, print the starting URL and the cards; stop both
+cleanly on Ctrl-C. Not here: the vendor app (demo/vendor.py), the cards (demo/patrons.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 from proxy.config_loader import settings_from
 from proxy.core.settings import Settings
+from proxy.demo.patrons import DemoCard, demo_cards, seed
 from proxy.demo.settings import demo_config
 from proxy.demo.vendor import start_vendor
 from proxy.rulebook import Rulebook
 from proxy.server import serve_forever
 from proxy.web.app import build_app
+from proxy.web.keys import REGISTRY
 
 
 def run_demo(*, port: int, vendor_port: int, data_dir: Path) -> int:
     """Run until Ctrl-C; returns the exit code."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     raw = demo_config(port=port, vendor_port=vendor_port, data_dir=data_dir)
     settings = settings_from(raw, where="<demo defaults>", base=Path.cwd())
     asyncio.run(_run(settings, vendor_port))
@@ -31,23 +34,28 @@ async def _run(settings: Settings, vendor_port: int) -> None:
     runner, _ = await start_vendor("127.0.0.1", vendor_port)
     try:
         book = Rulebook.open(settings.rules_dir, frozenset(lib.code for lib in settings.libraries))
-        app = build_app(settings, book)
+        app = await build_app(settings, book)
+        today = datetime.now(UTC).date()
+        await asyncio.to_thread(seed, app[REGISTRY], settings, today)
+        cards = demo_cards(settings, today)
 
         async def announce() -> None:
-            print_banner(settings)
+            print_banner(settings, cards)
 
         await serve_forever(app, settings, on_ready=announce)
     finally:
         await runner.cleanup()
 
 
-def print_banner(settings: Settings) -> None:
+def print_banner(settings: Settings, cards: list[DemoCard]) -> None:
     """What a person needs to try the demo."""
     start = f"{settings.public_url}/login?url=https://www.acmejournals.test/"
+    rows = "\n".join(f"    {c.barcode}  {c.secret:<8} {c.library:<5} {c.note}" for c in cards)
     print(
         "\nclamshell demo is running (Ctrl-C stops it).\n"
         f"  Portal:          {settings.public_url}/\n"
         f"  Starting URL:    {start}\n"
-        f"  Health:          {settings.public_url}/healthz\n",
+        f"  Health:          {settings.public_url}/healthz\n"
+        f"  Demo cards (card number, PIN or last name, library):\n{rows}\n",
         flush=True,
     )

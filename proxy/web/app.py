@@ -1,33 +1,71 @@
 """The application factory: builds the aiohttp app and owns its resources.
 
-Contract: ``build_app(settings, rulebook)`` returns a ready ``web.Application``: the host
-dispatch decides portal vs mapped vendor host from a validated Host header only; portal
-routes are registered here; each long-lived resource is created and closed in a cleanup
-context. Not here: the handlers' logic (portal.py, relay.py), config parsing.
+Contract: ``await build_app(settings, rulebook)`` returns a ready ``web.Application`` whose
+long-lived resources (secrets, patron registry, session store, epoch keys, throttle, cookie
+jars, the one upstream ClientSession) are created here, inside the running loop, and closed
+in ``on_cleanup``; background maintenance (session flush and purge, throttle expiry) starts
+on startup and is cancelled on shutdown. The host dispatch decides portal vs mapped vendor
+host from a validated Host header only.
+Not here: the handlers' logic (portal.py, login.py, relay.py), config parsing.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 from aiohttp import web
 
+from proxy.core.cookiejar import JarRegistry
 from proxy.core.hostmap import HostMap
 from proxy.core.settings import Settings
+from proxy.core.throttle import Throttle, ThrottleLimits
 from proxy.rulebook import Rulebook
-from proxy.web import portal
+from proxy.rules_loader import is_public_suffix
+from proxy.secretfiles import read_or_create_secret
+from proxy.stores.epochkeys import EpochKeyStore
+from proxy.stores.patrons import PatronRegistry
+from proxy.stores.sessions import DB_FILE, SessionStore, SqliteSessionStore, run_flusher, run_purger
+from proxy.tasks import TaskOwner
+from proxy.upstream import UpstreamClient
+from proxy.web import login, portal
 from proxy.web.errors import Handler, checked_host, error_boundary
-from proxy.web.keys import CLOCK, HOSTMAP, RULEBOOK, SETTINGS
+from proxy.web.keys import (
+    CLOCK,
+    EPOCHS,
+    HOSTMAP,
+    JARS,
+    REGISTRY,
+    RULEBOOK,
+    SECRETS,
+    SESSIONS,
+    SETTINGS,
+    THROTTLE,
+    UPSTREAM,
+    ProxySecrets,
+)
 from proxy.web.relay import relay_handler
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR: Final = Path(__file__).parent / "static"
+TASKS: web.AppKey[TaskOwner] = web.AppKey("tasks", TaskOwner)
+THROTTLE_EXPIRY_S: Final = 60.0
 
 
 def utc_now() -> datetime:
     """The real clock (tests inject their own)."""
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Resources a test or review mode supplies instead of the defaults."""
+
+    sessions: SessionStore | None = None
+    upstream: UpstreamClient | None = None
 
 
 @web.middleware
@@ -39,18 +77,71 @@ async def host_dispatch(request: web.Request, handler: Handler) -> web.StreamRes
     return await relay_handler(request, host)
 
 
-def build_app(
+async def build_app(
     settings: Settings,
     rulebook: Rulebook,
     *,
     clock: Callable[[], datetime] = utc_now,
+    overrides: Overrides = Overrides(),
 ) -> web.Application:
-    """Assemble the patron-facing application."""
+    """Assemble the patron-facing application; call inside the running event loop."""
     app = web.Application(middlewares=[error_boundary, host_dispatch], client_max_size=2**20)
-    app[SETTINGS] = settings
-    app[RULEBOOK] = rulebook
+    app[SETTINGS], app[RULEBOOK], app[CLOCK] = settings, rulebook, clock
     app[HOSTMAP] = HostMap(settings.proxy_host, settings.proxy_port)
-    app[CLOCK] = clock
+    await open_resources(app, settings, overrides)
+    app[TASKS] = TaskOwner()
+    app.on_startup.append(start_maintenance)
+    app.on_shutdown.append(stop_maintenance)
+    app.on_cleanup.append(close_resources)
     portal.add_routes(app)
+    login.add_routes(app)
     app.router.add_static("/static", STATIC_DIR, append_version=False)
     return app
+
+
+async def open_resources(app: web.Application, settings: Settings, overrides: Overrides) -> None:
+    """Create every long-lived resource (closed by ``close_resources``)."""
+    data = Path(settings.data_dir)
+    app[SECRETS] = ProxySecrets(
+        pepper=read_or_create_secret(data / "pepper.key"),
+        csrf_key=read_or_create_secret(data / "csrf.key"),
+    )
+    app[REGISTRY] = await asyncio.to_thread(PatronRegistry.open, data)
+    app[EPOCHS] = await asyncio.to_thread(EpochKeyStore.open, data)
+    app[SESSIONS] = overrides.sessions or await SqliteSessionStore.open(
+        data / DB_FILE,
+        timedelta(minutes=settings.sessions.idle_minutes),
+        timedelta(hours=settings.sessions.lifetime_hours),
+    )
+    app[THROTTLE] = Throttle(ThrottleLimits.from_settings(settings.throttle))
+    app[JARS] = JarRegistry(is_public_suffix=is_public_suffix)
+    app[SESSIONS].add_delete_listener(app[JARS].drop_session)  # DESIGN P5: jars die with it
+    app[UPSTREAM] = overrides.upstream or UpstreamClient.create(settings)
+
+
+async def close_resources(app: web.Application) -> None:
+    """Close what ``open_resources`` opened (sessions flush their last_seen first)."""
+    await app[UPSTREAM].close()
+    await app[SESSIONS].close()
+    await asyncio.to_thread(app[EPOCHS].close)
+    await asyncio.to_thread(app[REGISTRY].close)
+
+
+async def start_maintenance(app: web.Application) -> None:
+    """Session flush and purge, throttle expiry."""
+    tasks = app[TASKS]
+    tasks.spawn(run_flusher(app[SESSIONS]), name="sessions_flush")
+    tasks.spawn(run_purger(app[SESSIONS], app[CLOCK]), name="sessions_purge")
+    tasks.spawn(expire_throttle(app), name="throttle_expire")
+
+
+async def stop_maintenance(app: web.Application) -> None:
+    """Cancel the background tasks."""
+    await app[TASKS].cancel_all()
+
+
+async def expire_throttle(app: web.Application) -> None:
+    """Drop old failed-login counters every minute."""
+    while True:
+        await asyncio.sleep(THROTTLE_EXPIRY_S)
+        app[THROTTLE].expire(app[CLOCK]())

@@ -17,6 +17,8 @@ from typing import Final
 
 from aiohttp import web
 
+from proxy.core.hostmap import HostMapError
+from proxy.core.targets import NotOurDatabase
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.web.keys import SETTINGS
@@ -65,7 +67,14 @@ def checked_host(request: web.Request) -> str:
     return values[0].lower()
 
 
-def render_error(request: web.Request, exc: ClamshellError) -> web.Response:
+# Errors that carry ``status_hint`` and a patron-safe ``public_message``. The core's errors do
+# not derive from ClamshellError so that proxy/core stays free of the shell's modules.
+PUBLIC_ERRORS: Final = (ClamshellError, HostMapError, NotOurDatabase)
+
+
+def render_error(
+    request: web.Request, exc: ClamshellError | HostMapError | NotOurDatabase
+) -> web.Response:
     """The friendly page for an error, with the consortium's name and a way back."""
     settings = request.app[SETTINGS]
     status = exc.status_hint
@@ -85,7 +94,7 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
     """Render ClamshellError and unexpected exceptions; let aiohttp redirects through."""
     try:
         return await handler(request)
-    except ClamshellError as exc:
+    except PUBLIC_ERRORS as exc:
         log.info("request_failed", error=type(exc).__name__, status=exc.status_hint)
         return render_error(request, exc)
     except web.HTTPRedirection:

@@ -1,22 +1,45 @@
 """Typed application keys: the one place that names what lives on the aiohttp app.
 
-Contract: each resource has exactly one key and one owner (the app factory creates it and,
-where it must be closed, closes it in a cleanup context).
+Contract: each resource has exactly one key and one owner: ``web/app.py`` creates it in
+``build_app`` (or starts it in the app's cleanup context) and closes it on shutdown.
 Not here: constructing anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
 
+from proxy.core.cookiejar import JarRegistry
 from proxy.core.hostmap import HostMap
 from proxy.core.settings import Settings
+from proxy.core.throttle import Throttle
 from proxy.rulebook import Rulebook
+from proxy.stores.epochkeys import EpochKeyStore
+from proxy.stores.patrons import PatronRegistry
+from proxy.stores.sessions import SessionStore
+from proxy.upstream import UpstreamClient
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySecrets:
+    """Secrets read from data_dir (mode 0600): the hashing pepper and the CSRF key."""
+
+    pepper: bytes
+    csrf_key: bytes
+
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 RULEBOOK: web.AppKey[Rulebook] = web.AppKey("rulebook", Rulebook)
 HOSTMAP: web.AppKey[HostMap] = web.AppKey("hostmap", HostMap)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+SECRETS: web.AppKey[ProxySecrets] = web.AppKey("secrets", ProxySecrets)
+REGISTRY: web.AppKey[PatronRegistry] = web.AppKey("registry", PatronRegistry)
+SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
+THROTTLE: web.AppKey[Throttle] = web.AppKey("throttle", Throttle)
+EPOCHS: web.AppKey[EpochKeyStore] = web.AppKey("epochs", EpochKeyStore)
+JARS: web.AppKey[JarRegistry] = web.AppKey("jars", JarRegistry)
+UPSTREAM: web.AppKey[UpstreamClient] = web.AppKey("upstream", UpstreamClient)

@@ -7,6 +7,7 @@ Not here: which page to show (handlers), vendor pages (never rendered by us).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 from string import Template
 
@@ -52,3 +53,62 @@ def error_page(title: str, message: str, *, consortium: str, back: str = "/") ->
         f'<p><a href="{escape(back, quote=True)}">Back to the library databases</a></p>'
     )
     return render_page(title, body, consortium=consortium)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginForm:
+    """What the login form shows."""
+
+    consortium: str
+    target: str
+    csrf: str
+    secret_label: str = "PIN"  # noqa: S105 — a field label, not a password
+    message: str = ""
+    database: str = ""
+
+
+def login_page(form: LoginForm) -> str:
+    """The login form: labelled inputs named ``card`` and ``pin``, a CSRF token, the target."""
+    alert = f'<p class="message" role="alert">{escape(form.message)}</p>' if form.message else ""
+    intro = (
+        f"<p>Sign in with your library card to use <strong>{escape(form.database)}</strong>.</p>"
+        if form.database
+        else "<p>Sign in with your library card to use the library's databases.</p>"
+    )
+    body = f"""{alert}{intro}
+<form method="post" action="/login" novalidate>
+<input type="hidden" name="csrf" value="{escape(form.csrf, quote=True)}">
+<input type="hidden" name="url" value="{escape(form.target, quote=True)}">
+<label for="card">Library card number</label>
+<input type="text" id="card" name="card" inputmode="numeric" autocomplete="username"
+ autocapitalize="off" spellcheck="false" required autofocus>
+<label for="pin">{escape(form.secret_label)}</label>
+<input type="password" id="pin" name="pin" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+<p>Your library card number and {escape(form.secret_label)} are checked here and are never
+sent to the database's provider.</p>"""
+    return render_page("Sign in", body, consortium=form.consortium)
+
+
+def menu_page(consortium: str, library_name: str, databases: list[tuple[str, str]]) -> str:
+    """EZproxy's menu: the databases licensed to the patron's library, with their links."""
+    items = "\n".join(
+        f'<li><a href="{escape(url, quote=True)}">{escape(title)}</a></li>'
+        for title, url in databases
+    )
+    body = (
+        f"<p>Databases available to patrons of {escape(library_name)}:</p>"
+        f'<ul class="databases">{items or "<li>None yet.</li>"}</ul>'
+        '<form method="post" action="/logout"><button type="submit">Sign out</button></form>'
+    )
+    return render_page("Your databases", body, consortium=consortium)
+
+
+def signed_out_page(consortium: str) -> str:
+    """Shown after logout."""
+    body = (
+        "<p>You are signed out. Your session and everything the databases stored for it "
+        'have been deleted.</p><p><a href="/login">Sign in again</a></p>'
+    )
+    return render_page("Signed out", body, consortium=consortium)

@@ -51,7 +51,7 @@ def origins(host_strategy: st.SearchStrategy[str] | None = None) -> st.SearchStr
 
 
 # Dash-heavy short hosts and few ports, so near-collisions are common.
-CRAMPED = origins(hosts(alphabet="a-", max_label=6)).filter(lambda o: o.port in (80, 443, 8080))
+CRAMPED = origins(hosts(alphabet="az-", max_label=6)).filter(lambda o: o.port in (80, 443, 8080))
 
 
 # --- the EZproxy form -------------------------------------------------------------------
@@ -456,7 +456,7 @@ def test_injective(first: Origin, second: Origin) -> None:
     assert hm.register(first) != hm.register(second)
 
 
-@given(st.text("ah-019", max_size=14))
+@given(st.text("azh-019", max_size=14))
 def test_decode_accepts_only_canonical_labels(label: str) -> None:
     """Whatever decode_label accepts is exactly what encode_label writes for that origin."""
     try:

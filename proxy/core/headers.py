@@ -1,0 +1,293 @@
+"""Header policy, both directions: an allow-list out, a rewrite-and-drop table in.
+
+Contract: ``outgoing_headers`` builds the upstream request's headers from the browser's and
+the rule's policy: only allow-listed names pass (DESIGN P1), identifying headers can never be
+added back, Referer/Origin on mapped hosts are translated to the vendor's form and dropped
+otherwise, the browser's Cookie is replaced by the session's vendor jar, and the pseudonym is
+added only in the header the rule names. ``incoming_headers`` turns the vendor's response
+headers into the browser's: URLs in Location/Content-Location/Refresh/Link, CORS and CSP are
+mapped to proxy hosts; headers that would pin or break the proxy host are dropped;
+Set-Cookie is handed back separately (the caller keeps it server-side or rescopes it).
+Pure: lists of (name, value) pairs in and out.
+Not here: bodies, cookies' own semantics (core/cookiejar.py), I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Literal
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:  # rules.py imports the tables below; urlmap imports rules (no cycle at run time)
+    from proxy.core.urlmap import UrlMapper
+
+Header = tuple[str, str]
+
+# Request headers a vendor may receive by default: content negotiation, caching and range
+# requests (RFC 9110 §12, §13, §14). Everything else is dropped unless a rule allows it.
+ALLOWED_REQUEST_HEADERS: Final = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "range",
+        "if-range",
+        "if-none-match",
+        "if-modified-since",
+        "if-match",
+        "if-unmodified-since",
+        "cache-control",
+        "pragma",
+        "x-requested-with",
+        "user-agent",
+    }
+)
+# Headers that identify the patron or the proxy session; never forwarded, not even when a rule
+# lists them in headers.allow (DESIGN P1).
+IDENTIFYING_REQUEST_HEADERS: Final = frozenset(
+    {
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-forwarded-server",
+        "forwarded",
+        "via",
+        "x-real-ip",
+        "true-client-ip",
+        "client-ip",
+        "cf-connecting-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "x-originating-ip",
+        "from",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "dnt",
+        "sec-gpc",
+        "x-wap-profile",
+        "x-att-deviceid",
+        "x-uidh",
+    }
+)
+# Hop-by-hop headers are meant for one connection only (RFC 9110 §7.6.1).
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "proxy-connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+NEXT_HOP_AUTH: Final = frozenset({"proxy-authenticate", "proxy-authorization"})  # RFC 9110 §11.7
+CLIENT_HINT_PREFIX: Final = "sec-ch-"  # User-Agent Client Hints: fingerprinting surface
+# Set by the proxy itself: the vendor's Host, never the browser's mapped host.
+SET_BY_PROXY: Final = frozenset({"host"})
+# Content codings the proxy can decode for rewriting (others are stripped from Accept-Encoding).
+DECODABLE_CODINGS: Final = frozenset({"gzip", "deflate", "br", "identity"})
+GENERIC_USER_AGENT: Final = "Mozilla/5.0 (compatible; LibraryProxy/1.0)"
+
+# Response headers never passed to the browser: they would pin the proxy host to the vendor's
+# policy (HSTS includeSubDomains, RFC 6797), advertise vendor endpoints the browser would call
+# directly (Alt-Svc RFC 7838; NEL/Report-To send reports from the patron's own address),
+# wipe the proxy's own cookies (Clear-Site-Data), or are obsolete pins (RFC 7469, Expect-CT).
+DROPPED_RESPONSE_HEADERS: Final = frozenset(
+    {
+        "strict-transport-security",
+        "alt-svc",
+        "public-key-pins",
+        "public-key-pins-report-only",
+        "expect-ct",
+        "nel",
+        "report-to",
+        "reporting-endpoints",
+        "clear-site-data",
+        "set-cookie2",
+    }
+)
+# Response headers that carry URLs to map to proxy hosts (RFC 9110 §10.2.2, §8.7; RFC 8288).
+URL_RESPONSE_HEADERS: Final = frozenset({"location", "content-location"})
+CSP_HEADERS: Final = frozenset({"content-security-policy", "content-security-policy-report-only"})
+# Stale once the body is rewritten (aiohttp#4462: length and coding no longer match).
+STALE_AFTER_REWRITE: Final = frozenset(
+    {"content-length", "content-encoding", "content-md5", "digest", "content-digest", "repr-digest"}
+)
+CONTROL_CHARS: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingPolicy:
+    """What a rule adds to the default allow-list."""
+
+    allow: frozenset[str] = frozenset()
+    set: Mapping[str, str] | None = None
+    user_agent: Literal["pass", "generic"] = "pass"
+
+
+def connection_named(headers: Iterable[Header]) -> frozenset[str]:
+    """Header names listed in Connection (RFC 9110 §7.6.1: those are hop-by-hop too)."""
+    return frozenset(
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+        if token.strip()
+    )
+
+
+def outgoing_headers(
+    incoming: Sequence[Header],
+    *,
+    policy: OutgoingPolicy,
+    mapper: UrlMapper,
+    host: str,
+    cookie: str | None,
+    pseudonym: Header | None,
+) -> list[Header]:
+    """The upstream request's headers; nothing identifying, nothing the policy did not allow."""
+    hop = HOP_BY_HOP | connection_named(incoming)
+    allowed = (ALLOWED_REQUEST_HEADERS | policy.allow) - IDENTIFYING_REQUEST_HEADERS - hop
+    out: list[Header] = [("Host", host)]
+    for name, value in incoming:
+        lower = name.lower()
+        if lower in ("referer", "origin"):
+            translated = _translate_back(lower, value, mapper)
+            if translated:
+                out.append((name, translated))
+        elif lower in allowed and not lower.startswith(CLIENT_HINT_PREFIX):
+            out.append(_shaped(name, lower, value, policy))
+    out = [h for h in out if h[1]]
+    out += [
+        (n, v)
+        for n, v in (policy.set or {}).items()
+        if n.lower() not in IDENTIFYING_REQUEST_HEADERS | SET_BY_PROXY
+    ]
+    if cookie:
+        out.append(("Cookie", cookie))
+    if pseudonym is not None:
+        out.append(pseudonym)
+    return out
+
+
+def _shaped(name: str, lower: str, value: str, policy: OutgoingPolicy) -> Header:
+    if lower == "accept-language":
+        return (name, coarse_language(value))
+    if lower == "accept-encoding":
+        return (name, decodable_encodings(value))
+    if lower == "user-agent" and policy.user_agent == "generic":
+        return (name, GENERIC_USER_AGENT)
+    return (name, value)
+
+
+def coarse_language(value: str) -> str:
+    """'de-CH,de;q=0.9,en;q=0.8' → 'de, en;q=0.5': primary tags only, at most two."""
+    tags: list[str] = []
+    for item in value.split(","):
+        tag = item.split(";")[0].strip().split("-")[0].lower()
+        if tag.isalpha() and len(tag) <= 8 and tag not in tags:
+            tags.append(tag)
+    return ", ".join([*tags[:1], *(f"{t};q=0.5" for t in tags[1:2])])
+
+
+def decodable_encodings(value: str) -> str:
+    """Keep only codings the proxy can decode when it must rewrite."""
+    kept = [
+        item.strip()
+        for item in value.split(",")
+        if item.split(";")[0].strip().lower() in DECODABLE_CODINGS
+    ]
+    return ", ".join(kept) or "identity"
+
+
+def _translate_back(lower: str, value: str, mapper: UrlMapper) -> str | None:
+    vendor = mapper.to_vendor(value if lower == "referer" else value + "/")
+    if vendor is None:
+        return None  # the portal, another site, or junk: the vendor learns nothing
+    if lower == "origin":
+        return vendor[:-1]
+    return vendor
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingHeaders:
+    """The browser's response headers, and the vendor's Set-Cookie values for the caller."""
+
+    headers: list[Header]
+    set_cookies: list[str]
+
+
+def incoming_headers(
+    upstream: Sequence[Header], *, mapper: UrlMapper, body_rewritten: bool
+) -> IncomingHeaders:
+    """Map, drop and keep response headers."""
+    drop = HOP_BY_HOP | NEXT_HOP_AUTH | DROPPED_RESPONSE_HEADERS | connection_named(upstream)
+    if body_rewritten:
+        drop |= STALE_AFTER_REWRITE
+    out: list[Header] = []
+    cookies: list[str] = []
+    for name, value in upstream:
+        lower = name.lower()
+        if lower == "set-cookie":
+            cookies.append(value)
+        elif lower not in drop and not CONTROL_CHARS.search(value):
+            out.append((name, _mapped_value(lower, value, mapper)))
+    return IncomingHeaders(out, cookies)
+
+
+def _mapped_value(lower: str, value: str, mapper: UrlMapper) -> str:
+    if lower in URL_RESPONSE_HEADERS:
+        return mapper.to_proxy(value) or value
+    if lower == "refresh":
+        return map_refresh(value, mapper)
+    if lower == "link":
+        return LINK_TARGET.sub(lambda m: f"<{mapper.to_proxy(m[1]) or m[1]}>", value)
+    if lower == "access-control-allow-origin":
+        return mapper.to_proxy(value) or value
+    if lower in CSP_HEADERS:
+        return map_csp(value, mapper)
+    return value
+
+
+LINK_TARGET: Final = re.compile(r"<([^>]*)>")  # RFC 8288 §3: URI-Reference in angle brackets
+REFRESH_URL: Final = re.compile(r"(?i)(url\s*=\s*['\"]?)([^'\"\s;]+)")
+
+
+def map_refresh(value: str, mapper: UrlMapper) -> str:
+    """'5; url=https://www.jstor.org/x' → the mapped URL (HTML §4.2.5.3 refresh syntax)."""
+    return REFRESH_URL.sub(lambda m: m[1] + (mapper.to_proxy(m[2]) or m[2]), value)
+
+
+def map_csp(value: str, mapper: UrlMapper) -> str:
+    """Map host sources in a CSP to proxy hosts; wildcards become the proxy's wildcard."""
+    directives = []
+    for directive in value.split(";"):
+        tokens = directive.split()
+        if tokens and tokens[0].lower() in ("report-uri", "report-to"):
+            continue  # reports would go from the patron's browser straight to the vendor
+        directives.append(" ".join(_csp_source(t, mapper) for t in tokens))
+    return "; ".join(d for d in directives if d)
+
+
+def _csp_source(token: str, mapper: UrlMapper) -> str:
+    if token.startswith("'") or (":" in token and "//" not in token):
+        return token  # keywords ('self', 'nonce-…') and scheme sources (data:, https:)
+    scheme = "https://" if token.startswith("https://") else ""
+    bare = token.split("://", 1)[-1]
+    host = bare.split("/", 1)[0].split(":", 1)[0].lower()
+    if host.startswith("*."):
+        covered = mapper.index.rule_for("x" + host[1:]) is not None
+        return f"*.{mapper.hostmap.proxy_host}" if covered else token
+    mapped = mapper.to_proxy(f"{scheme or 'https://'}{host}")
+    if mapped is None:
+        return token
+    return urlsplit(mapped).netloc if not scheme else mapped

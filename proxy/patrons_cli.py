@@ -1,0 +1,154 @@
+"""The ``patrons`` commands: ``patrons import FILE [--replace]`` and ``patrons check``.
+
+Contract: ``add_patrons_parser(subparsers)`` adds the commands to the main parser;
+``run_patrons(args, settings)`` runs one and returns the exit code.
+``import``: bad rows are printed to stderr as ``FILE:LINE: reason``, then one summary line
+to stdout; exit 0 when the file was processed, 1 when it could not be read or no row was
+valid (nothing is changed then). ``check``: the card number is read from a hidden prompt,
+or from the first line of stdin when stdin is not a terminal — never from argv, where it
+would land in shell history and ``ps``. It prints what the registry knows and whether the
+card could log in remotely, and why not; it never prints or logs the card number. Exit 0
+when the card could log in, 1 when it could not.
+Not here: import and storage (stores/patron_import.py, stores/patrons.py), the login
+decision itself (core/login.py), wiring into the main parser (cli.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Final
+
+from proxy.core.cards import barcode_problem, library_for_barcode, normalize_barcode
+from proxy.core.login import CardFacts, LoginRefused, Refusal, decide_login
+from proxy.core.settings import Settings
+from proxy.errors import ClamshellError
+from proxy.stores.patron_import import ImportSummary, import_csv
+from proxy.stores.patrons import PatronRecord, PatronRegistry
+
+# Refusal -> what staff are told (patrons get core/login.py's MESSAGES instead)
+STAFF_REASONS: Final[dict[Refusal, str]] = {
+    Refusal.EXPIRED: "the card expired on {expires}",
+    Refusal.BLOCKED: "status is {status} (only 'ok' may log in)",
+    Refusal.NO_REMOTE: "patron type '{ptype}' has no remote access at {library} "
+    "(remote_ptypes: {remote})",
+    Refusal.UNRECOGNISED: "library {library} is not in proxy.yaml",
+}
+CHECK_NOTE: Final = "(the PIN or last name and login throttling are not checked here)"
+
+
+def add_patrons_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``patrons import`` and ``patrons check`` to the main parser's commands."""
+    patrons = subparsers.add_parser("patrons", help="import or check the patron registry")
+    commands = patrons.add_subparsers(dest="patrons_command", required=True, metavar="SUBCOMMAND")
+    importer = commands.add_parser("import", help="import the ILS patron export (CSV)")
+    importer.add_argument("file", type=Path, help="CSV: barcode,pin|last_name,library,...")
+    importer.add_argument(
+        "--replace",
+        action="store_true",
+        help="make the registry equal to the file (cards missing from it lose access)",
+    )
+    commands.add_parser(
+        "check",
+        help="why a card can or cannot log in (card read from a prompt or stdin, never argv)",
+    )
+
+
+def run_patrons(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the chosen ``patrons`` subcommand; returns the exit code."""
+    command = {"import": import_command, "check": check_command}[args.patrons_command]
+    try:
+        return command(args, settings)
+    except ClamshellError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
+
+def import_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``patrons import FILE [--replace]``."""
+    with PatronRegistry.open(Path(settings.data_dir)) as registry:
+        summary = import_csv(registry, args.file, settings, replace=args.replace, progress=True)
+    for problem in summary.problems:
+        print(problem, file=sys.stderr)
+    if summary.unlisted_problems:
+        print(f"... and {summary.unlisted_problems} more rejected rows", file=sys.stderr)
+    print(f"{args.file}: {summary_line(summary)}")
+    return summary.exit_code
+
+
+def summary_line(summary: ImportSummary) -> str:
+    """``imported 3, updated 1, unchanged 5, rejected 2, removed 0`` (+ a note if no commit)."""
+    counts = (
+        f"imported {summary.imported}, updated {summary.updated}, "
+        f"unchanged {summary.unchanged}, rejected {summary.rejected}, removed {summary.removed}"
+    )
+    return counts if summary.committed else f"{counts}; no valid rows, nothing was changed"
+
+
+def check_command(_args: argparse.Namespace, settings: Settings) -> int:
+    """``patrons check``: read a card number and explain what the registry says."""
+    barcode = normalize_barcode(read_card())
+    if not barcode:
+        print("no card number given", file=sys.stderr)
+        return 1
+    with PatronRegistry.open(Path(settings.data_dir)) as registry:
+        record = registry.lookup(barcode)
+    if record is None:
+        lines, ok = describe_unknown(barcode, settings), False
+    else:
+        lines, ok = describe_record(record, settings, date.today())
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def read_card() -> str:
+    """The card number from a hidden prompt, or the first line of stdin when piped."""
+    if sys.stdin.isatty():
+        return getpass.getpass("Card number (not shown): ")
+    return sys.stdin.readline().strip()
+
+
+def describe_unknown(barcode: str, settings: Settings) -> list[str]:
+    """Lines for a card the registry does not hold: is it at least a valid number?"""
+    library = library_for_barcode(barcode, settings.libraries)
+    if library is None:
+        shape = "no member library uses this card number's prefix"
+    else:
+        problem = barcode_problem(barcode, library)
+        shape = f"a valid {library.code} card number" if problem is None else problem
+    return [
+        "card: not found in the registry",
+        f"number: {shape}",
+        "remote login: no - the card is not in the registry (is the ILS export current?)",
+    ]
+
+
+def describe_record(
+    record: PatronRecord, settings: Settings, today: date
+) -> tuple[list[str], bool]:
+    """Lines for a card the registry holds, and whether it could log in remotely."""
+    library = settings.library(record.library)
+    facts = CardFacts(record.library, record.ptype, record.expires, record.status, "")
+    decision = decide_login(
+        facts, secret_ok=True, throttled=False, today=today, library=library, target_rule=None
+    )
+    lines = [
+        "card: found",
+        f"library: {record.library}" + (f" ({library.name})" if library else ""),
+        f"patron type: {record.ptype}",
+        f"status: {record.status}",
+        f"expires: {record.expires.isoformat()}",
+    ]
+    if isinstance(decision, LoginRefused):
+        reason = STAFF_REASONS.get(decision.reason, decision.message).format(
+            expires=record.expires.isoformat(),
+            status=record.status,
+            ptype=record.ptype,
+            library=record.library,
+            remote=", ".join(library.remote_ptypes) if library else "",
+        )
+        return [*lines, f"remote login: no - {reason}"], False
+    return [*lines, f"remote login: yes {CHECK_NOTE}"], True

@@ -1,0 +1,1 @@
+"""Stores: SQLite (and later Redis) persistence behind small interfaces."""

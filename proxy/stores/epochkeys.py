@@ -1,0 +1,173 @@
+"""Epoch keys for rotated pseudonyms, stored so that they can be destroyed (DESIGN P5).
+
+Contract: one SQLite file ``data_dir/keys.sqlite3`` (mode 0600, WAL, ``synchronous=FULL``)
+maps an epoch id (``pseudonym.epoch_id``: ``daily:2026-11-29``, ``weekly:2026-W48``…) to a
+32-byte key. ``key_for`` creates the key on first use; ``existing`` only reads (for answering
+an abuse report about an old pseudonym); ``destroy_older_than(cutoff)`` deletes every key whose
+epoch ended at or before ``cutoff``, with ``secure_delete`` on and the WAL checkpointed and
+truncated, so the key bytes are gone from the files (tested by scanning them).
+
+Why random keys rather than ``HMAC(master secret, epoch id)``: a derived key can be derived
+again by whoever holds the master secret, so deleting it would erase nothing. A random key
+that is deleted is gone, and with it every link from that epoch's pseudonyms back to a patron
+key (cryptographic erasure). The cost is that this file must be backed up like a secret — and
+that a restored backup brings destroyed keys back, so keep backups no longer than the retention.
+
+Why "ended" rather than "started" before the cutoff: a key is then kept for at least the
+retention period after the last pseudonym made with it, and the current epoch's key is never
+destroyed and silently replaced mid-epoch (which would change every pseudonym of that epoch).
+The ``never`` epoch has no end and is never destroyed by age.
+
+Sync API, used from the event loop: after the first call per epoch ``key_for`` is a dict
+lookup; the first call writes one row (one fsync, at most once per epoch and process).
+``destroy_older_than`` checkpoints the WAL: call it through ``asyncio.to_thread``. One lock
+serializes the connection, so worker threads are safe. Assumes one serving process per
+``data_dir`` (the in-process cache is not told about other processes' deletions).
+Not here: deriving pseudonyms (core/pseudonym.py), the retention policy
+(``settings.retention.epoch_key_days``, applied by the purge task), bytes left behind by the
+filesystem or SSD below SQLite, or copies of a key in this process's memory before ``close``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from proxy.core.pseudonym import epoch_span
+from proxy.errors import ClamshellError
+from proxy.logconfig import get_logger
+from proxy.secretfiles import ensure_private_dir
+
+DB_FILE: Final = "keys.sqlite3"
+KEY_BYTES: Final = 32
+SCHEMA_VERSION: Final = 1
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS epoch_keys (
+    epoch_id  TEXT PRIMARY KEY,
+    key       BLOB NOT NULL,
+    starts_at INTEGER NOT NULL,  -- unix seconds, UTC
+    ends_at   INTEGER            -- unix seconds, UTC; NULL for the 'never' epoch
+) WITHOUT ROWID;
+"""
+
+log = get_logger("epochkeys")
+
+
+class EpochKeyStoreError(ClamshellError):
+    """The key file cannot be used (newer schema, corrupt, unwritable)."""
+
+
+class EpochKeyStore:
+    """Random per-epoch keys in ``data_dir/keys.sqlite3``, cached in process."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._cache: dict[str, bytes] = {}
+
+    @classmethod
+    def open(cls, data_dir: Path) -> EpochKeyStore:
+        """Open (creating if needed) the key file in ``data_dir``."""
+        ensure_private_dir(data_dir)
+        return cls(_connect(data_dir / DB_FILE))
+
+    def key_for(self, epoch_id: str) -> bytes:
+        """The key of an epoch, created at random on first use.
+
+        Raises:
+            ValueError: ``epoch_id`` is not an id that ``pseudonym.epoch_id`` makes.
+        """
+        cached = self._cache.get(epoch_id)
+        if cached is not None:
+            return cached
+        start, end = epoch_span(epoch_id)
+        row = (epoch_id, secrets.token_bytes(KEY_BYTES), _seconds(start), _seconds(end))
+        with self._lock:
+            # OR IGNORE + SELECT: whoever inserted first wins, and everyone reads that key.
+            self._conn.execute("INSERT OR IGNORE INTO epoch_keys VALUES (?, ?, ?, ?)", row)
+            key = self._select(epoch_id)
+        assert key is not None
+        self._cache[epoch_id] = key
+        return key
+
+    def existing(self, epoch_id: str) -> bytes | None:
+        """The key of an epoch if it exists (never creates one)."""
+        cached = self._cache.get(epoch_id)
+        if cached is not None:
+            return cached
+        with self._lock:
+            key = self._select(epoch_id)
+        if key is not None:
+            self._cache[epoch_id] = key
+        return key
+
+    def destroy_older_than(self, cutoff: datetime) -> int:
+        """Erase every key whose epoch ended at or before ``cutoff``; returns how many."""
+        with self._lock:
+            doomed = [
+                str(row[0])
+                for row in self._conn.execute(
+                    "DELETE FROM epoch_keys WHERE ends_at <= ? RETURNING epoch_id",
+                    (_seconds(cutoff),),
+                ).fetchall()
+            ]
+            if doomed:
+                self._truncate_wal()
+        for epoch in doomed:
+            self._cache.pop(epoch, None)
+        return len(doomed)
+
+    def close(self) -> None:
+        """Close the file and forget the cached keys."""
+        with self._lock:
+            self._cache.clear()
+            self._conn.close()
+
+    def _select(self, epoch_id: str) -> bytes | None:
+        found = self._conn.execute(
+            "SELECT key FROM epoch_keys WHERE epoch_id = ?", (epoch_id,)
+        ).fetchone()
+        return None if found is None else bytes(found[0])
+
+    def _truncate_wal(self) -> None:
+        """Copy the zeroed pages home and empty the WAL, which still holds the old frames."""
+        busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:  # another connection is reading: the old frames survive until next time
+            log.warning("epoch_keys_checkpoint_incomplete")
+
+
+def _seconds(when: datetime | None) -> int | None:
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        raise ValueError("epoch key times must be timezone-aware")
+    return int(when.timestamp())
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open the key file (created 0600 first: SQLite gives -wal and -shm the same mode)."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA secure_delete = ON")  # overwrite deleted keys with zeros
+        _migrate(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise EpochKeyStoreError(f"{path}: cannot open the epoch key store: {exc}") from None
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise EpochKeyStoreError(f"{path}: schema version {version} is newer than this clamshell")
+    if version < SCHEMA_VERSION:
+        conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = 1; COMMIT;")

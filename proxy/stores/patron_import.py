@@ -1,0 +1,341 @@
+"""Import the ILS's patron export (CSV) into the registry, all or nothing.
+
+Contract: ``import_csv(registry, path, settings, replace=..., progress=...)`` reads a CSV
+with a header row naming ``barcode, library, ptype, expires, status`` and ``pin`` and/or
+``last_name`` (any order, any case, extra columns ignored). Each row's secret column is the
+one its library's ``login_with`` names. A header without the required columns raises
+``PatronImportError`` before anything is written. Every data row is validated (library
+defined in proxy.yaml; barcode normalized and checked against that library's prefix, length
+and check digit, and not claimed by a library with a longer prefix; secret not empty;
+ptype not empty; ``expires`` an ISO date; ``status`` one of ok/blocked/lost/fines); a bad
+row is skipped and reported as ``FILE:LINE: reason``. Reasons never quote a field's value:
+a shifted column could put a PIN or name anywhere.
+
+The file is streamed (csv.reader over the open file) in batches of ``BATCH_SIZE`` into
+``registry.bulk_write``: one transaction, so an error or crash midway (unreadable bytes,
+a kill) leaves the previous registry as it was. When no row is valid nothing is committed —
+in particular ``replace`` with an empty or all-bad export never empties the registry.
+Memory does not grow with the file: at most ``MAX_PROBLEMS`` problem lines are kept (the
+rest are only counted) and seen cards live in SQLite. ``ImportSummary.exit_code`` is 0 when
+the file was processed and 1 when nothing was committed.
+Not here: hashing and SQL (stores/patrons.py), card-number rules (core/cards.py), argument
+parsing and printing (patrons_cli.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Final, NamedTuple, cast
+
+from proxy.core.cards import (
+    barcode_problem,
+    library_for_barcode,
+    normalize_barcode,
+    normalize_secret,
+)
+from proxy.core.settings import Library, Settings
+from proxy.errors import ClamshellError
+from proxy.logconfig import get_logger
+from proxy.stores.patrons import STATUSES, PatronRegistry, PatronRow, PatronStatus
+
+REQUIRED_COLUMNS: Final = ("barcode", "library", "ptype", "expires", "status")
+SECRET_COLUMNS: Final = ("pin", "last_name")  # at least one; login_with picks per row
+BATCH_SIZE: Final = 5000
+MAX_PROBLEMS: Final = 1000
+STATUS_LIST: Final = ", ".join(sorted(STATUSES))
+
+log = get_logger("patrons")
+
+
+class PatronImportError(ClamshellError):
+    """The file cannot be imported at all (unreadable, bad header); nothing was changed."""
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What an import did. ``problems`` holds the first MAX_PROBLEMS ``FILE:LINE: reason``."""
+
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    removed: int = 0
+    problems: list[str] = field(default_factory=list)
+    committed: bool = False
+
+    @property
+    def unlisted_problems(self) -> int:
+        """Rejected rows beyond the ones kept in ``problems``."""
+        return self.rejected - len(self.problems)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the file was processed, 1 when nothing was committed."""
+        return 0 if self.committed else 1
+
+    def reject(self, problem: str) -> None:
+        """Count a bad row; keep its message while under the cap."""
+        self.rejected += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(problem)
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Where each needed column is in a row (``None``: the file has no such column)."""
+
+    barcode: int
+    library: int
+    ptype: int
+    expires: int
+    status: int
+    pin: int | None
+    last_name: int | None
+
+    width: int  # fields a row needs so that every present column can be read
+
+
+class _Valid(NamedTuple):
+    barcode: str
+    secret: str
+    library: Library
+    ptype: str
+    expires: date
+    status: PatronStatus
+
+
+def import_csv(
+    registry: PatronRegistry, path: Path, settings: Settings, *, replace: bool, progress: bool
+) -> ImportSummary:
+    """Import ``path`` (UTF-8, BOM tolerated); see the module docstring."""
+    try:
+        raw = Path(path).open("rb")  # noqa: SIM115 - closed by the `with` below
+    except OSError as exc:
+        raise PatronImportError(f"{path}: cannot read: {exc.strerror}") from None
+    with raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        bar = _ByteProgress(raw) if progress and sys.stdout.isatty() else None
+        try:
+            return import_lines(
+                registry, text, source=str(path), settings=settings, replace=replace, on_batch=bar
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def import_lines(
+    registry: PatronRegistry,
+    lines: Iterable[str],
+    *,
+    source: str,
+    settings: Settings,
+    replace: bool,
+    on_batch: Callable[[], object] | None = None,
+) -> ImportSummary:
+    """Import CSV text lines (``import_csv`` without the file); ``source`` names it."""
+    rows = _Rows(lines)
+    summary = ImportSummary()
+    try:
+        columns = _read_header(rows, source)
+        with registry.bulk_write(replace=replace) as writer:
+            for batch in _batches(rows, columns, source, settings, registry, summary):
+                writer.write(batch)
+                if on_batch is not None:
+                    on_batch()
+            if writer.written == 0:
+                writer.discard()
+    except (UnicodeDecodeError, csv.Error) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise PatronImportError(
+            f"{source}:{rows.line + 1}: cannot read ({reason}); nothing was changed"
+        ) from None
+    if writer.committed:
+        summary.committed = True
+        summary.imported, summary.updated = writer.imported, writer.updated
+        summary.unchanged, summary.removed = writer.unchanged, writer.removed
+    log.info("patrons_imported", **_counts(summary), replace=replace)
+    return summary
+
+
+class _Rows:
+    """CSV rows; ``line`` is the 1-based line where the last row read ended."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._reader = csv.reader(lines)
+        self.line = 0
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return self
+
+    def __next__(self) -> list[str]:
+        row = next(self._reader)
+        self.line = self._reader.line_num
+        return row
+
+
+def _read_header(rows: _Rows, source: str) -> Columns:
+    """Column positions from the header row, or PatronImportError naming what is missing."""
+    header = next(rows, None)
+    if header is None:
+        raise PatronImportError(f"{source}: the file is empty (no header row)")
+    names = [name.strip().lower() for name in header]
+    dupes = sorted({n for n in names if n and names.count(n) > 1})
+    if dupes:
+        raise PatronImportError(f"{source}:1: column(s) appear twice: {', '.join(dupes)}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if not any(c in names for c in SECRET_COLUMNS):
+        missing.append("pin or last_name")
+    if missing:
+        raise PatronImportError(
+            f"{source}:1: missing required column(s): {', '.join(missing)}; nothing was changed"
+        )
+    where = {name: i for i, name in enumerate(names)}
+    return Columns(
+        barcode=where["barcode"],
+        library=where["library"],
+        ptype=where["ptype"],
+        expires=where["expires"],
+        status=where["status"],
+        pin=where.get("pin"),
+        last_name=where.get("last_name"),
+        width=1 + max(where[c] for c in (*REQUIRED_COLUMNS, *SECRET_COLUMNS) if c in where),
+    )
+
+
+def _batches(
+    rows: _Rows,
+    columns: Columns,
+    source: str,
+    settings: Settings,
+    registry: PatronRegistry,
+    summary: ImportSummary,
+) -> Iterator[list[PatronRow]]:
+    """Valid rows, hashed, in lists of BATCH_SIZE; bad rows go to ``summary``."""
+    check = RowChecker(columns, settings.libraries)
+    batch: list[PatronRow] = []
+    for row in rows:
+        if len(row) < columns.width and not "".join(row).strip():
+            continue  # blank line
+        checked = check(row)
+        if isinstance(checked, str):
+            summary.reject(f"{source}:{rows.line}: {checked}")
+            continue
+        barcode, secret, lib, ptype, expires, status = checked
+        batch.append(
+            registry.hashed_row(
+                barcode,
+                secret,
+                lib.login_with,
+                library=lib.code,
+                ptype=ptype,
+                expires=expires,
+                status=status,
+            )
+        )
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class RowChecker:
+    """Checks one data row against the header's columns and the configured libraries."""
+
+    def __init__(self, columns: Columns, libraries: Sequence[Library]) -> None:
+        self._columns = columns
+        self._libraries = {lib.code: lib for lib in libraries}
+        self._all = tuple(libraries)
+        self._known = ", ".join(self._libraries) or "(none configured)"
+        # Libraries whose prefix starts another library's: their cards may belong elsewhere.
+        self._shadowed = frozenset(
+            a.code
+            for a in libraries
+            for b in libraries
+            if a is not b and b.prefix.startswith(a.prefix)
+        )
+
+    def __call__(self, row: list[str]) -> _Valid | str:
+        """The row's values, or the first reason it is rejected (never quoting a value)."""
+        cols = self._columns
+        if len(row) < cols.width:
+            return f"row has {len(row)} fields; the header needs {cols.width}"
+        library = self._libraries.get(row[cols.library].strip())
+        if library is None:
+            return f"library is not one of {self._known}"
+        barcode = normalize_barcode(row[cols.barcode])
+        problem = barcode_problem(barcode, library) or self._claimed(barcode, library)
+        if problem is not None:
+            return problem
+        index = cols.pin if library.login_with == "pin" else cols.last_name
+        if index is None:
+            return f"{library.code} logs in with {library.login_with}; the file has no such column"
+        if not normalize_secret(row[index], library.login_with):
+            return f"{library.login_with} is empty"
+        ptype, expires = row[cols.ptype].strip(), _iso_date(row[cols.expires])
+        status = row[cols.status].strip().lower()
+        if not ptype:
+            return "ptype is empty"
+        if expires is None:
+            return "expires is not an ISO date (YYYY-MM-DD)"
+        if status not in STATUSES:
+            return f"status is not one of {STATUS_LIST}"
+        return _Valid(barcode, row[index], library, ptype, expires, cast(PatronStatus, status))
+
+    def _claimed(self, barcode: str, library: Library) -> str | None:
+        """A reason if a library with a longer prefix owns this barcode instead."""
+        if library.code not in self._shadowed:
+            return None
+        owner = library_for_barcode(barcode, self._all)
+        if owner is None or owner.code == library.code:
+            return None
+        return f"barcode belongs to {owner.code} (longer prefix), not {library.code}"
+
+
+def _iso_date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        return None
+
+
+def _counts(summary: ImportSummary) -> dict[str, Any]:
+    return {
+        "imported": summary.imported,
+        "updated": summary.updated,
+        "unchanged": summary.unchanged,
+        "rejected": summary.rejected,
+        "removed": summary.removed,
+        "committed": summary.committed,
+    }
+
+
+class _ByteProgress:
+    """A progress bar over the bytes of the file read so far (call it after each batch)."""
+
+    def __init__(self, raw: io.BufferedReader) -> None:
+        from tqdm import tqdm  # only when a person is watching
+
+        self._raw = raw
+        self._bar = tqdm(
+            total=os.fstat(raw.fileno()).st_size,
+            unit="B",
+            unit_scale=True,
+            desc="importing",
+            file=sys.stdout,
+            leave=False,
+        )
+
+    def __call__(self) -> None:
+        self._bar.update(self._raw.tell() - self._bar.n)
+
+    def close(self) -> None:
+        self._bar.close()

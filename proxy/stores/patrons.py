@@ -1,0 +1,344 @@
+"""The patron registry: which cards exist, and keyed hashes to check them (DESIGN P4).
+
+Contract: one SQLite file ``data_dir/patrons.sqlite3`` (WAL, ``synchronous=FULL``: this is
+security-relevant state) holding, per card, ``keyed_hash("card", barcode)`` and
+``keyed_hash("secret:<pin|last_name>", card_hash + ":" + secret)`` under the pepper in
+``data_dir/pepper.key``, plus library, ptype, expiry and status. Values are normalized and
+hashed in Python before any SQL sees them, so no raw barcode, PIN or name reaches the
+database, its WAL or any temp file. Binding the secret hash to the card hash means two
+patrons with the same PIN do not share a hash.
+
+``authenticate`` is the one way to check a login: it always runs one SELECT and one HMAC
+and one constant-time compare (against a random decoy when the card is unknown), so the
+time taken does not tell whether a card exists. ``bulk_write`` is the one way to change
+many rows: a single ``BEGIN IMMEDIATE`` transaction that commits all or nothing, so a crash
+or error midway leaves the previous registry untouched (readers keep seeing it meanwhile,
+thanks to WAL). Batches are staged in a temp table of the same connection (hashes only;
+SQLite may spill it to a temp file, never to Python memory), then merged in card-hash
+order; with ``replace`` the same table says which cards were seen, and the rest are deleted.
+Not here: CSV parsing and validation (patron_import.py), whether a card may log in
+(core/login.py), throttling, sessions.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Literal, NamedTuple, Self, cast, get_args
+
+from proxy.core.cards import LoginWith, normalize_barcode, normalize_secret
+from proxy.core.keyedhash import KeyedHasher
+from proxy.errors import ClamshellError
+from proxy.secretfiles import ensure_private_dir, read_or_create_secret
+
+PatronStatus = Literal["ok", "blocked", "lost", "fines"]
+STATUSES: Final[frozenset[str]] = frozenset(get_args(PatronStatus))
+LOGIN_WITH: Final[tuple[LoginWith, ...]] = get_args(LoginWith)
+DB_FILE: Final = "patrons.sqlite3"
+PEPPER_FILE: Final = "pepper.key"
+SCHEMA_VERSION: Final = 1
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS patrons (
+    card_hash   TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    library     TEXT NOT NULL,
+    ptype       TEXT NOT NULL,
+    expires     TEXT NOT NULL,  -- ISO date; the card is valid through this day
+    status      TEXT NOT NULL CHECK (status IN ('ok', 'blocked', 'lost', 'fines')),
+    updated_at  TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+STAGE: Final = """
+CREATE TEMP TABLE import_rows (
+    card_hash TEXT NOT NULL, secret_hash TEXT NOT NULL, library TEXT NOT NULL,
+    ptype TEXT NOT NULL, expires TEXT NOT NULL, status TEXT NOT NULL
+)"""
+STAGE_ROW: Final = "INSERT INTO temp.import_rows VALUES (?, ?, ?, ?, ?, ?)"
+STAGE_INDEX: Final = "CREATE INDEX temp.import_rows_card ON import_rows (card_hash)"
+# In card_hash order (the index gives it without a sort) the B-tree is built left to right
+# instead of at random places; rowid order among duplicates makes the file's last row win.
+# Rows whose values did not change are not rewritten (less WAL; updated_at = last change).
+MERGE: Final = """
+INSERT INTO patrons (card_hash, secret_hash, library, ptype, expires, status, updated_at)
+SELECT card_hash, secret_hash, library, ptype, expires, status, ?
+FROM temp.import_rows WHERE true ORDER BY card_hash, rowid
+ON CONFLICT (card_hash) DO UPDATE SET
+    secret_hash = excluded.secret_hash, library = excluded.library, ptype = excluded.ptype,
+    expires = excluded.expires, status = excluded.status, updated_at = excluded.updated_at
+WHERE (secret_hash, library, ptype, expires, status)
+    IS NOT (excluded.secret_hash, excluded.library, excluded.ptype, excluded.expires,
+            excluded.status)
+"""
+REMOVE_UNSEEN: Final = (
+    "DELETE FROM patrons WHERE card_hash NOT IN (SELECT card_hash FROM temp.import_rows)"
+)
+SELECT_ONE: Final = (
+    "SELECT card_hash, library, ptype, expires, status, secret_hash FROM patrons"
+    " WHERE card_hash = ?"
+)
+IMPORT_CACHE_KIB: Final = 64 * 1024  # page cache per database for bulk writes: memory stays flat
+
+
+class RegistryError(ClamshellError):
+    """The registry file cannot be used (newer schema, corrupt, unwritable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PatronRecord:
+    """What the registry knows about a card — never the barcode, PIN or name."""
+
+    card_hash: str
+    library: str
+    ptype: str
+    expires: date
+    status: PatronStatus
+
+
+class PatronRow(NamedTuple):
+    """One hashed row, ready to store (built by ``PatronRegistry.hashed_row``)."""
+
+    card_hash: str
+    secret_hash: str
+    library: str
+    ptype: str
+    expires: str  # ISO date
+    status: PatronStatus
+
+
+class BulkWriter:
+    """Stages batches inside ``PatronRegistry.bulk_write``; counts are set when it commits."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.written = 0
+        self.discarded = False
+        self.committed = False
+        self.imported = self.updated = self.unchanged = self.removed = 0
+
+    def write(self, rows: Sequence[PatronRow]) -> None:
+        """Stage a batch; it reaches ``patrons`` when the block ends without an error."""
+        self._conn.executemany(STAGE_ROW, rows)
+        self.written += len(rows)
+
+    def discard(self) -> None:
+        """Roll everything back at the end of the block instead of committing."""
+        self.discarded = True
+
+
+class PatronRegistry:
+    """The registry of one ``data_dir``; safe to share between threads."""
+
+    def __init__(self, conn: sqlite3.Connection, pepper: bytes) -> None:
+        self._conn = conn
+        self._hash_card = KeyedHasher(pepper, "card")
+        self._hash_secret = {way: KeyedHasher(pepper, f"secret:{way}") for way in LOGIN_WITH}
+        self._decoy = secrets.token_hex(32)  # compared against when a card is unknown
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, data_dir: Path) -> PatronRegistry:
+        """Open (creating if needed) the pepper and the database in ``data_dir``."""
+        data_dir = Path(data_dir)
+        ensure_private_dir(data_dir)
+        pepper = read_or_create_secret(data_dir / PEPPER_FILE)
+        return cls(_connect(data_dir / DB_FILE), pepper)
+
+    # --- hashing ---------------------------------------------------------------------
+
+    def card_hash(self, barcode: str) -> str:
+        """The keyed hash of a card number (normalized first)."""
+        return self._hash_card(normalize_barcode(barcode))
+
+    def secret_hash(self, card_hash: str, secret: str, login_with: LoginWith) -> str:
+        """The keyed hash of a PIN or last name (normalized first), bound to the card."""
+        return self._hash_secret[login_with](f"{card_hash}:{normalize_secret(secret, login_with)}")
+
+    def hashed_row(
+        self,
+        barcode: str,
+        secret: str,
+        login_with: LoginWith,
+        *,
+        library: str,
+        ptype: str,
+        expires: date,
+        status: PatronStatus,
+    ) -> PatronRow:
+        """A row to store: the raw barcode and secret are hashed here and go no further."""
+        card = self.card_hash(barcode)
+        hashed = self.secret_hash(card, secret, login_with)
+        return PatronRow(card, hashed, library, ptype, expires.isoformat(), status)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def lookup(self, barcode: str) -> PatronRecord | None:
+        """The record for a card number, or None (for staff tools; logins use authenticate)."""
+        row = self._select(self.card_hash(barcode))
+        return None if row is None else _record(row)
+
+    def authenticate(
+        self, barcode: str, secret: str, login_with: LoginWith
+    ) -> tuple[PatronRecord | None, bool]:
+        """The card's record (None if unknown) and whether the secret matches it.
+
+        The same work is done whether or not the card exists. The record is returned even
+        when the secret is wrong (e.g. for per-card throttling); callers must not reveal
+        anything from it unless the second value is True.
+        """
+        card = self.card_hash(barcode)
+        row = self._select(card)
+        offered = self.secret_hash(card, secret, login_with)
+        stored = self._decoy if row is None else str(row[5])
+        matched = hmac.compare_digest(offered, stored)
+        has_secret = bool(normalize_secret(secret, login_with))
+        record = None if row is None else _record(row)
+        return record, matched and has_secret and record is not None
+
+    def patron_key(self, record: PatronRecord) -> str:
+        """A stable, non-reversible id for pseudonyms and throttling: the card hash."""
+        return record.card_hash
+
+    def count(self) -> int:
+        """How many cards the registry holds."""
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM patrons").fetchone()[0])
+
+    def _select(self, card_hash: str) -> tuple[object, ...] | None:
+        with self._lock:
+            row = self._conn.execute(SELECT_ONE, (card_hash,)).fetchone()
+        return cast("tuple[object, ...] | None", row)
+
+    # --- writing ---------------------------------------------------------------------
+
+    def set_status(self, card_hash: str, status: str) -> bool:
+        """Set a card's status (e.g. block it); False when the card is unknown."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(sorted(STATUSES))}")
+        stamp = _now_stamp()
+        with self._lock, self._transaction():
+            cursor = self._conn.execute(
+                "UPDATE patrons SET status = ?, updated_at = ? WHERE card_hash = ?",
+                (status, stamp, card_hash),
+            )
+        return cursor.rowcount == 1
+
+    @contextmanager
+    def bulk_write(self, *, replace: bool) -> Iterator[BulkWriter]:
+        """One all-or-nothing transaction for many rows; see the module docstring."""
+        with self._lock:
+            self._set_cache_kib(IMPORT_CACHE_KIB)
+            try:
+                with self._transaction():
+                    self._conn.execute(STAGE)
+                    writer = BulkWriter(self._conn)
+                    yield writer
+                    self._merge(writer, replace)
+                writer.committed = not writer.discarded
+            finally:
+                self._conn.execute("DROP TABLE IF EXISTS temp.import_rows")
+                self._set_cache_kib(2000)
+        if writer.committed:
+            self._checkpoint()
+
+    def _merge(self, writer: BulkWriter, replace: bool) -> None:
+        """Move the staged rows into ``patrons`` (still inside the transaction)."""
+        if writer.discarded:
+            raise _Discard
+        before = self._count_locked()
+        self._conn.execute(STAGE_INDEX)
+        changed = self._conn.execute(MERGE, (_now_stamp(),)).rowcount  # inserted + updated
+        writer.imported = self._count_locked() - before
+        writer.updated = changed - writer.imported
+        writer.unchanged = writer.written - changed
+        if replace:
+            writer.removed = self._conn.execute(REMOVE_UNSEEN).rowcount
+
+    def _set_cache_kib(self, kib: int) -> None:
+        self._conn.execute(f"PRAGMA main.cache_size = -{kib}")
+        self._conn.execute(f"PRAGMA temp.cache_size = -{kib}")
+
+    def _count_locked(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM patrons").fetchone()[0])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except _Discard:
+            self._conn.execute("ROLLBACK")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+
+    def _checkpoint(self) -> None:
+        """Fold the WAL back into the database after a big write (best effort)."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # --- lifetime --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database (the WAL is checkpointed and removed by SQLite)."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _Discard(Exception):
+    """Internal: roll back a bulk write without an error."""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open the database with the pragmas and schema; the file is created 0600 first."""
+    if not path.exists():  # SQLite gives -wal and -shm the database file's mode
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        _migrate(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise RegistryError(f"{path}: cannot open the patron registry: {exc}") from None
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise RegistryError(f"{path}: schema version {version} is newer than this clamshell")
+    if version < SCHEMA_VERSION:
+        conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = 1; COMMIT;")
+
+
+def _record(row: tuple[object, ...]) -> PatronRecord:
+    card_hash, library, ptype, expires, status = (str(v) for v in row[:5])
+    return PatronRecord(
+        card_hash, library, ptype, date.fromisoformat(expires), cast(PatronStatus, status)
+    )
+
+
+def _now_stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

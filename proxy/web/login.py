@@ -1,0 +1,305 @@
+"""Portal login, logout and menu: EZproxy-compatible starting points.
+
+Contract: ``GET /login?url=<raw URL>`` / ``?qurl=<encoded URL>`` shows the form (or redirects
+at once when already signed in or on an auto-login network); ``POST /login`` checks the CSRF
+token, throttle, card and licence and starts a session; ``/logout`` deletes the session and
+everything stored with it; ``/menu`` lists the databases licensed to the patron's library.
+Handlers adapt and execute; decisions are core.login, core.targets and core.throttle.
+Not here: page HTML (pages.py), card storage (stores/patrons.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Final
+from urllib.parse import quote, unquote
+
+from aiohttp import web
+
+from proxy.core import csrf
+from proxy.core.cards import library_for_barcode, normalize_barcode
+from proxy.core.clientaddr import client_address, in_networks
+from proxy.core.keyedhash import keyed_hash
+from proxy.core.login import CardFacts, LoginAccepted, LoginRefused, Refusal, decide_login
+from proxy.core.settings import Library, Settings
+from proxy.core.targets import Target, resolve_target
+from proxy.logconfig import get_logger
+from proxy.web.keys import CLOCK, HOSTMAP, REGISTRY, RULEBOOK, SECRETS, SESSIONS, SETTINGS, THROTTLE
+from proxy.web.pages import LoginForm, login_page, menu_page, signed_out_page
+from proxy.web.responses import NO_STORE, found
+from proxy.web.session_cookie import (
+    clear_session_cookie,
+    current_session,
+    session_token,
+    set_session_cookie,
+)
+
+log = get_logger("login")
+CSRF_COOKIE: Final = "clamshell_csrf"
+
+
+def raw_target(query_string: str) -> str:
+    """EZproxy semantics: ``url=`` takes the rest of the query raw; ``qurl=`` is decoded."""
+    for i, part in enumerate(query_string.split("&")):
+        if part.startswith("url="):
+            return "&".join(query_string.split("&")[i:])[4:]
+        if part.startswith("qurl="):
+            return unquote(part[5:])
+    return ""
+
+
+def resolve(request: web.Request, raw: str) -> Target | None:
+    """The starting point, None when none was given; NotOurDatabase when it is not ours."""
+    if not raw:
+        return None
+    return resolve_target(raw, request.app[RULEBOOK].current.index, request.app[HOSTMAP])
+
+
+def destination(request: web.Request, target: Target | None) -> str:
+    """Where a signed-in patron goes: the target's mapped URL, or the menu."""
+    settings = request.app[SETTINGS]
+    if target is None:
+        return settings.public_url + "/menu"
+    return target.mapped_url(request.app[HOSTMAP], settings.public_scheme)
+
+
+def client_ip(request: web.Request) -> str:
+    """The patron's address (trusted front proxies honoured); '' when unknown."""
+    addr = client_address(
+        request.remote,
+        request.headers.getall("X-Forwarded-For", []),
+        request.app[SETTINGS].trusted_proxies,
+    )
+    return str(addr) if addr else ""
+
+
+def auto_login_library(request: web.Request) -> Library | None:
+    """The library whose on-site network this request comes from (EZproxy AutoLoginIP)."""
+    addr = client_address(
+        request.remote,
+        request.headers.getall("X-Forwarded-For", []),
+        request.app[SETTINGS].trusted_proxies,
+    )
+    if addr is None:
+        return None
+    return next(
+        (
+            lib
+            for lib in request.app[SETTINGS].libraries
+            if in_networks(addr, lib.auto_login_networks)
+        ),
+        None,
+    )
+
+
+def secret_label(settings: Settings) -> str:
+    """'PIN', 'Last name', or both when member libraries differ."""
+    kinds = {lib.login_with for lib in settings.libraries} or {"pin"}
+    return {frozenset({"pin"}): "PIN", frozenset({"last_name"}): "Last name"}.get(
+        frozenset(kinds), "PIN or last name"
+    )
+
+
+def render_form(
+    request: web.Request,
+    *,
+    raw: str,
+    target: Target | None,
+    nonce: str,
+    message: str = "",
+    status: int = 200,
+) -> web.Response:
+    """The login form, with a CSRF token bound to ``nonce`` (set as a cookie)."""
+    settings = request.app[SETTINGS]
+    form = LoginForm(
+        consortium=settings.consortium_name,
+        target=raw,
+        csrf=csrf.issue(request.app[SECRETS].csrf_key, nonce),
+        secret_label=secret_label(settings),
+        message=message,
+        database=target.rule.title if target else "",
+    )
+    response = web.Response(
+        status=status, text=login_page(form), content_type="text/html", headers=NO_STORE
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        nonce,
+        path="/login",
+        httponly=True,
+        samesite="Strict",
+        secure=settings.public_scheme == "https",
+    )
+    return response
+
+
+async def login_get(request: web.Request) -> web.StreamResponse:
+    """Show the form, or go straight on when signed in or on an on-site network."""
+    raw = raw_target(request.query_string)
+    target = resolve(request, raw)
+    session = await current_session(request)
+    if session is not None and (
+        target is None or target.rule.licensed_to(session.library, session.ptype)
+    ):
+        return found(destination(request, target))
+    library = auto_login_library(request)
+    if library is not None and (target is None or target.rule.licensed_to(library.code)):
+        return await start_session(request, library.code, None, None, target)
+    return render_form(request, raw=raw, target=target, nonce=_new_nonce())
+
+
+async def login_post(request: web.Request) -> web.StreamResponse:
+    """Check CSRF, throttle, card, PIN and licence; start a session or explain the refusal."""
+    form = await request.post()
+    raw = str(form.get("url", ""))
+    target = resolve(request, raw)
+    nonce = request.cookies.get(CSRF_COOKIE, "")
+    if not _csrf_ok(request, nonce, str(form.get("csrf", ""))):
+        log.info("login_failed", reason="csrf")
+        return render_form(
+            request,
+            raw=raw,
+            target=target,
+            nonce=_new_nonce(),
+            status=403,
+            message="Your sign-in page had expired. Please try again.",
+        )
+    decision = await check_card(
+        request, str(form.get("card", "")), str(form.get("pin", "")), target
+    )
+    if isinstance(decision, LoginRefused):
+        log.info("login_failed", reason=str(decision.reason))
+        return render_form(
+            request, raw=raw, target=target, nonce=nonce, status=403, message=decision.message
+        )
+    log.info("login_succeeded", library=decision.library)
+    return await start_session(
+        request, decision.library, decision.ptype, decision.patron_key, target
+    )
+
+
+async def check_card(
+    request: web.Request, card: str, secret: str, target: Target | None
+) -> LoginAccepted | LoginRefused:
+    """Throttle, look up, decide; record the outcome in the throttle."""
+    app, settings = request.app, request.app[SETTINGS]
+    barcode = normalize_barcode(card)
+    library = library_for_barcode(barcode, settings.libraries)
+    card_key = keyed_hash(app[SECRETS].pepper, "throttle-card", barcode) if barcode else None
+    ip_key = keyed_hash(app[SECRETS].pepper, "throttle-ip", client_ip(request))
+    now = app[CLOCK]()
+    throttled = app[THROTTLE].blocked(card_key, ip_key, now) is not None
+    # Always look the card up (same work whether or not it exists, or we are throttled).
+    record, secret_ok = app[REGISTRY].authenticate(
+        barcode, secret, library.login_with if library else "pin"
+    )
+    facts = (
+        None
+        if record is None
+        else CardFacts(
+            record.library,
+            record.ptype,
+            record.expires,
+            record.status,
+            app[REGISTRY].patron_key(record),
+        )
+    )
+    decision = decide_login(
+        facts,
+        secret_ok=secret_ok,
+        throttled=throttled,
+        today=now.date(),
+        library=settings.library(record.library) if record else None,
+        target_rule=target.rule if target else None,
+    )
+    if isinstance(decision, LoginRefused) and decision.reason is Refusal.UNRECOGNISED:
+        if not throttled:
+            app[THROTTLE].record_failure(card_key, ip_key, now)
+    elif isinstance(decision, LoginAccepted):
+        app[THROTTLE].record_success(card_key, ip_key, now)
+    return decision
+
+
+async def start_session(
+    request: web.Request,
+    library: str,
+    ptype: str | None,
+    patron_key: str | None,
+    target: Target | None,
+) -> web.StreamResponse:
+    """A new session (never a pre-login id), its cookie, and the redirect onwards."""
+    old = session_token(request)
+    if old is not None:
+        await request.app[SESSIONS].delete(old)
+    token, _ = await request.app[SESSIONS].create(
+        library=library, ptype=ptype, patron_key=patron_key, now=request.app[CLOCK]()
+    )
+    redirect = found(destination(request, target))
+    set_session_cookie(redirect, token, request.app[SETTINGS])
+    redirect.del_cookie(CSRF_COOKIE, path="/login")
+    return redirect
+
+
+async def logout(request: web.Request) -> web.Response:
+    """End the session and delete everything stored with it."""
+    token = session_token(request)
+    if token is not None:
+        await request.app[SESSIONS].delete(token)
+        log.info("logout_completed")
+    settings = request.app[SETTINGS]
+    response = web.Response(
+        text=signed_out_page(settings.consortium_name), content_type="text/html", headers=NO_STORE
+    )
+    clear_session_cookie(response, settings)
+    return response
+
+
+async def menu(request: web.Request) -> web.StreamResponse:
+    """The databases licensed to the patron's library (EZproxy's menu page)."""
+    session = await current_session(request)
+    settings = request.app[SETTINGS]
+    if session is None:
+        return found("/login")
+    index, hostmap = request.app[RULEBOOK].current.index, request.app[HOSTMAP]
+    links = sorted(
+        (
+            rule.title,
+            resolve_target(rule.url, index, hostmap).mapped_url(hostmap, settings.public_scheme),
+        )
+        for rule in index.rules
+        if rule.licensed_to(session.library, session.ptype)
+    )
+    library = settings.library(session.library)
+    return web.Response(
+        text=menu_page(
+            settings.consortium_name, library.name if library else session.library, links
+        ),
+        content_type="text/html",
+        headers=NO_STORE,
+    )
+
+
+def login_url_for(public_url: str, vendor_url: str) -> str:
+    """``/login?qurl=…`` for a vendor URL (used by the relay when there is no session)."""
+    return f"{public_url}/login?qurl={quote(vendor_url, safe='')}"
+
+
+def add_routes(app: web.Application) -> None:
+    """Register login, logout and menu."""
+    app.router.add_get("/login", login_get)
+    app.router.add_post("/login", login_post)
+    app.router.add_route("*", "/logout", logout)
+    app.router.add_get("/menu", menu)
+
+
+def _csrf_ok(request: web.Request, nonce: str, token: str) -> bool:
+    settings = request.app[SETTINGS]
+    if csrf.is_cross_site(
+        request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"), settings.public_url
+    ):
+        return False
+    return csrf.verify(request.app[SECRETS].csrf_key, nonce, token)
+
+
+def _new_nonce() -> str:
+    return secrets.token_urlsafe(24)

@@ -1,0 +1,213 @@
+"""The relay on loopback: real proxy, real demo vendor, real SQLite, per-session cookie jars."""
+
+from __future__ import annotations
+
+import gzip
+from urllib.parse import quote
+
+import pytest
+
+from proxy.demo.vendor import pdf_bytes
+from tests.web.conftest import PORTAL, PUBLIC, Stack, StackFactory
+from tests.web.helpers import post_login, session_of
+
+WWW = f"www-acmejournals-test.{PORTAL}"
+AUTH = f"auth-acmejournals-test.{PORTAL}"
+CDN = f"cdn-acmejournals-test.{PORTAL}"
+BIGDB = f"search-bigdb-test.{PORTAL}"
+
+
+async def signed_in(stack: Stack, note: str = "adult card") -> dict[str, str]:
+    """Log a demo card in; return the Cookie header for proxy hosts."""
+    card = stack.card(note)
+    return session_of(await post_login(stack.client, card.barcode, card.secret))
+
+
+async def test_without_session_redirects_to_login_with_qurl(stack: Stack) -> None:
+    """A mapped URL without a session goes to /login?qurl=<the vendor URL>."""
+    resp = await stack.client.get(
+        "/article/2?x=1&y=2", headers={"Host": WWW}, allow_redirects=False
+    )
+    assert resp.status == 302
+    vendor = "https://www.acmejournals.test/article/2?x=1&y=2"
+    assert resp.headers["Location"] == f"{PUBLIC}/login?qurl={quote(vendor, safe='')}"
+    assert stack.vendor.records == []
+
+
+async def test_page_is_relayed_with_gzip_untouched(stack: Stack) -> None:
+    """A vendor page arrives with its Content-Encoding and byte-identical compressed body."""
+    auth = await signed_in(stack)
+    resp = await stack.client.get(
+        "/article/1",
+        headers={"Host": WWW, **auth, "Accept-Encoding": "gzip"},
+        auto_decompress=False,
+    )
+    assert resp.status == 200
+    assert resp.headers["Content-Encoding"] == "gzip"
+    raw = await resp.read()
+    assert int(resp.headers["Content-Length"]) == len(raw)
+    assert b"Acme Journal Archive" in gzip.decompress(raw)
+
+
+async def test_not_licensed_vendor_is_403_naming_it(stack: Stack) -> None:
+    """A WEST patron on BigDB's mapped host gets a 403 page naming the database."""
+    auth = await signed_in(stack, "logs in with last name")
+    resp = await stack.client.get("/", headers={"Host": BIGDB, **auth})
+    assert resp.status == 403
+    assert "does not license BigDB Search" in await resp.text()
+    assert stack.vendor.records == []
+
+
+async def test_cookie_dance_is_held_server_side(stack: Stack) -> None:
+    """Vendor cookies are kept by the proxy: the browser never sees them, the vendor gets them."""
+    auth = await signed_in(stack)
+    first = await stack.client.get("/account", headers={"Host": WWW, **auth}, allow_redirects=False)
+    assert first.status == 302
+    location = first.headers["Location"]
+    assert location.startswith(f"http://{AUTH}/login?return=")
+    login = await stack.client.get(
+        location.split(PORTAL, 1)[1], headers={"Host": AUTH, **auth}, allow_redirects=False
+    )
+    assert login.status == 302
+    assert "Set-Cookie" not in login.headers
+    assert login.headers["Location"] == f"http://{WWW}/account"
+    account = await stack.client.get("/account", headers={"Host": WWW, **auth})
+    assert "Signed in to Acme" in await account.text()
+
+
+async def test_two_patrons_never_share_vendor_cookies(stack: Stack) -> None:
+    """Interleaved requests of two patrons: only the one who signed in to Acme is signed in."""
+    alice = await signed_in(stack, "adult card")
+    bob = await signed_in(stack, "student card")
+    first = await stack.client.get(
+        "/account", headers={"Host": WWW, **alice}, allow_redirects=False
+    )
+    path = first.headers["Location"].split(PORTAL, 1)[1]
+    await stack.client.get(path, headers={"Host": AUTH, **alice}, allow_redirects=False)
+    bob_page = await stack.client.get(
+        "/account", headers={"Host": WWW, **bob}, allow_redirects=False
+    )
+    alice_page = await stack.client.get("/account", headers={"Host": WWW, **alice})
+    assert bob_page.status == 302
+    assert "Signed in to Acme" in await alice_page.text()
+
+
+async def test_logout_deletes_the_vendor_cookie_jar(stack: Stack) -> None:
+    """After logout and a new login, the vendor's cookies from the old session are gone."""
+    auth = await signed_in(stack)
+    first = await stack.client.get("/account", headers={"Host": WWW, **auth}, allow_redirects=False)
+    await stack.client.get(
+        first.headers["Location"].split(PORTAL, 1)[1],
+        headers={"Host": AUTH, **auth},
+        allow_redirects=False,
+    )
+    from proxy.web.keys import JARS
+
+    assert len(stack.app[JARS]) >= 1
+    await stack.client.get("/logout", headers={"Host": PORTAL, **auth})
+    assert len(stack.app[JARS]) == 0
+    again = await signed_in(stack)
+    page = await stack.client.get("/account", headers={"Host": WWW, **again}, allow_redirects=False)
+    assert page.status == 302
+
+
+async def test_pdf_is_byte_identical_and_ranges_work(stack: Stack) -> None:
+    """The PDF passes through unchanged; a Range request gets 206 with the right bytes."""
+    auth = await signed_in(stack)
+    resp = await stack.client.get("/pdf/article-1.pdf", headers={"Host": CDN, **auth})
+    assert resp.status == 200
+    assert await resp.read() == pdf_bytes(1)
+    part = await stack.client.get(
+        "/pdf/article-1.pdf", headers={"Host": CDN, **auth, "Range": "bytes=100-199"}
+    )
+    assert part.status == 206
+    assert await part.read() == pdf_bytes(1)[100:200]
+
+
+async def test_form_post_is_relayed(stack: Stack) -> None:
+    """A urlencoded POST reaches the vendor with its fields."""
+    auth = await signed_in(stack)
+    resp = await stack.client.post(
+        "/form", data={"topic": "tides", "note": "<b>x</b>"}, headers={"Host": WWW, **auth}
+    )
+    assert resp.status == 200
+    html = await resp.text()
+    assert "tides" in html and "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+async def test_vendor_redirect_to_internal_address_is_not_followed(stack: Stack) -> None:
+    """A vendor 302 to 127.0.0.1 goes back to the browser unfollowed and unmapped."""
+    auth = await signed_in(stack)
+    resp = await stack.client.get(
+        "/redirect-to?to=http://127.0.0.1:1/secret",
+        headers={"Host": WWW, **auth},
+        allow_redirects=False,
+    )
+    assert resp.status == 302
+    assert resp.headers["Location"] == "http://127.0.0.1:1/secret"
+    assert [r.path for r in stack.vendor.records] == ["/redirect-to"]
+
+
+async def test_vendor_redirect_across_its_hosts_is_mapped(stack: Stack) -> None:
+    """A vendor 302 to another of its hosts comes back mapped to that host's proxy form."""
+    auth = await signed_in(stack)
+    target = quote("https://cdn.acmejournals.test/css/site.css", safe="")
+    resp = await stack.client.get(
+        f"/redirect-to?to={target}", headers={"Host": WWW, **auth}, allow_redirects=False
+    )
+    assert resp.headers["Location"] == f"http://{CDN}/css/site.css"
+
+
+async def test_slow_vendor_gets_a_504_page(stack: Stack) -> None:
+    """A vendor slower than first_byte gets a friendly 504 page."""
+    auth = await signed_in(stack)
+    resp = await stack.client.get("/slow?seconds=5", headers={"Host": WWW, **auth})
+    assert resp.status == 504
+    html = await resp.text()
+    assert "Test Consortium" in html and "Traceback" not in html
+
+
+async def test_unreachable_vendor_gets_a_502_page(make_stack: StackFactory) -> None:
+    """A vendor whose server refuses connections gets a friendly 502 page."""
+    stack: Stack = await make_stack()
+    from proxy.demo.vendor import ACME_HOSTS
+
+    overrides = {h: "http://127.0.0.1:1" for h in ACME_HOSTS}
+    dead: Stack = await make_stack(upstream_overrides=overrides)
+    auth = await signed_in(dead)
+    resp = await dead.client.get("/", headers={"Host": WWW, **auth})
+    assert resp.status == 502
+    assert "could not be reached" in await resp.text()
+    assert stack.vendor.records == []
+
+
+async def test_what_the_vendor_received(stack: Stack) -> None:
+    """The vendor gets its own Host, no patron address or session cookie, and the pseudonym."""
+    auth = await signed_in(stack)
+    await stack.client.get(
+        "/headers", headers={"Host": WWW, **auth, "X-Forwarded-For": "203.0.113.50"}
+    )
+    await stack.client.get("/", headers={"Host": BIGDB, **auth})
+    acme, bigdb = stack.vendor.records
+    acme_headers = {n.lower(): v for n, v in acme.headers}
+    assert acme_headers["host"] == "www.acmejournals.test"
+    assert "x-forwarded-for" not in acme_headers
+    assert "cookie" not in acme_headers
+    assert acme_headers["x-consortium"] == "demo"
+    pseudo_acme = acme_headers["x-patron-pseudonym"]
+    pseudo_bigdb = {n.lower(): v for n, v in bigdb.headers}["x-bigdb-user"]
+    assert len(pseudo_acme) == len(pseudo_bigdb) == 26
+    assert pseudo_acme != pseudo_bigdb
+    assert stack.vendor.find("203.0.113.50") == []
+
+
+@pytest.mark.parametrize("rotate_days", [0, 1])
+async def test_daily_pseudonym_is_stable_within_a_day(stack: Stack, rotate_days: int) -> None:
+    """BigDB's daily pseudonym is the same across sessions on one day and changes the next."""
+    first = await signed_in(stack)
+    await stack.client.get("/", headers={"Host": BIGDB, **first})
+    stack.clock.advance(days=rotate_days)
+    second = await signed_in(stack)
+    await stack.client.get("/", headers={"Host": BIGDB, **second})
+    a, b = ({n.lower(): v for n, v in r.headers}["x-bigdb-user"] for r in stack.vendor.records)
+    assert (a == b) is (rotate_days == 0)
