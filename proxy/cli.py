@@ -16,6 +16,7 @@ from pathlib import Path
 
 from proxy.config_loader import load_settings
 from proxy.errors import ConfigError
+from proxy.ezproxy.importer import add_import_parser, run_import
 from proxy.logconfig import configure_logging
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import load_rules
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules_cmds = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     check = rules_cmds.add_parser("check", help="validate every rule file and report every problem")
     check.add_argument("directory", nargs="?", default=None, help="rules dir (default: config)")
+    add_import_parser(rules_cmds)
     return parser
 
 
@@ -70,6 +72,8 @@ def dispatch(args: argparse.Namespace) -> int:
     """Run the chosen command."""
     if args.command == "rules" and args.rules_command == "check":
         return rules_check(args)
+    if args.command == "rules" and args.rules_command == "import-ezproxy":
+        return run_import(args)
     if args.command == "demo":
         from proxy.demo.run import run_demo
 

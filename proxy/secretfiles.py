@@ -13,6 +13,7 @@ Not here: what the secret is used for (core/keyedhash.py, stores/*).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -46,7 +47,12 @@ def ensure_private_dir(directory: Path) -> None:
 
 
 def _read_secret(path: Path, nbytes: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SecretFileError(f"{path}: is a symlink; a secret file must be a file") from None
+        raise
     try:
         info = os.fstat(fd)
         _check_secret_file(path, info, nbytes)

@@ -8,5 +8,6 @@ VENV="${VENV:-.venv}"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e ".[dev,review]"
 "$VENV/bin/python" -m ruff check proxy tests bench run_proxy.py
+"$VENV/bin/python" -m ruff format --check proxy tests bench run_proxy.py
 "$VENV/bin/python" -m mypy
 "$VENV/bin/python" -m pytest "$@"

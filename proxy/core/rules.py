@@ -163,6 +163,14 @@ class RuleTimeouts(Frozen):
     idle_read: Annotated[float, Field(gt=0, le=600)] | None = None
 
 
+class RuleLimits(Frozen):
+    """Per-vendor overrides of the per-session abuse limits (EZproxy UsageLimit)."""
+
+    requests: Annotated[int, Field(ge=1)] | None = None
+    megabytes: Annotated[int, Field(ge=1)] | None = None
+    downloads: Annotated[int, Field(ge=1)] | None = None
+
+
 class VendorRule(Frozen):
     """One licensed database (an EZproxy stanza)."""
 
@@ -180,6 +188,7 @@ class VendorRule(Frozen):
     rewrite: RewriteRules = RewriteRules()
     third_party: Literal["allow", "report", "block"] = "report"
     timeouts: RuleTimeouts = RuleTimeouts()
+    limits: RuleLimits = RuleLimits()
 
     @field_validator("id")
     @classmethod

@@ -105,6 +105,20 @@ class Retention(Frozen):
     """How long things are kept before the purge deletes them."""
 
     epoch_key_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    daily_stats_days: Annotated[int, Field(ge=1, le=3650)] = 400
+    abuse_event_days: Annotated[int, Field(ge=1, le=3650)] = 30
+
+
+class UsageLimits(Frozen):
+    """Per-session abuse limits within an interval (EZproxy UsageLimit); null = no limit."""
+
+    interval_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 60
+    requests: Annotated[int, Field(ge=1)] | None = 5000
+    megabytes: Annotated[int, Field(ge=1)] | None = 2000
+    downloads: Annotated[int, Field(ge=1)] | None = 300
+    card_networks: Annotated[int, Field(ge=1)] | None = 4
+    card_networks_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 60
+    card_networks_action: Literal["log", "block"] = "log"
 
 
 class Admin(Frozen):
@@ -128,6 +142,8 @@ class Settings(Frozen):
     sessions: Sessions = Sessions()
     throttle: Throttle = Throttle()
     retention: Retention = Retention()
+    limits: UsageLimits = UsageLimits()
+    access_log: bool = False
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     timeouts: Timeouts = Timeouts()
     admin: Admin = Admin()

@@ -11,7 +11,8 @@ ptype not empty; ``expires`` an ISO date; ``status`` one of ok/blocked/lost/fine
 row is skipped and reported as ``FILE:LINE: reason``. Reasons never quote a field's value:
 a shifted column could put a PIN or name anywhere.
 
-The file is streamed (csv.reader over the open file) in batches of ``BATCH_SIZE`` into
+The file is streamed (csv.reader over lines decoded one at a time, so a byte that is not
+UTF-8 is reported with its line) in batches of ``BATCH_SIZE`` into
 ``registry.bulk_write``: one transaction, so an error or crash midway (unreadable bytes,
 a kill) leaves the previous registry as it was. When no row is valid nothing is committed —
 in particular ``replace`` with an empty or all-bad export never empties the registry.
@@ -25,14 +26,13 @@ parsing and printing (patrons_cli.py).
 from __future__ import annotations
 
 import csv
-import io
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Final, NamedTuple, cast
+from typing import Any, BinaryIO, Final, NamedTuple, cast
 
 from proxy.core.cards import (
     barcode_problem,
@@ -114,21 +114,36 @@ class _Valid(NamedTuple):
 def import_csv(
     registry: PatronRegistry, path: Path, settings: Settings, *, replace: bool, progress: bool
 ) -> ImportSummary:
-    """Import ``path`` (UTF-8, BOM tolerated); see the module docstring."""
+    """Import ``path`` (UTF-8, a BOM is fine); see the module docstring."""
     try:
         raw = Path(path).open("rb")  # noqa: SIM115 - closed by the `with` below
     except OSError as exc:
         raise PatronImportError(f"{path}: cannot read: {exc.strerror}") from None
     with raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         bar = _ByteProgress(raw) if progress and sys.stdout.isatty() else None
         try:
             return import_lines(
-                registry, text, source=str(path), settings=settings, replace=replace, on_batch=bar
+                registry,
+                _utf8_lines(raw, str(path)),
+                source=str(path),
+                settings=settings,
+                replace=replace,
+                on_batch=bar,
             )
         finally:
             if bar is not None:
                 bar.close()
+
+
+def _utf8_lines(raw: BinaryIO, source: str) -> Iterator[str]:
+    """Decode line by line, so an error names the exact line (a leading BOM is dropped)."""
+    for number, line in enumerate(raw, start=1):
+        try:
+            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise PatronImportError(
+                f"{source}:{number}: not UTF-8 text; nothing was changed"
+            ) from None
 
 
 def import_lines(
@@ -152,10 +167,9 @@ def import_lines(
                     on_batch()
             if writer.written == 0:
                 writer.discard()
-    except (UnicodeDecodeError, csv.Error) as exc:
-        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
         raise PatronImportError(
-            f"{source}:{rows.line + 1}: cannot read ({reason}); nothing was changed"
+            f"{source}:{rows.line + 1}: cannot read ({exc}); nothing was changed"
         ) from None
     if writer.committed:
         summary.committed = True
@@ -321,7 +335,7 @@ def _counts(summary: ImportSummary) -> dict[str, Any]:
 class _ByteProgress:
     """A progress bar over the bytes of the file read so far (call it after each batch)."""
 
-    def __init__(self, raw: io.BufferedReader) -> None:
+    def __init__(self, raw: BinaryIO) -> None:
         from tqdm import tqdm  # only when a person is watching
 
         self._raw = raw

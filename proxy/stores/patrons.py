@@ -85,7 +85,7 @@ SELECT_ONE: Final = (
     "SELECT card_hash, library, ptype, expires, status, secret_hash FROM patrons"
     " WHERE card_hash = ?"
 )
-IMPORT_CACHE_KIB: Final = 64 * 1024  # page cache per database for bulk writes: memory stays flat
+IMPORT_CACHE_KIB: Final = 32 * 1024  # page cache per database for bulk writes: memory stays flat
 
 
 class RegistryError(ClamshellError):
@@ -142,7 +142,7 @@ class PatronRegistry:
         self._hash_card = KeyedHasher(pepper, "card")
         self._hash_secret = {way: KeyedHasher(pepper, f"secret:{way}") for way in LOGIN_WITH}
         self._decoy = secrets.token_hex(32)  # compared against when a card is unknown
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, data_dir: Path) -> PatronRegistry:

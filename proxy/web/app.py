@@ -20,21 +20,27 @@ from typing import Final
 
 from aiohttp import web
 
+from proxy.core.abuse import AbuseMonitor
 from proxy.core.cookiejar import JarRegistry
 from proxy.core.hostmap import HostMap
 from proxy.core.settings import Settings
 from proxy.core.throttle import Throttle, ThrottleLimits
+from proxy.core.usage import UsageCounters
+from proxy.logconfig import get_logger
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import is_public_suffix
 from proxy.secretfiles import read_or_create_secret
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
 from proxy.stores.sessions import DB_FILE, SessionStore, SqliteSessionStore, run_flusher, run_purger
+from proxy.stores.stats import StatsStore
+from proxy.stores.suspensions import Suspensions
 from proxy.tasks import TaskOwner
 from proxy.upstream import UpstreamClient
 from proxy.web import login, portal
 from proxy.web.errors import Handler, checked_host, error_boundary
 from proxy.web.keys import (
+    ABUSE,
     CLOCK,
     EPOCHS,
     HOSTMAP,
@@ -44,8 +50,11 @@ from proxy.web.keys import (
     SECRETS,
     SESSIONS,
     SETTINGS,
+    STATS,
+    SUSPENSIONS,
     THROTTLE,
     UPSTREAM,
+    USAGE,
     ProxySecrets,
 )
 from proxy.web.relay import relay_handler
@@ -53,6 +62,8 @@ from proxy.web.relay import relay_handler
 STATIC_DIR: Final = Path(__file__).parent / "static"
 TASKS: web.AppKey[TaskOwner] = web.AppKey("tasks", TaskOwner)
 THROTTLE_EXPIRY_S: Final = 60.0
+USAGE_FLUSH_S: Final = 5.0
+log = get_logger("app")
 
 
 def utc_now() -> datetime:
@@ -115,14 +126,22 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     )
     app[THROTTLE] = Throttle(ThrottleLimits.from_settings(settings.throttle))
     app[JARS] = JarRegistry(is_public_suffix=is_public_suffix)
-    app[SESSIONS].add_delete_listener(app[JARS].drop_session)  # DESIGN P5: jars die with it
+    app[STATS] = await asyncio.to_thread(StatsStore.open, data)
+    app[USAGE] = UsageCounters()
+    app[ABUSE] = AbuseMonitor()
+    app[SUSPENSIONS] = await asyncio.to_thread(Suspensions.open, data, app[SECRETS].pepper)
+    for forget in (app[JARS].drop_session, app[ABUSE].forget, app[SUSPENSIONS].forget):
+        app[SESSIONS].add_delete_listener(forget)  # DESIGN P5: all of it dies with the session
     app[UPSTREAM] = overrides.upstream or UpstreamClient.create(settings)
 
 
 async def close_resources(app: web.Application) -> None:
     """Close what ``open_resources`` opened (sessions flush their last_seen first)."""
     await app[UPSTREAM].close()
+    await flush_usage(app)
     await app[SESSIONS].close()
+    await asyncio.to_thread(app[STATS].close)
+    await asyncio.to_thread(app[SUSPENSIONS].close)
     await asyncio.to_thread(app[EPOCHS].close)
     await asyncio.to_thread(app[REGISTRY].close)
 
@@ -133,6 +152,7 @@ async def start_maintenance(app: web.Application) -> None:
     tasks.spawn(run_flusher(app[SESSIONS]), name="sessions_flush")
     tasks.spawn(run_purger(app[SESSIONS], app[CLOCK]), name="sessions_purge")
     tasks.spawn(expire_throttle(app), name="throttle_expire")
+    tasks.spawn(flush_usage_forever(app), name="usage_flush")
 
 
 async def stop_maintenance(app: web.Application) -> None:
@@ -145,3 +165,25 @@ async def expire_throttle(app: web.Application) -> None:
     while True:
         await asyncio.sleep(THROTTLE_EXPIRY_S)
         app[THROTTLE].expire(app[CLOCK]())
+
+
+async def flush_usage(app: web.Application) -> None:
+    """Write the counters gathered since the last flush (kept for the next try on failure)."""
+    drained = app[USAGE].drain()
+    if not (drained.usage or drained.logins or drained.third_party):
+        return
+    try:
+        await asyncio.to_thread(app[STATS].add, drained)
+    except Exception:
+        app[USAGE].restore(drained)
+        raise
+
+
+async def flush_usage_forever(app: web.Application) -> None:
+    """Flush usage counters every few seconds: no database write per request."""
+    while True:
+        await asyncio.sleep(USAGE_FLUSH_S)
+        try:
+            await flush_usage(app)
+        except Exception as exc:  # the counters were restored; the next round retries
+            log.error("usage_flush_failed", error=type(exc).__name__)

@@ -13,14 +13,18 @@ from datetime import datetime
 
 from aiohttp import web
 
+from proxy.core.abuse import AbuseMonitor
 from proxy.core.cookiejar import JarRegistry
 from proxy.core.hostmap import HostMap
 from proxy.core.settings import Settings
 from proxy.core.throttle import Throttle
+from proxy.core.usage import UsageCounters
 from proxy.rulebook import Rulebook
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
 from proxy.stores.sessions import SessionStore
+from proxy.stores.stats import StatsStore
+from proxy.stores.suspensions import Suspensions
 from proxy.upstream import UpstreamClient
 
 
@@ -43,3 +47,7 @@ THROTTLE: web.AppKey[Throttle] = web.AppKey("throttle", Throttle)
 EPOCHS: web.AppKey[EpochKeyStore] = web.AppKey("epochs", EpochKeyStore)
 JARS: web.AppKey[JarRegistry] = web.AppKey("jars", JarRegistry)
 UPSTREAM: web.AppKey[UpstreamClient] = web.AppKey("upstream", UpstreamClient)
+STATS: web.AppKey[StatsStore] = web.AppKey("stats", StatsStore)
+USAGE: web.AppKey[UsageCounters] = web.AppKey("usage", UsageCounters)
+ABUSE: web.AppKey[AbuseMonitor] = web.AppKey("abuse", AbuseMonitor)
+SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)

@@ -22,9 +22,19 @@ from proxy.core.clientaddr import client_address, in_networks
 from proxy.core.keyedhash import keyed_hash
 from proxy.core.login import CardFacts, LoginAccepted, LoginRefused, Refusal, decide_login
 from proxy.core.settings import Library, Settings
-from proxy.core.targets import Target, resolve_target
+from proxy.core.targets import NotOurDatabase, Target, resolve_target
 from proxy.logconfig import get_logger
-from proxy.web.keys import CLOCK, HOSTMAP, REGISTRY, RULEBOOK, SECRETS, SESSIONS, SETTINGS, THROTTLE
+from proxy.web.keys import (
+    CLOCK,
+    HOSTMAP,
+    REGISTRY,
+    RULEBOOK,
+    SECRETS,
+    SESSIONS,
+    SETTINGS,
+    THROTTLE,
+    USAGE,
+)
 from proxy.web.pages import LoginForm, login_page, menu_page, signed_out_page
 from proxy.web.responses import NO_STORE, found
 from proxy.web.session_cookie import (
@@ -135,7 +145,26 @@ def render_form(
 
 async def login_get(request: web.Request) -> web.StreamResponse:
     """Show the form, or go straight on when signed in or on an on-site network."""
-    raw = raw_target(request.query_string)
+    return await start_or_form(request, raw_target(request.query_string))
+
+
+async def login_named(request: web.Request) -> web.StreamResponse:
+    """EZproxy-style ``/login/<id or title>``: the rule's starting URL."""
+    wanted = slug(request.match_info["name"])
+    rules = request.app[RULEBOOK].current.rules
+    rule = next((r for r in rules if wanted in (r.id, slug(r.title))), None)
+    if rule is None:
+        raise NotOurDatabase("no rule with that name")
+    return await start_or_form(request, rule.url)
+
+
+def slug(text: str) -> str:
+    """'Acme Journal Archive' → 'acme-journal-archive' (how /login/<name> links match)."""
+    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+async def start_or_form(request: web.Request, raw: str) -> web.StreamResponse:
+    """Redirect a signed-in or on-site patron onwards; otherwise show the login form."""
     target = resolve(request, raw)
     session = await current_session(request)
     if session is not None and (
@@ -217,6 +246,10 @@ async def check_card(
             app[THROTTLE].record_failure(card_key, ip_key, now)
     elif isinstance(decision, LoginAccepted):
         app[THROTTLE].record_success(card_key, ip_key, now)
+    outcome = "ok" if isinstance(decision, LoginAccepted) else str(decision.reason)
+    app[USAGE].login(
+        now.date(), library.code if library else "unknown", "throttled" if throttled else outcome
+    )
     return decision
 
 
@@ -287,6 +320,7 @@ def login_url_for(public_url: str, vendor_url: str) -> str:
 def add_routes(app: web.Application) -> None:
     """Register login, logout and menu."""
     app.router.add_get("/login", login_get)
+    app.router.add_get("/login/{name}", login_named)
     app.router.add_post("/login", login_post)
     app.router.add_route("*", "/logout", logout)
     app.router.add_get("/menu", menu)

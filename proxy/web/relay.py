@@ -14,22 +14,36 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from aiohttp import ClientResponse, web
 
 from proxy.core import pseudonym
+from proxy.core.abuse import AbuseLimits
 from proxy.core.headers import Header, OutgoingPolicy, incoming_headers, outgoing_headers
 from proxy.core.hostmap import HostMapError, Origin
 from proxy.core.rules import VendorRule
+from proxy.core.settings import Settings
 from proxy.core.urlmap import UrlMapper
+from proxy.core.usage import is_download
 from proxy.errors import ClamshellError
-from proxy.logconfig import get_logger
+from proxy.logconfig import get_logger, truncate_ip
 from proxy.stores.sessions import Session
 from proxy.upstream import UpstreamError, iter_body
-from proxy.web.keys import CLOCK, EPOCHS, HOSTMAP, JARS, RULEBOOK, SETTINGS, UPSTREAM
-from proxy.web.login import login_url_for
+from proxy.web.keys import (
+    ABUSE,
+    CLOCK,
+    EPOCHS,
+    HOSTMAP,
+    JARS,
+    RULEBOOK,
+    SETTINGS,
+    SUSPENSIONS,
+    UPSTREAM,
+    USAGE,
+)
+from proxy.web.login import client_ip, login_url_for
 from proxy.web.responses import found
 from proxy.web.session_cookie import current_session
 
@@ -55,6 +69,15 @@ class NotLicensed(ClamshellError):
         self.public_message = f"Your library does not license {title}."
 
 
+class Suspended(ClamshellError):
+    """The session crossed an abuse limit (EZproxy UsageLimit)."""
+
+    status_hint = 403
+    public_message = (
+        "Your access has been paused because of unusually heavy use. Please contact your library."
+    )
+
+
 class RequestTooLarge(ClamshellError):
     """The request body is larger than the proxy relays."""
 
@@ -70,11 +93,34 @@ class Resolved:
     origin: Origin
 
 
+class LegacyHost(Exception):
+    """An EZproxy dotted proxy-by-hostname request; carries where it moved to."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+def legacy_location(request: web.Request, host: str) -> str | None:
+    """``www.jstor.org.<proxy host>`` (EZproxy's dotted form) → our mapped URL, if covered."""
+    bare = host.rsplit(":", 1)[0] if ":" in host else host
+    suffix = "." + request.app[HOSTMAP].proxy_host
+    vendor_host = bare[: -len(suffix)] if bare.endswith(suffix) else ""
+    if "." not in vendor_host:
+        return None
+    mapper = mapper_for(request)
+    origin = mapper.vendor_origin(vendor_host)
+    return None if origin is None else mapper.mapped_origin(origin) + request.raw_path
+
+
 def resolve_vendor(request: web.Request, host: str) -> Resolved:
     """Host → origin → rule; the origin must be the rule's own (scheme and port too)."""
     try:
         origin = request.app[HOSTMAP].origin_for(host)
     except HostMapError:
+        location = legacy_location(request, host)
+        if location is not None:
+            raise LegacyHost(location) from None
         raise UnknownDatabase() from None
     index = request.app[RULEBOOK].current.index
     rule = index.rule_for(origin.host)
@@ -85,13 +131,18 @@ def resolve_vendor(request: web.Request, host: str) -> Resolved:
 
 async def relay_handler(request: web.Request, host: str) -> web.StreamResponse:
     """Decide (vendor, session, licence), then forward."""
-    vendor = resolve_vendor(request, host)
+    try:
+        vendor = resolve_vendor(request, host)
+    except LegacyHost as moved:  # old EZproxy links and bookmarks keep working
+        return web.Response(status=301, headers={"Location": moved.location})
     session = await current_session(request)
     if session is None:
         target = vendor.origin.url_prefix() + request.raw_path
         return found(login_url_for(request.app[SETTINGS].public_url, target))
     if not vendor.rule.licensed_to(session.library, session.ptype):
         raise NotLicensed(vendor.rule.title)
+    if request.app[SUSPENSIONS].is_suspended(session.key):
+        raise Suspended()
     return await forward(request, vendor, session)
 
 
@@ -154,26 +205,81 @@ async def forward(request: web.Request, vendor: Resolved, session: Session) -> w
         for name, value in mapped.headers:
             response.headers.add(name, value)
         await response.prepare(request)
-        await stream_body(request, response, upstream, rule.id)
-        return response
+        size = await stream_body(request, response, upstream, rule.id)
     finally:
         upstream.release()
+    account(request, rule, session, size=size, content_type=upstream.content_type, now=now)
+    return response
 
 
 async def stream_body(
     request: web.Request, response: web.StreamResponse, upstream: ClientResponse, vendor: str
-) -> None:
+) -> int:
     """Copy the body; a failure after the headers went out can only cut the connection."""
+    size = 0
     try:
         async for chunk in iter_body(upstream):
+            size += len(chunk)
             await response.write(chunk)
         await response.write_eof()
     except UpstreamError as exc:
         log.warning("upstream_body_failed", vendor=vendor, error=type(exc).__name__)
         if request.transport is not None:
             request.transport.close()  # the browser sees a truncated response, not a lie
-        return
+        return size
     log.info("request_relayed", vendor=vendor, status=upstream.status)
+    return size
+
+
+def limits_for(settings: Settings, rule: VendorRule) -> AbuseLimits:
+    """The session limits for a vendor: the rule's overrides over the global ones."""
+    glob, own = settings.limits, rule.limits
+    megabytes = own.megabytes or glob.megabytes
+    return AbuseLimits(
+        interval=timedelta(minutes=glob.interval_minutes),
+        requests=own.requests or glob.requests,
+        bytes=megabytes * 2**20 if megabytes else None,
+        downloads=own.downloads or glob.downloads,
+        card_networks=glob.card_networks,
+        card_networks_interval=timedelta(minutes=glob.card_networks_minutes),
+        card_networks_action=glob.card_networks_action,
+    )
+
+
+def account(
+    request: web.Request,
+    rule: VendorRule,
+    session: Session,
+    *,
+    size: int,
+    content_type: str,
+    now: datetime,
+) -> None:
+    """Aggregate statistics and abuse limits for one relayed response (no URL kept)."""
+    app = request.app
+    app[USAGE].request(
+        now.date(),
+        rule.id,
+        session.library,
+        patron=session.patron_key or session.key,
+        session=session.key,
+        size=size,
+        content_type=content_type,
+    )
+    limits = limits_for(app[SETTINGS], rule)
+    crossed = app[ABUSE].record(
+        session.key, limits, size=size, download=is_download(content_type), now=now
+    )
+    if crossed is None and session.patron_key is not None:
+        network = truncate_ip(client_ip(request))
+        crossed = app[ABUSE].network_seen(session.patron_key, network, limits, now)
+        if crossed is not None and limits.card_networks_action == "log":
+            app[SUSPENSIONS].suspend(session.key, rule.id, crossed.limit, now, action="logged")
+            log.warning("usage_limit_logged", vendor=rule.id, limit=crossed.limit)
+            return
+    if crossed is not None and not app[SUSPENSIONS].is_suspended(session.key):
+        app[SUSPENSIONS].suspend(session.key, rule.id, crossed.limit, now)
+        log.warning("session_suspended", vendor=rule.id, limit=crossed.limit)
 
 
 def decoded_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[Header]:

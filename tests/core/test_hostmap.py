@@ -183,8 +183,14 @@ def test_origin_parse_rejects_junk(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("scheme", "host", "port"),
-    [("ftp", "a.b", 21), ("https", "WWW.jstor.org", 443), ("https", "a.b", 0),
-     ("https", "a.b", 65536), ("https", "localhost", 443), ("https", "a..b", 443)],
+    [
+        ("ftp", "a.b", 21),
+        ("https", "WWW.jstor.org", 443),
+        ("https", "a.b", 0),
+        ("https", "a.b", 65536),
+        ("https", "localhost", 443),
+        ("https", "a..b", 443),
+    ],
 )
 def test_origin_refuses_invalid_values(scheme: str, host: str, port: int) -> None:
     """An Origin cannot be built with a bad scheme, a non-canonical host or a bad port."""
@@ -367,8 +373,14 @@ def test_is_portal(request_host: str, expected: bool) -> None:
 
 @pytest.mark.parametrize(
     ("proxy_host", "proxy_port", "capacity"),
-    [("localhost", None, 10), ("proxy..lib", None, 10), (PROXY, 0, 10), (PROXY, 65536, 10),
-     ("a." * 95 + "org", None, 10), (PROXY, None, 0)],
+    [
+        ("localhost", None, 10),
+        ("proxy..lib", None, 10),
+        (PROXY, 0, 10),
+        (PROXY, 65536, 10),
+        ("a." * 95 + "org", None, 10),
+        (PROXY, None, 0),
+    ],
 )
 def test_hostmap_refuses_a_bad_proxy_address(
     proxy_host: str, proxy_port: int | None, capacity: int
@@ -417,8 +429,16 @@ def test_hostname_problem_message_format() -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["www.jstor.org", "WWW.JSTOR.ORG", "xn--bcher-kva.example", "a.b", "3com.com",
-     "a---b.example", "123.example", "a." * 125 + "com"],
+    [
+        "www.jstor.org",
+        "WWW.JSTOR.ORG",
+        "xn--bcher-kva.example",
+        "a.b",
+        "3com.com",
+        "a---b.example",
+        "123.example",
+        "a." * 125 + "com",
+    ],
 )
 def test_valid_hostnames(host: str) -> None:
     """Ordinary, punycode, digit-led and maximal-length DNS names are valid vendor hosts."""

@@ -211,3 +211,43 @@ async def test_daily_pseudonym_is_stable_within_a_day(stack: Stack, rotate_days:
     await stack.client.get("/", headers={"Host": BIGDB, **second})
     a, b = ({n.lower(): v for n, v in r.headers}["x-bigdb-user"] for r in stack.vendor.records)
     assert (a == b) is (rotate_days == 0)
+
+
+async def test_usage_limit_suspends_the_session(make_stack: StackFactory) -> None:
+    """Crossing the per-session request limit suspends the session with a pseudonymous event."""
+    from proxy.web.keys import SUSPENSIONS
+
+    stack: Stack = await make_stack(limits={"requests": 3})
+    auth = await signed_in(stack)
+    statuses = [
+        (await stack.client.get("/", headers={"Host": WWW, **auth})).status for _ in range(5)
+    ]
+    assert statuses == [200, 200, 200, 200, 403]
+    page = await stack.client.get("/", headers={"Host": WWW, **auth})
+    assert "contact your library" in await page.text()
+    events = stack.app[SUSPENSIONS].events(stack.clock.now.replace(year=2000))
+    assert [(e[2], e[3], e[4]) for e in events] == [("acme", "requests", "suspended")]
+    assert auth["Cookie"].split("=", 1)[1] not in repr(events)
+
+
+async def test_relayed_traffic_is_counted_in_statistics(stack: Stack) -> None:
+    """Requests, bytes, downloads and logins reach the stats store after a flush."""
+    from proxy.web.app import flush_usage
+    from proxy.web.keys import STATS
+
+    auth = await signed_in(stack)
+    await (await stack.client.get("/", headers={"Host": WWW, **auth})).read()
+    await (await stack.client.get("/pdf/article-2.pdf", headers={"Host": CDN, **auth})).read()
+    await flush_usage(stack.app)
+    day = stack.clock.now.date()
+    (row,) = stack.app[STATS].daily(day, day)
+    assert (row.vendor, row.library, row.requests, row.downloads, row.sessions, row.uniques) == (
+        "acme",
+        "MAIN",
+        2,
+        1,
+        1,
+        1,
+    )
+    assert row.bytes > len(pdf_bytes(2))
+    assert (day.isoformat(), "MAIN", "ok", 1) in stack.app[STATS].logins(day, day)

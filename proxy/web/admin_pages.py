@@ -1,0 +1,387 @@
+"""HTML, CSS and the inline SVG usage chart of the admin console.
+
+Contract: pure functions from plain values to ``str`` HTML; every value that came from a rule
+file, the stats store or a request is escaped here. The pages need no JavaScript and no
+external resource: styles come from ``/admin.css`` (same origin), the chart is inline SVG
+styled by class, so they render offline under ``default-src 'none'; style-src 'self'``.
+Not here: authentication, where the numbers come from (web/admin.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from html import escape
+from string import Template
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from proxy.web.admin import ReloadOut, SuspensionOut, ThirdPartyOut, UsageRowOut, VendorOut
+
+ADMIN_CSS: Final = """
+main.admin { max-width: 72rem; }
+header.site form { display: inline; float: right; margin: 0; }
+header.site button { margin: 0; padding: 0.2rem 0.8rem; background: #fff; color: var(--accent); }
+section { margin-top: 2rem; }
+.summary { display: flex; flex-wrap: wrap; gap: 1rem; padding: 0; list-style: none; }
+.summary li { border: 1px solid #ccc; border-radius: 4px; padding: 0.5rem 1rem; }
+.summary strong { display: block; font-size: 1.5rem; }
+.scroll { overflow-x: auto; }
+table.data { border-collapse: collapse; width: 100%; font-size: 0.95rem; }
+table.data th, table.data td { text-align: left; padding: 0.35rem 0.6rem;
+  border-bottom: 1px solid #ddd; vertical-align: top; }
+table.data .num { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #126b2f; } .bad { color: var(--bad); font-weight: 600; }
+ul.problems { font-family: ui-monospace, monospace; font-size: 0.9rem; }
+.chart { width: 100%; height: auto; max-width: 60rem; }
+.chart .grid { stroke: #ddd; stroke-width: 1; }
+.chart .axis { stroke: #555; stroke-width: 1; }
+.chart text { font-size: 11px; fill: #333; }
+.chart .title { font-size: 12px; font-weight: 600; }
+.series { fill: none; stroke-width: 2.5; stroke-linejoin: round; stroke-linecap: round; }
+ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 0.4rem 1.5rem; }
+ul.legend svg { width: 2rem; height: 0.6rem; vertical-align: middle; }
+.s0 { stroke: #0072b2; } .s1 { stroke: #d55e00; stroke-dasharray: 7 3; }
+.s2 { stroke: #009e73; stroke-dasharray: 2 3; } .s3 { stroke: #cc79a7; stroke-dasharray: 10 3 2 3; }
+.s4 { stroke: #e69f00; } .s5 { stroke: #56b4e9; stroke-dasharray: 7 3; }
+.s6 { stroke: #000; stroke-dasharray: 2 3; } .s7 { stroke: #7f7f7f; stroke-dasharray: 10 3 2 3; }
+"""
+PALETTE_SIZE: Final = 8  # classes .s0-.s7 above (Okabe-Ito colours, told apart by dashes too)
+OTHERS: Final = "other vendors"
+WIDTH, HEIGHT = 720, 280
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 24, 44
+PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+LAYOUT: Final = Template("""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>$title · $consortium</title>
+<link rel="stylesheet" href="/admin.css">
+</head>
+<body>
+<header class="site"><a class="brand" href="/">$consortium · proxy admin</a>$logout</header>
+<main id="main" class="admin">
+<h1>$title</h1>
+$body
+</main>
+</body>
+</html>
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One line of the chart: a label and one value per day."""
+
+    label: str
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardView:
+    """Everything the dashboard shows (all of it aggregate or pseudonymous)."""
+
+    consortium: str
+    csrf: str
+    active_sessions: int
+    vendors: Sequence[VendorOut]
+    reloads: Sequence[ReloadOut]  # newest first
+    days: tuple[date, ...]
+    usage: Sequence[UsageRowOut] | None  # None: statistics are not recorded
+    third_parties: Sequence[ThirdPartyOut]
+    suspensions: Sequence[SuspensionOut]
+
+
+def layout(title: str, body: str, *, consortium: str, csrf: str = "") -> str:
+    """Wrap already-safe ``body`` HTML; a logout button appears when ``csrf`` is given."""
+    logout = (
+        f'<form method="post" action="/logout">{_csrf_field(csrf)}<button>Sign out</button></form>'
+        if csrf
+        else ""
+    )
+    return LAYOUT.substitute(
+        title=escape(title), consortium=escape(consortium), body=body, logout=logout
+    )
+
+
+def login_page(consortium: str, message: str = "") -> str:
+    """The token form (for people; scripts send ``Authorization: Bearer``)."""
+    alert = f'<p class="message" role="alert">{escape(message)}</p>' if message else ""
+    body = f"""{alert}<p>Paste the admin token. It is in the environment variable
+<code>CLAMSHELL_ADMIN_TOKEN</code>, or derived from <code>admin.token</code> in the data
+directory (see the README).</p>
+<form method="post" action="/login">
+<label for="token">Admin token</label>
+<input type="password" id="token" name="token" autocomplete="current-password" required>
+<button>Sign in</button>
+</form>"""
+    return layout("Sign in", body, consortium=consortium)
+
+
+def dashboard_page(view: DashboardView) -> str:
+    """The whole dashboard."""
+    parts = (
+        _summary(view),
+        _reload_alert(view.reloads[0]) if view.reloads else "",
+        _vendor_table(view.vendors),
+        _usage_section(view),
+        _third_party_table(view.third_parties),
+        _suspension_table(view.suspensions),
+        _reload_table(view.reloads),
+    )
+    return layout("Dashboard", "\n".join(parts), consortium=view.consortium, csrf=view.csrf)
+
+
+def _csrf_field(csrf: str) -> str:
+    return f'<input type="hidden" name="csrf" value="{escape(csrf, quote=True)}">'
+
+
+def _summary(view: DashboardView) -> str:
+    last = view.reloads[0] if view.reloads else None
+    state = "—" if last is None else ("ok" if last.ok else "failed")
+    return f"""<ul class="summary">
+<li><strong>{view.active_sessions:,}</strong>active sessions</li>
+<li><strong>{len(view.vendors)}</strong>vendor rules in use</li>
+<li><strong class="{"ok" if last and last.ok else "bad"}">{state}</strong>last rules reload</li>
+</ul>
+<form method="post" action="/reload">{_csrf_field(view.csrf)}<button>Reload rules</button></form>"""
+
+
+def _reload_alert(last: ReloadOut) -> str:
+    if last.ok:
+        return ""
+    items = "".join(f"<li>{escape(p)}</li>" for p in last.problems)
+    return f"""<div class="message" role="alert"><p>The last reload at {_when(last.at)} found
+{len(last.problems)} problem(s); the previous {last.rule_count} rule(s) stay in use.</p>
+<ul class="problems">{items}</ul></div>"""
+
+
+def _table(caption: str, head: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> str:
+    if not rows:
+        return f"<h2>{escape(caption)}</h2><p>{escape(empty)}</p>"
+    th = "".join(f'<th scope="col"{_num(h)}>{escape(h)}</th>' for h in head)
+    body = "".join("<tr>" + "".join(cells) + "</tr>" for cells in rows)
+    return (
+        f'<h2>{escape(caption)}</h2><div class="scroll"><table class="data">'
+        f"<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def _num(head: str) -> str:
+    numeric = {"Hosts", "Domains", "Requests", "Sessions", "Downloads", "MB", "Rules"}
+    return ' class="num"' if head in numeric or head.endswith("(30 days)") else ""
+
+
+def _td(value: object, *, num: bool = False, cls: str = "") -> str:
+    text = f"{value:,}" if num and isinstance(value, int) else str(value)
+    classes = " ".join(c for c in ("num" if num else "", cls) if c)
+    return f'<td class="{classes}">{escape(text)}</td>' if classes else f"<td>{escape(text)}</td>"
+
+
+def _vendor_table(vendors: Sequence[VendorOut]) -> str:
+    rows = [
+        (
+            _td(v.id),
+            _td(v.title),
+            _td(v.hosts, num=True),
+            _td(v.domains, num=True),
+            _td(v.source),
+            _status(v.status),
+        )
+        for v in vendors
+    ]
+    head = ("Vendor", "Title", "Hosts", "Domains", "Rule file", "Status")
+    return "<section>" + _table("Vendors", head, rows, "No vendor rules are loaded.") + "</section>"
+
+
+def _status(status: str) -> str:
+    if status == "ok":
+        return _td("ok", cls="ok")
+    return _td("file has errors — previous version in use", cls="bad")
+
+
+def _usage_section(view: DashboardView) -> str:
+    title = f"Requests per vendor per day ({_day(view.days[0])} – {_day(view.days[-1])}, UTC)"
+    if view.usage is None:
+        return f"<section><h2>{title}</h2><p>Statistics are not being recorded.</p></section>"
+    series = series_by_vendor(view.usage, view.days)
+    if not any(any(s.values) for s in series):
+        return f"<section><h2>{title}</h2><p>No usage recorded in this period.</p></section>"
+    chart = usage_chart(view.days, series)
+    return f"<section><h2>{title}</h2>{chart}{_legend(series)}{_totals(view.usage)}</section>"
+
+
+def series_by_vendor(rows: Sequence[UsageRowOut], days: tuple[date, ...]) -> list[Series]:
+    """Requests per vendor per day (libraries summed); the busiest vendors get their own line."""
+    index = {day: i for i, day in enumerate(days)}
+    per_vendor: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
+    for row in rows:
+        if row.day in index:
+            per_vendor[row.vendor][index[row.day]] += row.requests
+    ranked = sorted(per_vendor.items(), key=lambda item: (-sum(item[1]), item[0]))
+    keep, rest = ranked[: PALETTE_SIZE - 1], ranked[PALETTE_SIZE - 1 :]
+    if len(rest) == 1:
+        keep, rest = ranked, []
+    series = [Series(vendor, tuple(values)) for vendor, values in keep]
+    if rest:
+        series.append(
+            Series(OTHERS, tuple(sum(col) for col in zip(*(v for _, v in rest), strict=True)))
+        )
+    return series
+
+
+def axis_step(peak: int, ticks: int = 4) -> int:
+    """A round step (1, 2 or 5 × 10^k) so that about ``ticks`` steps cover ``peak``."""
+    raw = max(peak, ticks) / ticks
+    exp = int(10 ** math.floor(math.log10(raw)))
+    return next(m * exp for m in (1, 2, 5, 10) if m * exp >= raw)
+
+
+def compact(value: int) -> str:
+    """1234 → '1,234'; 12500 → '12.5k'; 3400000 → '3.4M' (axis labels stay short)."""
+    if value < 10_000:
+        return f"{value:,}"
+    if value < 1_000_000:
+        return f"{value / 1000:.1f}".rstrip("0").rstrip(".") + "k"
+    return f"{value / 1_000_000:.1f}".rstrip("0").rstrip(".") + "M"
+
+
+def usage_chart(days: tuple[date, ...], series: Sequence[Series]) -> str:
+    """An SVG line chart: one polyline per series, gridlines, labelled axes."""
+    peak = max((max(s.values, default=0) for s in series), default=0)
+    step = axis_step(peak)
+    top = step * max(1, math.ceil(peak / step))
+
+    def x(i: int) -> float:
+        return LEFT + i * PLOT_W / max(len(days) - 1, 1)
+
+    def y(v: int) -> float:
+        return TOP + PLOT_H * (1 - v / top)
+
+    desc = f"{len(series)} line(s), {_day(days[0])} to {_day(days[-1])}; busiest day {peak:,}."
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        'aria-labelledby="chart-title chart-desc" xmlns="http://www.w3.org/2000/svg">',
+        '<title id="chart-title">Requests per vendor per day</title>',
+        f'<desc id="chart-desc">{escape(desc)}</desc>',
+        *_y_axis(top, step, y),
+        *_x_axis(days, x),
+    ]
+    for i, s in enumerate(series):
+        points = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in enumerate(s.values))
+        label = f"{s.label}: {sum(s.values):,} requests"
+        parts.append(
+            f'<polyline class="series s{i % PALETTE_SIZE}" points="{points}">'
+            f"<title>{escape(label)}</title></polyline>"
+        )
+    return "".join(parts) + "</svg>"
+
+
+def _y_axis(top: int, step: int, y: Callable[[int], float]) -> list[str]:
+    out = [
+        f'<text class="title" x="{LEFT}" y="{TOP - 8}">Requests per day</text>',
+        f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + PLOT_H}"/>',
+    ]
+    for value in range(0, top + 1, step):
+        at = f"{y(value):.1f}"
+        out.append(f'<line class="grid" x1="{LEFT}" y1="{at}" x2="{WIDTH - RIGHT}" y2="{at}"/>')
+        out.append(
+            f'<text x="{LEFT - 6}" y="{at}" text-anchor="end" dy="4">{compact(value)}</text>'
+        )
+    return out
+
+
+def _x_axis(days: tuple[date, ...], x: Callable[[int], float]) -> list[str]:
+    base = TOP + PLOT_H
+    out = [f'<line class="axis" x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}"/>']
+    for i, day in enumerate(days):
+        if (len(days) - 1 - i) % 7 == 0:  # weekly ticks, ending on the newest day
+            out.append(
+                f'<line class="axis" x1="{x(i):.1f}" y1="{base}" x2="{x(i):.1f}" y2="{base + 4}"/>'
+            )
+            out.append(
+                f'<text x="{x(i):.1f}" y="{base + 16}" text-anchor="middle">{_day(day)}</text>'
+            )
+    out.append(
+        f'<text class="title" x="{LEFT + PLOT_W / 2:.0f}" y="{HEIGHT - 6}" '
+        'text-anchor="middle">Day (UTC)</text>'
+    )
+    return out
+
+
+def _legend(series: Sequence[Series]) -> str:
+    items = "".join(
+        f'<li><svg viewBox="0 0 32 8" aria-hidden="true"><line class="series s{i % PALETTE_SIZE}"'
+        f' x1="2" y1="4" x2="30" y2="4"/></svg> {escape(s.label)} '
+        f"({sum(s.values):,} requests)</li>"
+        for i, s in enumerate(series)
+    )
+    return f'<ul class="legend" aria-label="Legend">{items}</ul>'
+
+
+def _totals(rows: Sequence[UsageRowOut]) -> str:
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in rows:
+        for i, value in enumerate((r.requests, r.sessions, r.downloads, r.bytes)):
+            sums[r.vendor][i] += value
+    table = [
+        (
+            _td(v),
+            _td(t[0], num=True),
+            _td(t[1], num=True),
+            _td(t[2], num=True),
+            _td(round(t[3] / 1e6, 1), num=True),
+        )
+        for v, t in sorted(sums.items())
+    ]
+    head = ("Vendor", "Requests", "Sessions", "Downloads", "MB")
+    return _table("Totals for the period", head, table, "")
+
+
+def _third_party_table(rows: Sequence[ThirdPartyOut]) -> str:
+    cells = [
+        (_td(r.vendor), _td(r.host), _td(r.referenced, num=True), _td(r.blocked, num=True))
+        for r in rows
+    ]
+    head = ("Vendor", "Third-party host", "Referenced (30 days)", "Blocked (30 days)")
+    empty = "No third-party hosts seen in vendor pages in the last 30 days."
+    return (
+        "<section>" + _table("Top third-party hosts per vendor", head, cells, empty) + "</section>"
+    )
+
+
+def _suspension_table(rows: Sequence[SuspensionOut]) -> str:
+    cells = [(_td(s.session_hash), _td(s.vendor), _td(s.limit), _td(_when(s.since))) for s in rows]
+    head = ("Session (pseudonymous)", "Vendor", "Limit crossed", "Since")
+    return (
+        "<section>"
+        + _table("Suspended sessions", head, cells, "No session is suspended.")
+        + ("</section>")
+    )
+
+
+def _reload_table(rows: Sequence[ReloadOut]) -> str:
+    cells = [
+        (
+            _td(_when(r.at)),
+            _td("ok" if r.ok else "failed", cls="ok" if r.ok else "bad"),
+            _td(r.rule_count, num=True),
+            _td("; ".join(r.problems) or "—"),
+        )
+        for r in rows
+    ]
+    head = ("When (UTC)", "Result", "Rules", "Problems")
+    return '<section id="reloads">' + _table("Recent rule reloads", head, cells, "") + "</section>"
+
+
+def _day(day: date) -> str:
+    return f"{day.day} {day:%b}"
+
+
+def _when(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M:%S}"

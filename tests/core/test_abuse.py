@@ -1,0 +1,64 @@
+"""Abuse limits: sliding per-session counters and card network counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from proxy.core.abuse import AbuseLimits, AbuseMonitor
+
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("limits", "size", "download", "crossed_at", "limit"),
+    [
+        (AbuseLimits(requests=3), 1, False, 4, "requests"),
+        (AbuseLimits(bytes=250), 100, False, 3, "bytes"),
+        (AbuseLimits(downloads=2), 1, True, 3, "downloads"),
+    ],
+)
+def test_each_limit_crosses_after_its_threshold(
+    limits: AbuseLimits, size: int, download: bool, crossed_at: int, limit: str
+) -> None:
+    """The n-th response past a threshold reports that limit; earlier ones do not."""
+    monitor = AbuseMonitor()
+    results = [
+        monitor.record("s", limits, size=size, download=download, now=T0) for _ in range(crossed_at)
+    ]
+    assert results[:-1] == [None] * (crossed_at - 1)
+    assert results[-1] is not None and results[-1].limit == limit
+
+
+def test_window_slides() -> None:
+    """Requests older than the interval no longer count."""
+    monitor = AbuseMonitor()
+    limits = AbuseLimits(interval=timedelta(minutes=10), requests=2)
+    monitor.record("s", limits, size=1, download=False, now=T0)
+    monitor.record("s", limits, size=1, download=False, now=T0)
+    later = T0 + timedelta(minutes=11)
+    assert monitor.record("s", limits, size=1, download=False, now=later) is None
+
+
+def test_sessions_are_counted_separately_and_forgotten() -> None:
+    """One session's use does not count against another; forget drops a session."""
+    monitor = AbuseMonitor()
+    limits = AbuseLimits(requests=1)
+    monitor.record("a", limits, size=1, download=False, now=T0)
+    assert monitor.record("b", limits, size=1, download=False, now=T0) is None
+    monitor.forget("a")
+    assert monitor.record("a", limits, size=1, download=False, now=T0) is None
+
+
+def test_card_used_from_too_many_networks() -> None:
+    """A card seen on more networks than allowed within the interval crosses card_networks."""
+    monitor = AbuseMonitor()
+    limits = AbuseLimits(card_networks=2, card_networks_interval=timedelta(hours=1))
+    assert monitor.network_seen("p", "192.0.2.0/24", limits, T0) is None
+    assert monitor.network_seen("p", "198.51.100.0/24", limits, T0) is None
+    assert monitor.network_seen("p", "192.0.2.0/24", limits, T0) is None
+    crossed = monitor.network_seen("p", "203.0.113.0/24", limits, T0)
+    assert crossed is not None and crossed.limit == "card_networks"
+    later = T0 + timedelta(hours=2)
+    assert monitor.network_seen("p", "203.0.113.0/24", limits, later) is None

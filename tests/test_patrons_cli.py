@@ -1,0 +1,158 @@
+"""The ``patrons import`` and ``patrons check`` commands, run as a person would run them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy.core.cards import make_check_digit
+
+REPO = Path(__file__).resolve().parents[1]
+# The main parser with only the patrons commands, as cli.py wires them (logs go to stderr).
+HARNESS = """
+import argparse, sys
+from proxy.config_loader import load_settings
+from proxy.logconfig import configure_logging
+from proxy.patrons_cli import add_patrons_parser, run_patrons
+parser = argparse.ArgumentParser(prog="run_proxy.py")
+parser.add_argument("--config", required=True)
+add_patrons_parser(parser.add_subparsers(dest="command", required=True))
+args = parser.parse_args()
+configure_logging("json")
+sys.exit(run_patrons(args, load_settings(args.config)))
+"""
+CONFIG = {
+    "data_dir": "./data",
+    "libraries": [
+        {"code": "MAIN", "name": "Main Street Public Library", "prefix": "21234",
+         "length": 14, "check_digit": "luhn", "remote_ptypes": ["adult"]},
+        {"code": "WEST", "name": "Westfield College Library", "prefix": "29876",
+         "length": 14, "check_digit": "mod10_weighted_31", "remote_ptypes": ["student"],
+         "login_with": "last_name"},
+    ],
+}  # fmt: skip
+
+
+def main_card(serial: int) -> str:
+    """A valid MAIN card number."""
+    body = f"21234{serial:08d}"
+    return body + make_check_digit(body, "luhn")
+
+
+OK, EXPIRED, LOST, STAFF, UNKNOWN = (main_card(n) for n in range(1, 6))
+WEST = "29876000000013"
+EXPORT = f"""barcode,pin,last_name,library,ptype,expires,status
+{OK},1111,,MAIN,adult,2099-12-31,ok
+{EXPIRED},2222,,MAIN,adult,2020-01-31,ok
+{LOST},3333,,MAIN,adult,2099-12-31,lost
+{STAFF},4444,,MAIN,staff,2099-12-31,ok
+{WEST},,Ng,WEST,student,2099-12-31,ok
+{OK[:-1]}0,5555,,MAIN,adult,2099-12-31,ok
+"""
+
+
+def run(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run the patrons commands in a fresh interpreter, with ``stdin`` piped in."""
+    return subprocess.run(
+        [sys.executable, "-c", HARNESS, "--config", str(config), *args],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A proxy.yaml whose registry holds EXPORT (imported once for the module)."""
+    folder = tmp_path_factory.mktemp("cli")
+    path = folder / "proxy.yaml"
+    path.write_text(json.dumps(CONFIG))  # JSON is YAML
+    (folder / "export.csv").write_text(EXPORT)
+    result = run(path, "patrons", "import", str(folder / "export.csv"))
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def test_import_prints_problems_and_summary(config: Path) -> None:
+    """Bad rows go to stderr as FILE:LINE: reason; the summary line goes to stdout."""
+    export = config.parent / "export.csv"
+    result = run(config, "patrons", "import", str(export))
+    assert result.returncode == 0
+    assert result.stdout.strip() == (
+        f"{export}: imported 0, updated 0, unchanged 5, rejected 1, removed 0"
+    )
+    assert f"{export}:7: check digit is wrong (MAIN uses luhn)" in result.stderr.splitlines()
+    assert '"event": "patrons_imported"' in result.stderr
+    assert OK[:-1] not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read: No such file or directory"),
+        ("barcode,pin,library\n", ":1: missing required column(s): ptype, expires, status"),
+        ("barcode,pin,library,ptype,expires,status\n1,2,MAIN,adult,x,ok\n", "nothing was changed"),
+    ],
+)
+def test_import_that_cannot_be_processed_exits_1(
+    config: Path, tmp_path: Path, content: str | None, message: str
+) -> None:
+    """Unreadable files, bad headers and all-rejected files exit 1 with a clear message."""
+    path = tmp_path / "export.csv"
+    if content is not None:
+        path.write_text(content)
+    result = run(config, "patrons", "import", str(path), "--replace")
+    assert result.returncode == 1
+    assert message in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+CHECKS = [
+    (OK, 0, ["card: found", "library: MAIN (Main Street Public Library)", "patron type: adult",
+             "status: ok", "expires: 2099-12-31", "remote login: yes"]),
+    (EXPIRED, 1, ["expires: 2020-01-31", "remote login: no - the card expired on 2020-01-31"]),
+    (LOST, 1, ["status: lost", "remote login: no - status is lost (only 'ok' may log in)"]),
+    (STAFF, 1, ["remote login: no - patron type 'staff' has no remote access at MAIN "
+                "(remote_ptypes: adult)"]),
+    (WEST, 0, ["library: WEST (Westfield College Library)", "remote login: yes"]),
+    (UNKNOWN, 1, ["card: not found in the registry", "number: a valid MAIN card number",
+                  "remote login: no - the card is not in the registry"]),
+    (OK[:-1] + "0", 1, ["card: not found", "number: check digit is wrong (MAIN uses luhn)"]),
+    ("99990000000000", 1, ["number: no member library uses this card number's prefix"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("barcode", "code", "expected"), CHECKS)
+def test_check_reads_the_card_from_stdin_and_explains(
+    config: Path, barcode: str, code: int, expected: list[str]
+) -> None:
+    """`patrons check` explains why a card can or cannot log in, never echoing the card."""
+    typed = f"{barcode[:4]}-{barcode[4:9]} {barcode[9:]}\n"
+    result = run(config, "patrons", "check", stdin=typed)
+    assert result.returncode == code, result.stderr
+    lines = result.stdout.splitlines()
+    for line in expected:
+        assert any(got.startswith(line) for got in lines), (line, lines)
+    for form in (barcode, typed.strip(), barcode[-8:]):
+        assert form not in result.stdout and form not in result.stderr
+
+
+def test_check_refuses_a_card_on_the_command_line(config: Path) -> None:
+    """A card number in argv is a usage error (it would land in shell history and ps)."""
+    result = run(config, "patrons", "check", OK)
+    assert result.returncode == 2
+    assert "unrecognized arguments" in result.stderr
+
+
+def test_check_with_empty_stdin(config: Path) -> None:
+    """No card number on stdin is reported, not looked up."""
+    result = run(config, "patrons", "check", stdin="")
+    assert result.returncode == 1
+    assert "no card number given" in result.stderr
