@@ -18,6 +18,8 @@ from proxy.config_loader import load_settings
 from proxy.errors import ConfigError
 from proxy.ezproxy.importer import add_import_parser, run_import
 from proxy.logconfig import configure_logging
+from proxy.patrons_cli import add_patrons_parser, run_patrons
+from proxy.reports_cli import add_reports_parsers, run_purge, run_stats_export
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import load_rules
 
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = rules_cmds.add_parser("check", help="validate every rule file and report every problem")
     check.add_argument("directory", nargs="?", default=None, help="rules dir (default: config)")
     add_import_parser(rules_cmds)
+    add_patrons_parser(commands)
+    add_reports_parsers(commands)
     return parser
 
 
@@ -81,6 +85,14 @@ def dispatch(args: argparse.Namespace) -> int:
         return run_demo(port=args.port, vendor_port=args.vendor_port, data_dir=Path(args.data_dir))
     if args.command == "serve":
         return serve(args)
+    if args.command in ("patrons", "stats", "purge"):
+        settings = load_settings(args.config)
+        configure_logging(args.log_format or settings.log_format)
+        if args.command == "patrons":
+            return run_patrons(args, settings)
+        if args.command == "stats":
+            return run_stats_export(args, settings)
+        return run_purge(settings)
     raise AssertionError(f"unhandled command {args.command}")
 
 

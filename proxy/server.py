@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import http_parser, web
 
+from proxy.accesslog import PrivacyAccessLogger, access_logger
 from proxy.core.settings import Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
@@ -33,9 +34,19 @@ def require_c_parser() -> None:
         raise PurePythonParser("aiohttp's C HTTP parser is not in use (AIOHTTP_NO_EXTENSIONS?)")
 
 
-async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def start_site(
+    app: web.Application, host: str, port: int, *, access_log: bool = False
+) -> web.AppRunner:
     """Start one listener; the caller cleans the runner up."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    if access_log:
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=access_logger(),
+            access_log_class=PrivacyAccessLogger,
+        )
+    else:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=1024).start()
     return runner
@@ -54,7 +65,9 @@ async def serve_forever(
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: app[RULEBOOK].reload())
-    runner = await start_site(app, settings.listen.host, settings.listen.port)
+    runner = await start_site(
+        app, settings.listen.host, settings.listen.port, access_log=settings.access_log
+    )
     log.info("server_started", host=settings.listen.host, port=settings.listen.port)
     try:
         if on_ready is not None:

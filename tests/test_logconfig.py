@@ -71,3 +71,23 @@ def test_events_have_stable_names() -> None:
     assert logs == [
         {"event": "rules_reloaded", "component": "rules", "rule_count": 2, "log_level": "info"}
     ]
+
+
+def test_access_line_holds_no_query_no_host_no_full_address() -> None:
+    """The optional access log truncates the address, drops the query, names the vendor."""
+    from datetime import UTC, datetime
+
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from proxy.accesslog import VENDOR_KEY, access_line
+
+    request = make_mocked_request(
+        "GET", "/article/1?q=canary+search", headers={"Host": "www-acme-test.proxy.localhost"}
+    )
+    request[VENDOR_KEY] = "acme"
+    response = web.Response(body=b"x" * 12)
+    line = access_line(request, response, datetime(2026, 11, 29, 12, tzinfo=UTC))
+    assert '"GET acme:/article/1 HTTP/1.1" 200 ' in line
+    assert line.endswith(' "-" "-"')
+    assert "canary" not in line and "proxy.localhost" not in line

@@ -65,6 +65,7 @@ MAX_RANGE_DAYS: Final = 366
 TOP_HOSTS_PER_VENDOR: Final = 5
 ISO_DAY: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 FILTER_MAX: Final = 64
+STATS_PARAMS: Final = frozenset({"from", "to", "vendor", "library"})
 STAFF_LIMIT: Final = "staff"
 PORTAL_CSS: Final = Path(__file__).parent / "static" / "portal.css"
 SECURITY_HEADERS: Final = {
@@ -670,6 +671,9 @@ class StatsQuery:
 
 def parse_stats_query(query: Mapping[str, str], today: date) -> StatsQuery:
     """``from``/``to`` (default: the last 30 days), at most 366 days; 400 on anything else."""
+    unknown = sorted(set(query) - STATS_PARAMS)
+    if unknown:  # a typo such as ?form= must not silently widen the period
+        raise AdminRefused(400, f"Unknown query parameter(s): {', '.join(map(repr, unknown))}.")
     end = _day_param(query, "to") or today
     start = _day_param(query, "from") or date.fromordinal(max(1, end.toordinal() - CHART_DAYS + 1))
     if start > end:

@@ -12,6 +12,7 @@ Not here: the handlers' logic (portal.py, login.py, relay.py), config parsing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from proxy.core.settings import Settings
 from proxy.core.throttle import Throttle, ThrottleLimits
 from proxy.core.usage import UsageCounters
 from proxy.logconfig import get_logger
+from proxy.purge import Stores, purge_all
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import is_public_suffix
 from proxy.secretfiles import read_or_create_secret
@@ -63,6 +65,7 @@ STATIC_DIR: Final = Path(__file__).parent / "static"
 TASKS: web.AppKey[TaskOwner] = web.AppKey("tasks", TaskOwner)
 THROTTLE_EXPIRY_S: Final = 60.0
 USAGE_FLUSH_S: Final = 5.0
+PURGE_EVERY_S: Final = 6 * 3600.0
 log = get_logger("app")
 
 
@@ -153,6 +156,7 @@ async def start_maintenance(app: web.Application) -> None:
     tasks.spawn(run_purger(app[SESSIONS], app[CLOCK]), name="sessions_purge")
     tasks.spawn(expire_throttle(app), name="throttle_expire")
     tasks.spawn(flush_usage_forever(app), name="usage_flush")
+    tasks.spawn(purge_forever(app), name="retention_purge")
 
 
 async def stop_maintenance(app: web.Application) -> None:
@@ -187,3 +191,15 @@ async def flush_usage_forever(app: web.Application) -> None:
             await flush_usage(app)
         except Exception as exc:  # the counters were restored; the next round retries
             log.error("usage_flush_failed", error=type(exc).__name__)
+
+
+async def purge_forever(app: web.Application) -> None:
+    """Apply the retention rules at start-up and every few hours (see proxy/purge.py)."""
+    stores = Stores(app[EPOCHS], app[STATS], app[SUSPENSIONS], app[SESSIONS])
+    while True:
+        try:
+            report = await purge_all(stores, app[SETTINGS], app[CLOCK]())
+            log.info("retention_applied", **dataclasses.asdict(report))
+        except Exception as exc:  # try again next round; the failure is logged
+            log.error("retention_failed", error=type(exc).__name__)
+        await asyncio.sleep(PURGE_EVERY_S)

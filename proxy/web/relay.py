@@ -19,6 +19,7 @@ from typing import Final
 
 from aiohttp import ClientResponse, web
 
+from proxy.accesslog import VENDOR_KEY
 from proxy.core import pseudonym
 from proxy.core.abuse import AbuseLimits
 from proxy.core.headers import Header, OutgoingPolicy, incoming_headers, outgoing_headers
@@ -139,6 +140,7 @@ async def relay_handler(request: web.Request, host: str) -> web.StreamResponse:
     if session is None:
         target = vendor.origin.url_prefix() + request.raw_path
         return found(login_url_for(request.app[SETTINGS].public_url, target))
+    request[VENDOR_KEY] = vendor.rule.id
     if not vendor.rule.licensed_to(session.library, session.ptype):
         raise NotLicensed(vendor.rule.title)
     if request.app[SUSPENSIONS].is_suspended(session.key):
