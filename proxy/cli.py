@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from proxy.certs import add_certs_parser, run_certs
 from proxy.config_loader import load_settings
 from proxy.errors import ConfigError
 from proxy.ezproxy.importer import add_import_parser, run_import
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--data-dir", default="./demo-data", help="where the demo keeps its SQLite files"
     )
+    demo.add_argument("--tls", action="store_true", help="serve HTTPS with a generated dev CA")
     rules = commands.add_parser("rules", help="check or import vendor rules")
     rules_cmds = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     check = rules_cmds.add_parser("check", help="validate every rule file and report every problem")
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_import_parser(rules_cmds)
     add_patrons_parser(commands)
     add_reports_parsers(commands)
+    add_certs_parser(commands)
     return parser
 
 
@@ -82,9 +85,13 @@ def dispatch(args: argparse.Namespace) -> int:
         from proxy.demo.run import run_demo
 
         configure_logging(args.log_format or "auto")
-        return run_demo(port=args.port, vendor_port=args.vendor_port, data_dir=Path(args.data_dir))
+        return run_demo(
+            port=args.port, vendor_port=args.vendor_port, data_dir=Path(args.data_dir), tls=args.tls
+        )
     if args.command == "serve":
         return serve(args)
+    if args.command == "certs":
+        return run_certs(args, load_settings(args.config))
     if args.command in ("patrons", "stats", "purge"):
         settings = load_settings(args.config)
         configure_logging(args.log_format or settings.log_format)

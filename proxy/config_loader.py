@@ -71,5 +71,14 @@ def settings_from(
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_problems(exc, where, dict(lines or {}))) from None
-    resolved = {k: str((base / getattr(settings, k)).resolve()) for k in PATH_KEYS}
+    resolved: dict[str, Any] = {k: str((base / getattr(settings, k)).resolve()) for k in PATH_KEYS}
+    if settings.upstream_ca:
+        resolved["upstream_ca"] = str((base / settings.upstream_ca).resolve())
+    if settings.tls is not None:
+        resolved["tls"] = settings.tls.model_copy(
+            update={
+                "cert": str((base / settings.tls.cert).resolve()),
+                "key": str((base / settings.tls.key).resolve()),
+            }
+        )
     return settings.model_copy(update=resolved)

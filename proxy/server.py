@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import http_parser, web
 
@@ -19,6 +21,7 @@ from proxy.accesslog import PrivacyAccessLogger, access_logger
 from proxy.core.settings import Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.tlsconfig import reload_cert_chain, server_context
 from proxy.web.keys import RULEBOOK
 
 log = get_logger("server")
@@ -35,7 +38,12 @@ def require_c_parser() -> None:
 
 
 async def start_site(
-    app: web.Application, host: str, port: int, *, access_log: bool = False
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    access_log: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> web.AppRunner:
     """Start one listener; the caller cleans the runner up."""
     if access_log:
@@ -48,8 +56,24 @@ async def start_site(
     else:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=1024).start()
+    await web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context).start()
     return runner
+
+
+def redirect_app(settings: Settings) -> web.Application:
+    """The plain-HTTP listener of an HTTPS deployment: it only redirects to https."""
+
+    async def to_https(request: web.Request) -> web.StreamResponse:
+        host = request.host.split(":", 1)[0]
+        port = settings.proxy_port
+        authority = host if port is None else f"{host}:{port}"
+        return web.Response(
+            status=301, headers={"Location": f"https://{authority}{request.raw_path}"}
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", to_https)
+    return app
 
 
 async def serve_forever(
@@ -58,23 +82,60 @@ async def serve_forever(
     *,
     on_ready: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; reload rules on SIGHUP."""
+    """Serve until SIGINT/SIGTERM; reload rules (and the certificate) on SIGHUP."""
     require_c_parser()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    context = tls_context(settings)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: app[RULEBOOK].reload())
-    runner = await start_site(
-        app, settings.listen.host, settings.listen.port, access_log=settings.access_log
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload(app, settings, context))
+    runners = [
+        await start_site(
+            app,
+            settings.listen.host,
+            settings.listen.port,
+            access_log=settings.access_log,
+            ssl_context=context,
+        )
+    ]
+    if settings.tls is not None and settings.tls.http_redirect_port:
+        runners.append(
+            await start_site(
+                redirect_app(settings), settings.listen.host, settings.tls.http_redirect_port
+            )
+        )
+    log.info(
+        "server_started",
+        host=settings.listen.host,
+        port=settings.listen.port,
+        tls=context is not None,
     )
-    log.info("server_started", host=settings.listen.host, port=settings.listen.port)
     try:
         if on_ready is not None:
             await on_ready()
         await stop.wait()
     finally:
         log.info("server_stopping")
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context when proxy.yaml has ``tls``."""
+    if settings.tls is None:
+        return None
+    return server_context(Path(settings.tls.cert), Path(settings.tls.key))
+
+
+def reload(app: web.Application, settings: Settings, context: ssl.SSLContext | None) -> None:
+    """SIGHUP: reload the vendor rules and the certificate (each keeps the old on failure)."""
+    app[RULEBOOK].reload()
+    if context is not None and settings.tls is not None:
+        try:
+            reload_cert_chain(context, Path(settings.tls.cert), Path(settings.tls.key))
+            log.info("tls_reloaded")
+        except ClamshellError as exc:
+            log.error("tls_reload_failed", error=type(exc).__name__)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final, Literal
@@ -142,3 +142,18 @@ EPOCH_KINDS: Final[Mapping[str, _EpochKind]] = {
 
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def trace(
+    epoch_key: bytes, vendor_id: str, pseudonym: str, patron_keys: Iterable[str]
+) -> str | None:
+    """The patron key whose pseudonym this is, by recomputing over every candidate.
+
+    Only possible while the epoch key exists: once it is destroyed there is nothing to
+    recompute with (cryptographic erasure). Used to answer a vendor's abuse report.
+    """
+    wanted = pseudonym.strip().lower()
+    for key in patron_keys:
+        if hmac.compare_digest(derive(epoch_key, vendor_id, key), wanted):
+            return key
+    return None

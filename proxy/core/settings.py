@@ -121,6 +121,14 @@ class UsageLimits(Frozen):
     card_networks_action: Literal["log", "block"] = "log"
 
 
+class TLS(Frozen):
+    """HTTPS for the portal and every mapped host, from one wildcard certificate."""
+
+    cert: str  # PEM chain: leaf for <proxy host> and *.<proxy host>, then intermediates
+    key: str  # PEM private key, mode 0600
+    http_redirect_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
 class Admin(Frozen):
     """The admin console listener (loopback by default)."""
 
@@ -144,6 +152,8 @@ class Settings(Frozen):
     retention: Retention = Retention()
     limits: UsageLimits = UsageLimits()
     access_log: bool = False
+    tls: TLS | None = None
+    upstream_ca: str | None = None  # extra CA bundle to trust for vendors (tests, private CAs)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     timeouts: Timeouts = Timeouts()
     admin: Admin = Admin()
@@ -162,6 +172,12 @@ class Settings(Frozen):
     @classmethod
     def _overrides(cls, value: dict[str, str]) -> dict[str, str]:
         return {host.lower(): origin for host, origin in value.items()}
+
+    @model_validator(mode="after")
+    def _tls_needs_https(self) -> Settings:
+        if self.tls is not None and self.public_scheme != "https":
+            raise ValueError("tls is set, so public_url must start with https://")
+        return self
 
     @model_validator(mode="after")
     def _unique_libraries(self) -> Settings:

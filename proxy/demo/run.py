@@ -11,6 +11,7 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+from proxy.certs import CA_CERT, LEAF_CHAIN, LEAF_KEY, create_dev_ca, create_leaf
 from proxy.config_loader import settings_from
 from proxy.core.settings import Settings
 from proxy.demo.patrons import DemoCard, demo_cards, seed
@@ -21,10 +22,14 @@ from proxy.server import serve_forever
 from proxy.web.app import build_app
 from proxy.web.keys import REGISTRY
 
+DEMO_HOST = "proxy.localhost"
 
-def run_demo(*, port: int, vendor_port: int, data_dir: Path) -> int:
+
+def run_demo(*, port: int, vendor_port: int, data_dir: Path, tls: bool = False) -> int:
     """Run until Ctrl-C; returns the exit code."""
     raw = demo_config(port=port, vendor_port=vendor_port, data_dir=data_dir)
+    if tls:
+        raw.update(demo_tls(data_dir / "certs", port))
     settings = settings_from(raw, where="<demo defaults>", base=Path.cwd())
     asyncio.run(_run(settings, vendor_port))
     return 0
@@ -45,6 +50,23 @@ async def _run(settings: Settings, vendor_port: int) -> None:
         await serve_forever(app, settings, on_ready=announce)
     finally:
         await runner.cleanup()
+
+
+def demo_tls(directory: Path, port: int) -> dict[str, object]:
+    """Dev CA and wildcard leaf for proxy.localhost (made once, reused), and the tls config."""
+    now = datetime.now(UTC)
+    if not (directory / CA_CERT).exists():
+        ca = create_dev_ca(directory, DEMO_HOST, force=False, now=now)
+        create_leaf(directory, ca, DEMO_HOST, force=False, now=now)
+    print(
+        f"HTTPS: trust the demo CA in your browser: {directory / CA_CERT} "
+        "(see docs/https.md), or accept the warning once.",
+        flush=True,
+    )
+    return {
+        "public_url": f"https://{DEMO_HOST}:{port}",
+        "tls": {"cert": str(directory / LEAF_CHAIN), "key": str(directory / LEAF_KEY)},
+    }
 
 
 def print_banner(settings: Settings, cards: list[DemoCard]) -> None:

@@ -13,9 +13,11 @@ and one constant-time compare (against a random decoy when the card is unknown),
 time taken does not tell whether a card exists. ``bulk_write`` is the one way to change
 many rows: a single ``BEGIN IMMEDIATE`` transaction that commits all or nothing, so a crash
 or error midway leaves the previous registry untouched (readers keep seeing it meanwhile,
-thanks to WAL). Batches are staged in a temp table of the same connection (hashes only;
-SQLite may spill it to a temp file, never to Python memory), then merged in card-hash
-order; with ``replace`` the same table says which cards were seen, and the rest are deleted.
+thanks to WAL). Batches are first staged in a private temporary database attached to the
+same connection and written inside the same transaction (hashes only; SQLite keeps it in a
+temp file that it deletes on detach — never in Python memory), then merged into
+``patrons`` in card-hash order; with ``replace`` the staged rows also say which cards were
+seen, and the rest are deleted.
 Not here: CSV parsing and validation (patron_import.py), whether a card may log in
 (core/login.py), throttling, sessions.
 """
@@ -57,20 +59,26 @@ CREATE TABLE IF NOT EXISTS patrons (
     updated_at  TEXT NOT NULL
 ) WITHOUT ROWID;
 """
+STAGE_DB: Final = "import_stage"  # a private temporary database, attached per bulk write
 STAGE: Final = """
-CREATE TEMP TABLE import_rows (
+CREATE TABLE import_stage.rows (
     card_hash TEXT NOT NULL, secret_hash TEXT NOT NULL, library TEXT NOT NULL,
     ptype TEXT NOT NULL, expires TEXT NOT NULL, status TEXT NOT NULL
 )"""
-STAGE_ROW: Final = "INSERT INTO temp.import_rows VALUES (?, ?, ?, ?, ?, ?)"
-STAGE_INDEX: Final = "CREATE INDEX temp.import_rows_card ON import_rows (card_hash)"
-# In card_hash order (the index gives it without a sort) the B-tree is built left to right
-# instead of at random places; rowid order among duplicates makes the file's last row win.
-# Rows whose values did not change are not rewritten (less WAL; updated_at = last change).
+STAGE_PRAGMAS: Final = ("journal_mode = MEMORY", "synchronous = OFF")  # throwaway data
+STAGE_ROW: Final = "INSERT INTO import_stage.rows VALUES (?, ?, ?, ?, ?, ?)"
+# A covering index: the merge and the replace both read it in order, never the table.
+STAGE_INDEX: Final = (
+    "CREATE INDEX import_stage.rows_card"
+    " ON rows (card_hash, secret_hash, library, ptype, expires, status)"
+)
+# In card_hash order the B-tree is built left to right instead of at random places;
+# rowid order among duplicates makes the file's last row win. Rows whose values did not
+# change are not rewritten (less WAL; updated_at is the time of the last change).
 MERGE: Final = """
 INSERT INTO patrons (card_hash, secret_hash, library, ptype, expires, status, updated_at)
 SELECT card_hash, secret_hash, library, ptype, expires, status, ?
-FROM temp.import_rows WHERE true ORDER BY card_hash, rowid
+FROM import_stage.rows WHERE true ORDER BY card_hash, rowid
 ON CONFLICT (card_hash) DO UPDATE SET
     secret_hash = excluded.secret_hash, library = excluded.library, ptype = excluded.ptype,
     expires = excluded.expires, status = excluded.status, updated_at = excluded.updated_at
@@ -79,13 +87,14 @@ WHERE (secret_hash, library, ptype, expires, status)
             excluded.status)
 """
 REMOVE_UNSEEN: Final = (
-    "DELETE FROM patrons WHERE card_hash NOT IN (SELECT card_hash FROM temp.import_rows)"
+    "DELETE FROM patrons WHERE card_hash NOT IN (SELECT card_hash FROM import_stage.rows)"
 )
 SELECT_ONE: Final = (
     "SELECT card_hash, library, ptype, expires, status, secret_hash FROM patrons"
     " WHERE card_hash = ?"
 )
-IMPORT_CACHE_KIB: Final = 32 * 1024  # page cache per database for bulk writes: memory stays flat
+IMPORT_CACHE_KIB: Final = 32 * 1024  # page cache per database in bulk writes: memory stays flat
+DEFAULT_CACHE_KIB: Final = 2000  # SQLite's default
 
 
 class RegistryError(ClamshellError):
@@ -135,7 +144,11 @@ class BulkWriter:
 
 
 class PatronRegistry:
-    """The registry of one ``data_dir``; safe to share between threads."""
+    """The registry of one ``data_dir``; safe to share between threads.
+
+    In one process, reads wait while a bulk write runs; run imports from the CLI (another
+    process) and a running server keeps answering from the last committed state (WAL).
+    """
 
     def __init__(self, conn: sqlite3.Connection, pepper: bytes) -> None:
         self._conn = conn
@@ -235,19 +248,32 @@ class PatronRegistry:
     def bulk_write(self, *, replace: bool) -> Iterator[BulkWriter]:
         """One all-or-nothing transaction for many rows; see the module docstring."""
         with self._lock:
-            self._set_cache_kib(IMPORT_CACHE_KIB)
             try:
+                self._open_stage()
                 with self._transaction():
-                    self._conn.execute(STAGE)
                     writer = BulkWriter(self._conn)
                     yield writer
                     self._merge(writer, replace)
                 writer.committed = not writer.discarded
             finally:
-                self._conn.execute("DROP TABLE IF EXISTS temp.import_rows")
-                self._set_cache_kib(2000)
+                self._close_stage()
         if writer.committed:
             self._checkpoint()
+
+    def _open_stage(self) -> None:
+        """Attach an empty private temporary database (ATTACH cannot run in a transaction)."""
+        self._conn.execute(f"ATTACH DATABASE '' AS {STAGE_DB}")
+        for pragma in (*STAGE_PRAGMAS, f"cache_size = -{IMPORT_CACHE_KIB}"):
+            self._conn.execute(f"PRAGMA {STAGE_DB}.{pragma}")
+        self._conn.execute(f"PRAGMA main.cache_size = -{IMPORT_CACHE_KIB}")
+        self._conn.execute(STAGE)
+
+    def _close_stage(self) -> None:
+        """Detach the staging database; SQLite deletes its file (no per-page DROP work)."""
+        attached = {row[1] for row in self._conn.execute("PRAGMA database_list")}
+        if STAGE_DB in attached:
+            self._conn.execute(f"DETACH DATABASE {STAGE_DB}")
+        self._conn.execute(f"PRAGMA main.cache_size = -{DEFAULT_CACHE_KIB}")
 
     def _merge(self, writer: BulkWriter, replace: bool) -> None:
         """Move the staged rows into ``patrons`` (still inside the transaction)."""
@@ -262,10 +288,6 @@ class PatronRegistry:
         if replace:
             writer.removed = self._conn.execute(REMOVE_UNSEEN).rowcount
 
-    def _set_cache_kib(self, kib: int) -> None:
-        self._conn.execute(f"PRAGMA main.cache_size = -{kib}")
-        self._conn.execute(f"PRAGMA temp.cache_size = -{kib}")
-
     def _count_locked(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM patrons").fetchone()[0])
 
@@ -274,13 +296,13 @@ class PatronRegistry:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._conn.execute("COMMIT")
         except _Discard:
             self._conn.execute("ROLLBACK")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:  # also when COMMIT itself failed
+                self._conn.execute("ROLLBACK")
             raise
-        else:
-            self._conn.execute("COMMIT")
 
     def _checkpoint(self) -> None:
         """Fold the WAL back into the database after a big write (best effort)."""

@@ -63,6 +63,7 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD"})  # RFC 9110 §9.2.1: the rest m
 CHART_DAYS: Final = 30
 MAX_RANGE_DAYS: Final = 366
 TOP_HOSTS_PER_VENDOR: Final = 5
+IPV6_HOST: Final = re.compile(r"^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$")  # RFC 3986 IP-literal
 ISO_DAY: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 FILTER_MAX: Final = 64
 STATS_PARAMS: Final = frozenset({"from", "to", "vendor", "library"})
@@ -254,7 +255,7 @@ def refusal(
 @web.middleware
 async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     """Host shape, cross-site refusal for unsafe methods, then authentication and CSRF."""
-    checked_host(request)
+    check_host(request)
     unsafe = request.method not in SAFE_METHODS
     origin = f"{request.scheme}://{request.host}"
     headers = request.headers
@@ -267,6 +268,14 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
             await require_csrf(request)
     response: web.StreamResponse = await handler(request)
     return response
+
+
+def check_host(request: web.Request) -> None:
+    """One well-formed Host (``[::1]:8081`` too: the admin may listen on IPv6 loopback)."""
+    hosts = request.headers.getall("Host", [])
+    if len(hosts) == 1 and IPV6_HOST.match(hosts[0]) and request.raw_path.startswith("/"):
+        return
+    checked_host(request)
 
 
 def authenticate(request: web.Request) -> Literal["bearer", "cookie"]:
@@ -742,24 +751,12 @@ def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    """The API as OpenAPI 3.1, components generated from the models above."""
+    """The API as OpenAPI 3.1, components generated from the models above (do not mutate)."""
     outs = (ErrorOut, HealthOut, VendorsOut, StatsOut, ReloadOut, SuspensionOut, SuspensionsOut)
     _, schemas = models_json_schema(
         [*((m, "serialization") for m in outs), (SuspendIn, "validation")],
         ref_template="#/components/schemas/{model}",
     )
-    reload_op = _op("Reload rules", "ReloadOut", 403)
-    reload_op["responses"]["422"] = _content("ReloadOut", "Rules invalid; old rules kept.")
-    stats_params = [
-        _query("from", "First day (UTC), default 29 days before 'to'.", format="date"),
-        _query("to", "Last day (UTC), default today.", format="date"),
-        _query("vendor", "Only this vendor id.", minLength=1, maxLength=FILTER_MAX),
-        _query("library", "Only this member library.", minLength=1, maxLength=FILTER_MAX),
-    ]
-    body = {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SuspendIn"}}},
-    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -773,18 +770,26 @@ def openapi_document() -> dict[str, Any]:
             "schemas": schemas["$defs"],
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
-        "paths": {
-            "/api/health": {"get": _op("Health", "HealthOut")},
-            "/api/vendors": {"get": _op("List vendors", "VendorsOut")},
-            "/api/stats": {
-                "get": _op("Usage statistics", "StatsOut", 400, parameters=stats_params)
-            },
-            "/api/reload": {"post": reload_op},
-            "/api/suspensions": {"get": _op("List suspensions", "SuspensionsOut")},
-            "/api/sessions/suspend": {
-                "post": _op(
-                    "Suspend session", "SuspensionOut", 400, 403, 404, 501, requestBody=body
-                )
-            },
-        },
+        "paths": _paths(),
+    }
+
+
+def _paths() -> dict[str, Any]:
+    reload_op = _op("Reload rules", "ReloadOut", 403)
+    reload_op["responses"]["422"] = _content("ReloadOut", "Rules invalid; old rules kept.")
+    stats_params = [
+        _query("from", "First day (UTC), default 29 days before 'to'.", format="date"),
+        _query("to", "Last day (UTC), default today.", format="date"),
+        _query("vendor", "Only this vendor id.", minLength=1, maxLength=FILTER_MAX),
+        _query("library", "Only this member library.", minLength=1, maxLength=FILTER_MAX),
+    ]
+    body = {"required": True, "content": _content("SuspendIn", "")["content"]}
+    suspend = _op("Suspend session", "SuspensionOut", 400, 403, 404, 501, requestBody=body)
+    return {
+        "/api/health": {"get": _op("Health", "HealthOut")},
+        "/api/vendors": {"get": _op("List vendors", "VendorsOut")},
+        "/api/stats": {"get": _op("Usage statistics", "StatsOut", 400, parameters=stats_params)},
+        "/api/reload": {"post": reload_op},
+        "/api/suspensions": {"get": _op("List suspensions", "SuspensionsOut")},
+        "/api/sessions/suspend": {"post": suspend},
     }

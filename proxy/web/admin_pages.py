@@ -52,7 +52,7 @@ ul.legend svg { width: 2rem; height: 0.6rem; vertical-align: middle; }
 PALETTE_SIZE: Final = 8  # classes .s0-.s7 above (Okabe-Ito colours, told apart by dashes too)
 OTHERS: Final = "other vendors"
 WIDTH, HEIGHT = 720, 280
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 24, 44
+LEFT, RIGHT, TOP, BOTTOM = 64, 28, 24, 44  # room for the labels at the edges
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
 LAYOUT: Final = Template("""<!doctype html>

@@ -135,7 +135,9 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[SUSPENSIONS] = await asyncio.to_thread(Suspensions.open, data, app[SECRETS].pepper)
     for forget in (app[JARS].drop_session, app[ABUSE].forget, app[SUSPENSIONS].forget):
         app[SESSIONS].add_delete_listener(forget)  # DESIGN P5: all of it dies with the session
-    app[UPSTREAM] = overrides.upstream or UpstreamClient.create(settings)
+    app[UPSTREAM] = overrides.upstream or UpstreamClient.create(
+        settings, ca_file=settings.upstream_ca
+    )
 
 
 async def close_resources(app: web.Application) -> None:

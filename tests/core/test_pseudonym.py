@@ -174,3 +174,15 @@ def test_epoch_span_contains_instant(rotate: Rotation, when: datetime) -> None:
     assert start <= when
     assert end is None or when < end
     assert epoch_id(rotate, start) == epoch
+
+
+def test_trace_finds_the_patron_only_with_the_key() -> None:
+    """A pseudonym traces back to its patron key with the epoch key, and not with another."""
+    from proxy.core.pseudonym import derive, trace
+
+    key, other = b"k" * 32, b"o" * 32
+    keys = [f"card-{i}" for i in range(50)]
+    issued = derive(key, "acme", "card-17")
+    assert trace(key, "acme", issued.upper(), keys) == "card-17"
+    assert trace(other, "acme", issued, keys) is None
+    assert trace(key, "bigdb", issued, keys) is None

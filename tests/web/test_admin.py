@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import html5lib
 import pytest
 from aiohttp import web
@@ -29,6 +30,8 @@ from proxy.web.admin import (
     AdminTokenError,
     admin_token,
     build_admin_app,
+    is_loopback,
+    start_admin,
 )
 from proxy.web.app import Overrides, build_app
 from proxy.web.keys import CLOCK, RULEBOOK, SESSIONS, STATS, SUSPENSIONS
@@ -73,7 +76,9 @@ class Console:
     async def login(self) -> dict[str, str]:
         """Sign in through the form; the Cookie header a browser would then send."""
         resp = await self.client.post(
-            "/login", data={"token": self.token}, headers={"Origin": self.origin},
+            "/login",
+            data={"token": self.token},
+            headers={"Origin": self.origin},
             allow_redirects=False,
         )
         assert resp.status == 303, await resp.text()
@@ -168,7 +173,9 @@ async def test_dashboard_without_token_shows_the_sign_in_form(console: Console) 
 async def test_cookie_login_opens_the_dashboard(console: Console) -> None:
     """The sign-in form sets an HttpOnly, SameSite=Strict cookie that opens the dashboard."""
     resp = await console.client.post(
-        "/login", data={"token": console.token}, headers={"Origin": console.origin},
+        "/login",
+        data={"token": console.token},
+        headers={"Origin": console.origin},
         allow_redirects=False,
     )
     assert resp.status == 303 and resp.headers["Location"] == "/"
@@ -208,6 +215,14 @@ def test_unsafe_environment_token_is_refused(tmp_path: Path, value: str) -> None
     settings = demo_settings(tmp_path, 9)
     with pytest.raises(AdminTokenError):
         admin_token(settings, {"CLAMSHELL_ADMIN_TOKEN": value})
+
+
+@pytest.mark.parametrize(("host", "status"), [("[::1]:8081", 200), ("user@127.0.0.1", 400)])
+async def test_host_header_shapes(console: Console, host: str, status: int) -> None:
+    """An IPv6-loopback Host is fine; a Host with userinfo is refused with a JSON 400."""
+    resp = await console.client.get("/api/health", headers={**console.bearer, "Host": host})
+    assert resp.status == status
+    assert "status" in await resp.json() if status == 200 else "error" in await resp.json()
 
 
 # --- cross-site, CSRF, methods, headers ------------------------------------------------
@@ -272,12 +287,18 @@ async def test_put_on_a_post_endpoint_is_405(console: Console) -> None:
 
 @pytest.mark.parametrize(
     ("path", "auth"),
-    [("/", True), ("/", False), ("/api/health", True), ("/api/health", False),
-     ("/api/reload", True), ("/admin.css", False), ("/login", False), ("/nope", True)],
+    [
+        ("/", True),
+        ("/", False),
+        ("/api/health", True),
+        ("/api/health", False),
+        ("/api/reload", True),
+        ("/admin.css", False),
+        ("/login", False),
+        ("/nope", True),
+    ],
 )
-async def test_security_headers_on_every_response(
-    console: Console, path: str, auth: bool
-) -> None:
+async def test_security_headers_on_every_response(console: Console, path: str, auth: bool) -> None:
     """Pages, JSON, errors and the stylesheet all carry CSP, DENY, no-referrer and no-store."""
     resp = await console.client.get(path, headers=console.bearer if auth else {})
     for name, value in SECURITY_HEADERS.items():
@@ -300,8 +321,14 @@ async def test_dashboard_renders_chart_vendors_and_third_parties(console: Consol
     assert chart.count("<polyline") == 2
     assert "Requests per day" in chart and "Day (UTC)" in chart and "29 Nov" in chart
     assert 'class="legend"' in page and "acme (303 requests)" in page
-    for text in ("Acme Journal Archive", "acme.yaml", "tracker.example", "ads.example",
-                 console.main[SUSPENSIONS].session_hash(session.key), "Reload rules"):
+    for text in (
+        "Acme Journal Archive",
+        "acme.yaml",
+        "tracker.example",
+        "ads.example",
+        console.main[SUSPENSIONS].session_hash(session.key),
+        "Reload rules",
+    ):
         assert text in page, text
     assert session.key not in page
 
@@ -350,8 +377,12 @@ async def test_stats_api_returns_seeded_rows(console: Console) -> None:
     assert body["from"] == str(today - timedelta(days=1)) and body["to"] == str(today)
     assert [r["requests"] for r in body["usage"]] == [101, 100]
     assert {t["host"] for t in body["third_parties"]} == {"tracker.example", "ads.example"}
-    assert body["logins"][0] == {"day": str(today - timedelta(days=1)), "library": "MAIN",
-                                 "outcome": "ok", "count": 3}
+    assert body["logins"][0] == {
+        "day": str(today - timedelta(days=1)),
+        "library": "MAIN",
+        "outcome": "ok",
+        "count": 3,
+    }
 
 
 async def test_stats_api_defaults_to_the_last_30_days(console: Console) -> None:
@@ -399,8 +430,14 @@ async def test_openapi_document_describes_every_endpoint(console: Console) -> No
     """/api/openapi.json is OpenAPI 3.1 with the API's paths and model components."""
     doc = await (await console.client.get("/api/openapi.json", headers=console.bearer)).json()
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) == {"/api/health", "/api/vendors", "/api/stats", "/api/reload",
-                                 "/api/suspensions", "/api/sessions/suspend"}
+    assert set(doc["paths"]) == {
+        "/api/health",
+        "/api/vendors",
+        "/api/stats",
+        "/api/reload",
+        "/api/suspensions",
+        "/api/sessions/suspend",
+    }
     assert {"StatsOut", "SuspendIn", "ErrorOut"} <= set(doc["components"]["schemas"])
 
 
@@ -498,15 +535,75 @@ async def test_no_admin_endpoint_reveals_a_patron(make_console: ConsoleFactory) 
         counters = Drained()
         counters.usage[(usage, vendor, "MAIN")] = UsageDelta(sessions=1, requests=3, uniques=1)
         console.main[STATS].add(counters)
-    suspend = {"session_hash": console.main[SUSPENSIONS].session_hash(session.key),
-               "vendor": "acme"}
-    bodies = [await (await console.client.post(
-        "/api/sessions/suspend", json=suspend, headers=console.bearer)).text()]
-    for path in ("/", "/api/health", "/api/vendors", "/api/stats", "/api/suspensions",
-                 "/api/openapi.json", "/login"):
+    suspend = {
+        "session_hash": console.main[SUSPENSIONS].session_hash(session.key),
+        "vendor": "acme",
+    }
+    bodies = [
+        await (
+            await console.client.post("/api/sessions/suspend", json=suspend, headers=console.bearer)
+        ).text()
+    ]
+    for path in (
+        "/",
+        "/api/health",
+        "/api/vendors",
+        "/api/stats",
+        "/api/suspensions",
+        "/api/openapi.json",
+        "/login",
+    ):
         bodies.append(await (await console.client.get(path, headers=console.bearer)).text())
     bodies.append(await (await console.client.post("/api/reload", headers=console.bearer)).text())
     assert suspend["session_hash"] in bodies[0]
     for body in bodies:
         for secret in (CANARY_PATRON, token, session.key):
             assert secret not in body
+
+
+# --- the listener ----------------------------------------------------------------------
+
+
+async def test_start_admin_binds_the_configured_listener(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
+    """start_admin serves the console on settings.admin.listen and returns its runner."""
+    settings = demo_settings(tmp_path, 9, admin={"listen": {"host": "127.0.0.1", "port": 0}})
+    book = Rulebook.open(settings.rules_dir, frozenset(lib.code for lib in settings.libraries))
+    main = await build_app(settings, book, clock=Clock())
+    await aiohttp_server(main)
+    runner = await start_admin(main)
+    assert runner is not None
+    try:
+        host, port = runner.addresses[0][:2]
+        async with aiohttp.request("GET", f"http://{host}:{port}/api/health") as resp:
+            assert resp.status == 401
+    finally:
+        await runner.cleanup()
+
+
+async def test_start_admin_does_nothing_when_disabled(aiohttp_server: Any, tmp_path: Path) -> None:
+    """With admin.enabled false there is no admin listener."""
+    settings = demo_settings(tmp_path, 9, admin={"enabled": False})
+    book = Rulebook.open(settings.rules_dir, frozenset(lib.code for lib in settings.libraries))
+    main = await build_app(settings, book, clock=Clock())
+    await aiohttp_server(main)
+    assert await start_admin(main) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.0.2.1", False),
+        ("admin.example", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    """Only loopback addresses and 'localhost' count as private listeners."""
+    assert is_loopback(host) is loopback

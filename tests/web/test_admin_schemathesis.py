@@ -72,7 +72,9 @@ async def start(tmp: Path) -> tuple[list[web.AppRunner], RunningAdmin]:
     await admin_runner.setup()
     await web.TCPSite(admin_runner, "127.0.0.1", 0).start()
     host, port = admin_runner.addresses[0][:2]
-    _, session = await main[SESSIONS].create(library="MAIN", ptype=None, patron_key="p", now=clock())
+    _, session = await main[SESSIONS].create(
+        library="MAIN", ptype=None, patron_key="p", now=clock()
+    )
     session_hash = main[SUSPENSIONS].session_hash(session.key)
     running = RunningAdmin(f"http://{host}:{port}", admin[AUTH].token, session_hash)
     return [admin_runner, main_runner], running
