@@ -23,6 +23,7 @@ from proxy.patrons_cli import add_patrons_parser, run_patrons
 from proxy.reports_cli import add_reports_parsers, run_purge, run_stats_export
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import load_rules
+from proxy.web.admin import admin_token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_patrons_parser(commands)
     add_reports_parsers(commands)
     add_certs_parser(commands)
+    commands.add_parser("admin-token", help="print the admin console's bearer token")
     return parser
 
 
@@ -90,6 +92,9 @@ def dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "serve":
         return serve(args)
+    if args.command == "admin-token":
+        print(admin_token(load_settings(args.config)))
+        return 0
     if args.command == "certs":
         return run_certs(args, load_settings(args.config))
     if args.command in ("patrons", "stats", "purge"):

@@ -22,6 +22,7 @@ from proxy.core.settings import Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.tlsconfig import reload_cert_chain, server_context
+from proxy.web.admin import start_admin
 from proxy.web.keys import RULEBOOK
 
 log = get_logger("server")
@@ -105,6 +106,7 @@ async def serve_forever(
                 redirect_app(settings), settings.listen.host, settings.tls.http_redirect_port
             )
         )
+    admin = await start_admin(app)
     log.info(
         "server_started",
         host=settings.listen.host,
@@ -117,6 +119,8 @@ async def serve_forever(
         await stop.wait()
     finally:
         log.info("server_stopping")
+        if admin is not None:
+            await admin.cleanup()  # before the main app closes the stores it reads
         for runner in runners:
             await runner.cleanup()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -462,12 +462,18 @@ def test_chunking_is_invisible_for_random_bytes(
     assert run_chunks(rewriter, split(body, cuts), HTML, True) == whole
 
 
-BLOCK = (
-    '<div><a href="https://www.jstor.org/stable/{i}">Article {i}</a>'
-    '<img src="//www.acmejournals.test/i/{i}.png"'
-    ' srcset="https://www.acmejournals.test/{i}.png 2x">'
-    '<script>var u = "https:\\/\\/www.jstor.org\\/x?r=https%3A%2F%2Fwww.jstor.org%2F{i}";</script>'
-    '<a href="https://stats.trackly.test/?u=jstor.org">t</a> Lorem ipsum dolor sit amet.</div>\n'
+LOREM = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 30
+# ~2.2 KB per block with five references: the density of the real pages (one per ~2.2 KB).
+BLOCK = "".join(
+    (
+        '<div><a href="https://www.jstor.org/stable/{i}">Article {i}</a>',
+        '<img src="//www.acmejournals.test/i/{i}.png"',
+        ' srcset="https://www.acmejournals.test/{i}.png 2x">',
+        '<script>var u = "https:\\/\\/www.jstor.org\\/x?r=',
+        'https%3A%2F%2Fwww.jstor.org%2F{i}";</script>',
+        '<a href="https://stats.trackly.test/?u=jstor.org">t</a>',
+        f"<p>{LOREM}</p></div>\n",
+    )
 )
 
 
@@ -501,6 +507,6 @@ def test_a_50_mb_body_is_rewritten_in_bounded_memory(rewriter: HostRewriter) -> 
     finally:
         tracemalloc.stop()
     assert written > 50 * 2**20
-    assert rewritten > 400_000
+    assert rewritten > 100_000
     assert peak < 10 * 2**20 + chunk, f"peak {peak / 2**20:.1f} MiB"
     assert body.holdback < 4096
