@@ -20,7 +20,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from proxy.logconfig import truncate_ip
 
-VENDOR_KEY: Final = "clamshell_vendor"  # request-scoped: set by the relay, read here
+VENDOR_KEY: Final = web.RequestKey("clamshell_vendor", str)  # set by the relay, read here
 PORTAL_VENDOR: Final = "portal"
 
 

@@ -11,7 +11,8 @@ bounded amount of output (zlib's ``max_length``/``unconsumed_tail``, brotli's
 ``output_buffer_limit``, zstd fed a few hundred input bytes at a time), so a decompression
 bomb never materialises more than one step before the cap stops it. Brotli before 1.2 has
 no output limit: it is fed ``BROTLI_SLICE`` input bytes at a time, which bounds a step at
-about 32 MB instead of 64 KB (brotli ≥ 1.2 is used as soon as it is installed). Damaged input raises
+8 MiB instead of 64 KiB, and slows br decoding; ``BROTLI_BOUNDED`` tells which applies
+(brotli ≥ 1.2 is used as soon as it is installed). Damaged input raises
 ``DamagedBody`` (502).
 ``Encoder.for_accept(accept_encoding)`` picks the coding the browser accepts with the highest
 q-value among ``br`` (quality 1), ``gzip`` (level 1) and identity, preferring them in that
@@ -40,10 +41,12 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 OUTPUT_STEP: Final = 64 * 1024  # most decoded bytes produced by one step
 ZSTD_INPUT_STEP: Final = 256  # zstd input per step: one RLE block (4 bytes) yields ≤128 KB
-# Input per call with brotli < 1.2, which has no output limit (mitmproxy 11 pins it there):
-# measured, 32 bytes of a bomb yield at most two 16 MB meta-blocks; normal pages still
-# decode at >150 MB/s.
-BROTLI_SLICE: Final = 32
+# Input per call with brotli < 1.2, which has no output limit (mitmproxy 11 pins it there).
+# Measured on a 100 MiB bomb: up to 16 bytes of input yield at most 8 MiB (21 MiB peak), 32
+# bytes already 16 MiB (45 MiB peak). Normal pages then decode at ~110 MB/s instead of
+# ~500; with brotli >= 1.2 (BROTLI_BOUNDED) neither cost applies.
+BROTLI_SLICE: Final = 16
+BROTLI_BOUNDED: Final = hasattr(brotli.Decompressor(), "can_accept_more_data")
 # Measured on the real pages here (bench, 64 KB chunks with a flush each): brotli quality 1
 # ran at twice the speed of gzip level 1 for the same size; higher levels cost more CPU per
 # page than they save on the wire of a patron's connection.
@@ -84,34 +87,38 @@ class ZlibStep:
 
     def __init__(self, wbits: int | None) -> None:
         self._wbits = wbits
-        self._head = b""
+        self._pending = b""  # input not yet given to zlib: before a stream starts
         self._obj = zlib.decompressobj(wbits) if wbits is not None else None
+        self._done = False  # the body has ended; later bytes are ignored, as browsers do
 
     def feed(self, data: bytes) -> bytes:
-        if self._obj is None:  # deflate: wait for the two bytes that tell zlib from raw
-            self._head += data
-            if len(self._head) < 2:
-                return b""
-            self._obj = zlib.decompressobj(_deflate_wbits(self._head))
-            data, self._head = self._head, b""
-        return self._take(data)
+        self._pending += data
+        return self.more()
 
     def more(self) -> bytes:
-        return self._take(b"") if self._obj is not None else b""
+        if self._done or ((self._obj is None or self._obj.eof) and not self._start_stream()):
+            return b""
+        obj = self._obj
+        assert obj is not None
+        data, self._pending = self._pending, b""
+        out = obj.decompress(obj.unconsumed_tail + data, OUTPUT_STEP)
+        if not obj.eof:
+            return out
+        self._pending = obj.unused_data  # maybe the next gzip member
+        return out or self.more()
 
-    def _take(self, data: bytes) -> bytes:
-        assert self._obj is not None
-        while True:
-            obj = self._obj
-            if obj.eof:
-                data = obj.unused_data + data
-                if self._wbits != GZIP_WBITS or not data.startswith(GZIP_MAGIC):
-                    return b""  # done; trailing bytes are ignored, as browsers do
-                obj = self._obj = zlib.decompressobj(GZIP_WBITS)  # next member (RFC 1952 §2.2)
-            out = obj.decompress(obj.unconsumed_tail + data, OUTPUT_STEP)
-            data = b""
-            if out or not (obj.eof and obj.unused_data):
-                return out
+    def _start_stream(self) -> bool:
+        """Open the next stream on the pending input; False while that is not possible."""
+        if len(self._pending) < 2:
+            return False  # wait for the two bytes that decide
+        if self._obj is None:
+            self._obj = zlib.decompressobj(_deflate_wbits(self._pending))
+        elif self._wbits == GZIP_WBITS and self._pending.startswith(GZIP_MAGIC):
+            self._obj = zlib.decompressobj(GZIP_WBITS)  # another member (RFC 1952 §2.2)
+        else:
+            self._done = True
+            return False
+        return True
 
 
 def _deflate_wbits(head: bytes) -> int:
@@ -148,7 +155,7 @@ class BrotliStep:
 
     def __init__(self) -> None:
         self._obj = brotli.Decompressor()
-        self._bounded = hasattr(self._obj, "can_accept_more_data")
+        self._bounded = BROTLI_BOUNDED
         self._backlog = Backlog()
 
     def feed(self, data: bytes) -> bytes:
@@ -258,6 +265,7 @@ class Decoder:
                 if self._totals[i] > self._max:
                     raise DecodedTooLarge(f"decoded body passed {self._max} bytes")
                 yield out
+                out = b""  # drop this piece before the next is made (brotli < 1.2: 16 MB)
                 out = step.more()
 
 
@@ -279,8 +287,11 @@ def accepted(accept_encoding: str | None) -> dict[str, float]:
     return weights
 
 
-# What we can send, in order of preference on equal q: brotli is smaller and faster here.
-ENCODINGS: Final = ("br", "gzip", "identity")
+IMPLICIT_IDENTITY_Q: Final = 0.001
+# What we can send, in order of preference on equal q. gzip first: every client decodes it,
+# while some brotli decoders in the field are not (aiohttp 3.14's client fails on the
+# brotli 1.1 that mitmproxy 11 pins); br is still used when a client prefers it by q-value.
+ENCODINGS: Final = ("gzip", "br", "identity")
 
 
 def choose_encoding(accept_encoding: str | None) -> str:
@@ -299,7 +310,8 @@ def choose_encoding(accept_encoding: str | None) -> str:
             return weights[name]
         if star is not None:
             return star
-        return 1.0 if name == "identity" else 0.0  # identity is acceptable unless refused
+        # Unlisted identity is acceptable but least preferred (RFC 9110 §12.5.3).
+        return IMPLICIT_IDENTITY_Q if name == "identity" else 0.0
 
     best = max(ENCODINGS, key=lambda name: (q(name), -ENCODINGS.index(name)))
     return best if q(best) > 0 else "identity"  # nothing acceptable: identity as a fallback

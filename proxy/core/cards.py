@@ -19,10 +19,12 @@ Check-digit schemes (``CHECK_DIGITS``), both "mod 10" with the check digit last:
   example), ``3 0234 00051786 1`` (JerseyCat FAQ), ``79927398713`` (the textbook Luhn number).
   Note: for an even-length body (odd total length) the left-anchored 2-1 variant and Luhn
   differ; ``luhn`` here is always right-anchored.
-* ``mod10_weighted_31`` — the GS1/UPC/EAN "weighted 3-1" mod 10 used by libraries that print
-  EAN-style cards: from the rightmost body digit leftwards, weights 3,1,3,1,… (the digit next
-  to the check digit gets 3), no digit summing; check = (10 - sum mod 10) mod 10.
+* ``mod10_weighted_31`` — "weighted 3-1" mod 10, the arithmetic of GS1 UPC/EAN: from the
+  rightmost body digit leftwards, weights 3,1,3,1,… (the digit next to the check digit gets
+  3), products summed as they are (no digit summing); check = (10 - sum mod 10) mod 10.
   Known answers: UPC-A ``036000241457`` (check 7) and EAN-13 ``4006381333931`` (check 1).
+  Beware: ILS manuals that say "Codabar mod 10" for 14-digit cards mostly mean the 2-1
+  scheme above (``luhn``), not this one; check a few real cards before choosing.
 * ``none`` — no check digit; every digit is part of the number.
 """
 
@@ -152,5 +154,6 @@ def normalize_secret(value: str, login_with: LoginWith) -> str:
         return value.strip()
     if value.isascii():  # fast path: NFKD changes nothing and there are no combining marks
         return NOT_ASCII_ALNUM.sub("", value.lower())
-    decomposed = unicodedata.normalize("NFKD", value.casefold())
-    return "".join(c for c in decomposed if c.isalnum() and not unicodedata.combining(c))
+    # NFKD both before casefold ("℃" hides a "C") and after it ("İ" folds to "i" + a mark).
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", value).casefold())
+    return "".join(c for c in folded if c.isalnum() and not unicodedata.combining(c))

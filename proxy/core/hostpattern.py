@@ -3,43 +3,45 @@
 Contract: ``HostMatcher.build(index, hostmap, public_scheme)`` compiles, once per rule set,
 everything needed to recognise a reference to any host a rule covers (exact hosts and
 domains, minus ``never_proxy``) in every spelling real pages use, and to produce its mapped
-replacement. ``HostMatcher.reference(data, low, dot, end)`` examines one candidate (a top-level
-domain hit found by ``tld_hits``) and returns a ``Reference`` (span and replacement bytes) or
-None. Every decision depends only on at most ``LOOKBACK`` bytes before the hit and
-``LOOKAHEAD`` bytes after it, which is what lets the streaming rewriter keep a short tail.
+replacement. ``HostMatcher.reference(data, dot, end)`` examines one candidate (a top-level
+domain found by ``tld_hits``) and returns a ``Reference`` (span, replacement bytes, host) or
+None. A decision reads at most ``LOOKBACK`` bytes before the candidate and ``LOOKAHEAD``
+after it: that is what lets the streaming rewriter keep only a short tail.
 Not here: streaming, chunk boundaries and statistics (rewrite.py), HTML attribute fixups
 (htmlfixups.py), which hosts a rule covers (core/ruleset.py).
 
-How a reference is found (why it is fast): Python's ``re`` is fast only when a pattern begins
-with a literal it can scan for (DESIGN.md: 206 MB/s vs 31 MB/s). The one literal that every
-spelling of a covered host contains is the host itself, and every host ends in a top-level
-domain. So the scan pattern is ``\\.(?:com|org|…)`` followed by an end-of-host test (literal
-prefix ``.``; >1 GB/s on the real pages), run over a lower-cased copy of the bytes. At each
-hit the bytes before it are reversed (a window of ``LOOKBACK`` bytes) and one compiled
-"reversed reference" pattern reads, right to left and entirely in C: the host's labels, then
-an optional pair of slashes in any encoding, then an optional colon and ``http``/``https``.
-The host is then looked up in a bounded cache of mapped authorities.
+Why it is fast: Python's ``re`` is fast only when a pattern begins with a literal it can scan
+for (DESIGN.md: 206 MB/s vs 31 MB/s). The one literal every spelling of a host reference
+contains is the host, and every host ends in a top-level domain. So the scan is
+``\\.(?i:org(?<=jstor\\.org)|com…)`` plus an end-of-host test: the literal ``.`` keeps the scan
+in C's fast path (about 1 GB/s on the real pages, whatever the number of rules), and the
+look-behinds (grouped by label length, as ``re`` needs fixed widths) reject in C the hosts
+that share only a top-level domain with a covered name (``doi.org``). At each remaining hit
+the bytes before it are reversed (128 bytes first, ``LOOKBACK`` if needed) and one
+"reversed reference" pattern reads, right to left and in C: the host's labels, then an
+optional pair of slashes in any spelling, then an optional colon and ``http``/``https``.
+The host then goes through a bounded cache of mapped authorities.
 
-Spellings recognised (each also in upper case), forward form:
+Spellings recognised, in any letter case (forward form):
   scheme  ``http`` / ``https``, followed by a colon: ``:`` ``%3A`` ``%253A`` ``&#x3a;``
           ``&#58;`` ``&colon;`` ``\\u003a`` ``\\x3a``
   slashes two of ``/`` ``\\/`` ``%2F`` ``%252F`` ``&#x2f;`` ``&#47;`` ``&sol;`` ``\\u002f``
-          ``\\x2f`` (numeric entities may carry leading zeros; the ``;`` is required)
-  port    ``:N`` ``%3AN`` ``%253AN``: kept only when it is the rule's port, 80 or 443 (the
-          same rule as ``UrlMapper``); any other port leaves the reference untouched.
-Policy for what is rewritten (``Reference`` kinds):
-  url       scheme + slashes + host: the scheme becomes the public scheme, the colon and
-            slashes are kept byte for byte (so ``https:\\/\\/`` -> ``http:\\/\\/``), the host
-            and port become the mapped authority.
-  relative  slashes + host (``//host``), anywhere: the host becomes the mapped authority.
-  bare      a host with no slashes is rewritten only when it is a quoted value: right after
-            a quote (``"`` ``'`` backtick, or ``&quot;`` ``&#34;`` ``&#39;`` ``&apos;``…) and
-            followed by a closing quote, ``/``, ``\\``, ``?``, ``#`` or a port. This is how
-            JavaScript and JSON name hosts (``"www.jstor.org"``); a host in running text,
-            in a query value (``evil.com/?u=jstor.org``), after ``@`` (an e-mail address or
-            userinfo) or after a single slash is not a URL of that host and stays as it is.
-Never rewritten: another scheme (``ftp://host``), a host followed by ``@`` (it is userinfo),
-names that only contain a covered name (``notjstor.org``, ``jstor.org.evil.com``,
+          ``\\x2f`` (numeric entities with up to four leading zeros; the ``;`` is required)
+  port    ``:N`` ``%3AN`` ``%253AN``: accepted only when it is the rule's port, 80 or 443 (as
+          ``UrlMapper`` decides); any other port leaves the reference untouched.
+What is rewritten (``_REVERSED_REFERENCE`` group names):
+  scheme  scheme + slashes + host: the scheme becomes the public scheme, the colon and the
+          slashes are kept byte for byte (``https:\\/\\/`` -> ``http:\\/\\/``), the host and port
+          become the mapped authority (its port colon percent-encoded like the slashes).
+  sep     slashes + host (``//host``), anywhere: the host becomes the mapped authority.
+  bare    a host without slashes only when it is a quoted value: right after a quote (``"``
+          ``'`` backtick ``&quot;`` ``&#34;`` ``&#39;`` ``&apos;``…) and followed by a closing
+          quote, ``/``, ``\\``, ``?``, ``#`` or a port. That is how JavaScript and JSON name
+          hosts (``"www.jstor.org"``); a host in running text, in a query value
+          (``evil.com/?u=jstor.org``: a parameter of another site, not a URL of jstor), after
+          ``@`` (an e-mail address) or after a single slash is not a reference and stays.
+Never rewritten: another scheme (``ftp://host``), a host followed by ``@`` (userinfo), names
+that only contain a covered name (``notjstor.org``, ``jstor.org.evil.com``,
 ``www.jstor.organic.com``), hosts under the proxy host itself, invalid host names.
 """
 
@@ -54,36 +56,45 @@ from proxy.core.hostmap import ALIAS_PREFIX, HostMap, HostMapError, hostname_pro
 from proxy.core.ruleset import RuleIndex
 
 MAX_HOST: Final = 253  # RFC 1035 §2.3.4
-# The longest scheme + colon + two slashes spelled below ("https" "&colon;" 2x "&#x0002f;").
-MAX_PREFIX: Final = 40
-LOOKBACK: Final = MAX_HOST + MAX_PREFIX + 8  # + the quote before a bare host ("&quot;")
+# The longest scheme + colon + two slashes spelled below: "https" "&#x0003a;" 2x "&#x0002f;".
+MAX_PREFIX: Final = 35
+# How far the reversed pattern may read past its match: two slashes of up to 10 bytes after
+# a label, or a colon (10) + "https" + 1; also covers the quote before a bare host (8).
+_READ_PAST: Final = 24
+# Bytes before a top-level domain that a decision may read: any valid reference fits.
+LOOKBACK: Final = MAX_HOST + MAX_PREFIX + _READ_PAST
 LOOKAHEAD: Final = 32  # end-of-host test, a port ("%253A65535") and a closing quote ("&#x27;")
 SHORT_WINDOW: Final = 128  # tried first; most host references are much shorter
-_READ_PAST: Final = 24  # how far the pattern may read past its match ("&#x0002f;" + "&colon;")
 CACHE_SIZE: Final = 4096  # distinct hosts remembered per rule set; cleared when full
 
 _LABELS_R: Final = rb"[a-z0-9-]+(?:\.[a-z0-9-]+)*"  # host labels (reversed labels are labels)
 # One slash, reversed, longest first where one is a prefix of another: "\/", "/", "%2f",
 # "%252f", "&#x2f;", "&#47;", "&sol;", "\u002f", "\x2f".
-_SLASH_R: Final = rb"(?:/\\|/|f2%|f252%|;f20*x#&|;740*#&|;los&|f200u\\|f2x\\)"
+_SLASH_R: Final = rb"(?:/\\|/|f2%|f252%|;f2(?:0{0,4})x#&|;74(?:0{0,4})#&|;los&|f200u\\|f2x\\)"
 # One colon, reversed: ":", "%3a", "%253a", "&#x3a;", "&#58;", "&colon;", "\u003a", "\x3a".
-_COLON_R: Final = rb"(?::|a3%|a352%|;a30*x#&|;850*#&|;noloc&|a300u\\|a3x\\)"
+_COLON_R: Final = rb"(?::|a3%|a352%|;a3(?:0{0,4})x#&|;85(?:0{0,4})#&|;noloc&|a300u\\|a3x\\)"
 _REVERSED_REFERENCE: Final = re.compile(
     rb"(?P<url>" + _LABELS_R + rb")(?P<sep>" + _SLASH_R + rb"{2})"
     rb"(?:(?P<colon>" + _COLON_R + rb")(?P<scheme>sptth|ptth)(?![a-z0-9+.\-])"
     rb"|(?P<other>" + _COLON_R + rb"))?"
-    rb"|(?P<bare>" + _LABELS_R + rb")"
+    rb"|(?P<bare>" + _LABELS_R + rb")",
+    re.IGNORECASE,
 )
 # The opening quote of a bare host, reversed: " ' ` &quot; &#34; &#x22; &#39; &#x27; &apos;
-_OPENING_QUOTE_R: Final = re.compile(rb"[\"'`]|;(?:touq|sopa|430*#|930*#|220*x#|720*x#)&")
+_OPENING_QUOTE_R: Final = re.compile(
+    rb"(?i)[\"'`]|;(?:touq|sopa|43(?:0{0,4})#|93(?:0{0,4})#|22(?:0{0,4})x#|72(?:0{0,4})x#)&"
+)
 _PORT: Final = re.compile(rb"(?i)(?::|%3a|%253a)([0-9]{1,5})(?![0-9])")
 # What may follow a bare host: a closing quote, a path, a query, a fragment.
-_BARE_END: Final = re.compile(rb"(?i)[\"'`/\\?#]|&(?:quot|apos|sol|#0*3[49]|#0*47|#x0*2[27f]);")
+_BARE_END: Final = re.compile(
+    rb"(?i)[\"'`/\\?#]|&(?:quot|apos|sol|#0{0,4}3[49]|#0{0,4}47|#x0{0,4}2[27f]);"
+)
 
 
 class Target(NamedTuple):
     """Where a covered host goes: the rule's port and the mapped authority in three spellings."""
 
+    host: str  # the covered host, lower case
     port: int
     plain: bytes  # www-jstor-org.proxy.localhost:8080
     percent: bytes  # www-jstor-org.proxy.localhost%3A8080 (inside a percent-encoded URL)
@@ -91,9 +102,10 @@ class Target(NamedTuple):
 
 
 # One reference to rewrite: (start, end, replacement, host): ``data[start:end]`` becomes
-# ``replacement``. A plain tuple: this is built for every rewritten reference.
-Reference = tuple[int, int, bytes, bytes]
-_UNKNOWN: Final = Target(0, b"", b"", b"")  # cache-miss marker
+# ``replacement``; ``host`` is the covered host in lower case. A plain tuple: one is built
+# for every rewritten reference.
+Reference = tuple[int, int, bytes, str]
+_UNKNOWN: Final = Target("", 0, b"", b"", b"")  # cache-miss marker
 
 
 @dataclass(slots=True)
@@ -120,39 +132,53 @@ class HostMatcher:
         return self.tld_scan.finditer(data, start)
 
     def reference(self, data: bytes, dot: int, end: int) -> Reference | None:
-        """The reference whose host ends with ``data[dot:end]`` (".org"), or None."""
-        found = _reversed_match(data, dot)
-        if found is None:
-            return None
-        match, rev = found
+        """The reference whose host ends with ``data[dot:end]`` (".org"), or None.
+
+        The hot path of the rewriter (one call per candidate): kept flat on purpose.
+        """
+        lo = dot - SHORT_WINDOW if dot > SHORT_WINDOW else 0
+        rev = data[lo:dot][::-1]
+        match = _REVERSED_REFERENCE.match(rev)
+        if match is None:
+            return None  # no label right before the dot
+        if lo and match.end() + _READ_PAST >= len(rev):
+            rev = data[max(0, dot - LOOKBACK) : dot][::-1]  # near the edge: the full window
+            match = _REVERSED_REFERENCE.match(rev)
+            if match is None or (dot > LOOKBACK and match.end() + _READ_PAST >= len(rev)):
+                return None  # labels longer than any host name
         kind = match.lastgroup  # "scheme", "sep" or "bare"; "other" is another scheme
         host_start = dot - (match.end() if kind == "bare" else match.end("url"))
-        host = data[host_start:end].lower()
-        target = self.cache.get(host, _UNKNOWN)
+        raw = data[host_start:end]
+        target = self.cache.get(raw, _UNKNOWN)
         if target is _UNKNOWN:
-            target = self.lookup(host)
+            target = self.lookup(raw)
         if target is None or kind == "other":
             return None
-        stop, mapped = _authority_end(data, end, target, match["sep"])
-        if stop < 0:
-            return None
+        stop, mapped = end, target.plain
+        if kind != "bare" and rev[dot - host_start] in b"fF" and b"%" in match["sep"]:
+            # the last slash is "%2F" (or "\u002F"): the authority goes in percent-encoded
+            mapped = target.percent2 if b"252%" in match["sep"] else target.percent
+        if data[end : end + 1] in b":%@":
+            stop = _authority_end(data, end, target.port)
+            if stop < 0:
+                return None
         if kind == "scheme":
             kept = data[dot - match.end("colon") : host_start]  # colon and slashes, verbatim
-            return dot - match.end("scheme"), stop, self.scheme + kept + mapped, host
+            return dot - match.end("scheme"), stop, self.scheme + kept + mapped, target.host
         if kind == "sep":
             start = dot - match.end("sep")
-            return start, stop, data[start:host_start] + mapped, host
+            return start, stop, data[start:host_start] + mapped, target.host
         if _OPENING_QUOTE_R.match(rev, match.end()) and _BARE_END.match(data, stop):
-            return host_start, stop, mapped, host
+            return host_start, stop, mapped, target.host
         return None
 
     def lookup(self, host: bytes) -> Target | None:
-        """The target of a covered host (lower-case bytes), else None; cached."""
+        """The target of a covered host (bytes, any case), else None; cached."""
         try:
             return self.cache[host]
         except KeyError:
             pass
-        target = self._resolve(host.decode("ascii"))
+        target = self._resolve(host.decode("ascii").lower())
         if len(self.cache) >= CACHE_SIZE:
             self.cache.clear()
         if target is None or not target.plain.startswith(ALIAS_PREFIX.encode()):
@@ -161,7 +187,7 @@ class HostMatcher:
 
     def covers(self, host: str) -> bool:
         """True when references to ``host`` are rewritten."""
-        return self.lookup(host.lower().encode("ascii", "replace")) is not None
+        return self.lookup(host.encode("ascii", "replace")) is not None
 
     def _resolve(self, host: str) -> Target | None:
         proxy_host = self.hostmap.proxy_host
@@ -175,41 +201,23 @@ class HostMatcher:
         except HostMapError:
             return None
         percent = authority.replace(b":", b"%3A")
-        return Target(origin.port, authority, percent, authority.replace(b":", b"%253A"))
+        twice = authority.replace(b":", b"%253A")
+        return Target(host, origin.port, authority, percent, twice)
 
 
-def _reversed_match(data: bytes, dot: int) -> tuple[re.Match[bytes], bytes] | None:
-    """The reversed-reference match before ``dot``, and the reversed lower-cased window.
+def _authority_end(data: bytes, end: int, port: int) -> int:
+    """Where a host followed by ``:``, ``%`` or ``@`` ends; -1 when it is not a reference.
 
-    A short window is tried first (reversing costs per byte); when the match, or what the
-    pattern may have read past it, comes near the window's edge, the full window decides.
+    A port is kept only when it is the rule's port, 80 or 443 (as ``UrlMapper`` decides);
+    ``host@other`` makes the host userinfo.
     """
-    for size in (SHORT_WINDOW, LOOKBACK):
-        lo = dot - size if dot > size else 0
-        rev = data[lo:dot].lower()[::-1]
-        match = _REVERSED_REFERENCE.match(rev)
-        if match is None:
-            return None  # no label right before the dot
-        if lo == 0 or match.end() + _READ_PAST < len(rev):
-            return match, rev
-    return None  # labels run to the edge of the full window: longer than any host name
-
-
-def _authority_end(data: bytes, end: int, target: Target, sep: bytes | None) -> tuple[int, bytes]:
-    """Where the host (and any port) ends, and the mapped authority to write; -1 refuses."""
-    mapped = target.plain
-    if sep is not None and b"%" in sep:
-        mapped = target.percent2 if b"252%" in sep else target.percent  # sep is reversed
     stop = end
-    if data[end : end + 1] in b":%":
-        port = _PORT.match(data, end)
-        if port is not None:
-            if int(port[1]) not in (target.port, 80, 443):
-                return -1, mapped  # a port the rule does not name: not this origin
-            stop = port.end()
-    if data[stop : stop + 1] == b"@":
-        return -1, mapped  # "host@other": the host is userinfo
-    return stop, mapped
+    match = _PORT.match(data, end)
+    if match is not None:
+        if int(match[1]) not in (port, 80, 443):
+            return -1
+        stop = match.end()
+    return -1 if data[stop : stop + 1] == b"@" else stop
 
 
 def covered_names(index: RuleIndex) -> set[str]:

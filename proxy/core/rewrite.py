@@ -24,13 +24,15 @@ The pipeline for one body, each stage streaming with its own short tail:
      references (``//host`` right after ``:``, a quote, ``=``, ``(`` or ``,``) when the rule
      asks for ``report`` or ``block``.
 
-Why this shape (measured on the 11 real pages in shared/realworld, 2.25 MB, on this machine):
-one regex over the whole body is only fast when it begins with a literal; an alternation of
-the covered domains ran at 52 MB/s and one ``bytes.find`` pass per covered domain at 210 MB/s
-for 12 domains (and it grows with the rule set). Scanning a lower-cased copy for
-``\\.(?:com|org|…)`` runs at >1 GB/s whatever the number of rules (only the number of distinct
-top-level domains matters), and all work per hit is one C-level match on a reversed window
-of ~300 bytes plus a dict lookup. ``bench/rewrite_speed.py`` prints the current figures.
+Why this shape (measured on the 11 real pages in shared/realworld, 2.25 MB, this machine):
+an alternation of the covered domains as one regex ran at 52 MB/s, one ``bytes.find`` pass
+per covered domain at 210 MB/s for 12 domains (slower with every rule); the literal-led
+top-level-domain scan of hostpattern.py runs at ~1 GB/s whatever the number of rules, and
+the Python work per candidate is one reversed-window match and a dict lookup (~2-3 µs, about
+450 candidates per MB). Profiled with pyinstrument: the remaining cost is that per-candidate
+work, the scan, the third-party ``//host`` scan (C ``findall``; hosts are counted in bulk)
+and, for HTML, one ``lower()`` per buffer for the tag stage. ``bench/rewrite_speed.py``
+prints the figures against pywb and parse-and-rewrite approaches.
 
 Chunk independence (the argument the hypothesis test checks): a stage processes the bytes
 it has in one left-to-right pass, exactly as it would process the whole body, but only acts
@@ -68,6 +70,7 @@ ASCII_INCOMPATIBLE: Final = frozenset(
 )  # fmt: skip
 UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")  # little/big endian; UTF-32LE starts the same
 MAX_COUNTED_HOSTS: Final = 256  # distinct hosts per counter; the rest are added up under…
+FOLD_AFTER: Final = 4096  # host names kept in a list before they are counted
 OTHER_HOSTS: Final = "(other)"
 # A URL-shaped reference for third-party statistics: "//host" after ":", a quote, "=", "(" or
 # ",". A JavaScript comment ("// see x.com") has a space and does not count.
@@ -322,21 +325,37 @@ class TagStage(Stage):
 class HostStage(Stage):
     """Host rewriting (hostpattern.HostMatcher), and third-party host statistics."""
 
-    context = LOOKBACK
+    # One byte more than a decision reads: then a window reaching the buffer's start means
+    # the body's start, exactly as when the whole body is one buffer.
+    context = LOOKBACK + 1
 
     def __init__(self, matcher: HostMatcher, *, count_third_party: bool) -> None:
         super().__init__()
         self.matcher = matcher
         self.count_third_party = count_third_party
-        self.referenced: Counter[str] = Counter()
-        self.rewritten: Counter[str] = Counter()
+        self._referenced: Counter[str] = Counter()
+        self._rewritten: Counter[str] = Counter()
+        self._seen_raw: list[bytes] = []  # hosts found since the last fold (cheap to extend)
+        self._rewritten_raw: list[str] = []
         # A decision reads LOOKBACK bytes before the top-level domain and LOOKAHEAD after it.
         self.tail = LOOKBACK + matcher.longest_tld + 3 + LOOKAHEAD
+
+    @property
+    def referenced(self) -> Counter[str]:
+        """Third-party hosts of URL-shaped references, with counts (bounded)."""
+        self._fold()
+        return self._referenced
+
+    @property
+    def rewritten(self) -> Counter[str]:
+        """Covered hosts whose references were rewritten, with counts (bounded)."""
+        self._fold()
+        return self._rewritten
 
     def transform(self, data: bytes, start: int, limit: int) -> tuple[bytes, int]:
         """Rewrite every reference that starts at or after ``start`` and before ``limit``."""
         out: list[bytes] = []
-        rewritten: list[bytes] = []
+        rewritten = self._rewritten_raw
         pos = start
         reference = self.matcher.reference
         for hit in self.matcher.tld_hits(data, start):
@@ -356,26 +375,32 @@ class HostStage(Stage):
             pos = end
         resume = max(limit, pos)
         out.append(data[pos:resume])
-        self._count(rewritten, data, start, limit)
+        if self.count_third_party:
+            self._collect_third_party(data, start, limit)
+        if len(self._seen_raw) + len(rewritten) > FOLD_AFTER:
+            self._fold()
         return b"".join(out), resume
 
-    def _count(self, rewritten: list[bytes], data: bytes, start: int, limit: int) -> None:
-        """Add this step's counts: references starting in ``[start, limit)``.
+    def _collect_third_party(self, data: bytes, start: int, limit: int) -> None:
+        """Note the ``//host`` references starting in ``[start, limit)``.
 
-        Third-party matches starting in ``[limit, resume)`` lie inside a rewritten reference,
-        so they name a covered host, and are not counted in either step.
+        Matches starting in ``[limit, resume)`` lie inside a rewritten reference, so they
+        name a covered host and would not be counted anyway; the next step starts at resume.
         """
-        for host, n in Counter(rewritten).items():
-            count_bounded(self.rewritten, host.decode("ascii"), n)
-        if not self.count_third_party:
-            return
-        seen = Counter(_THIRD_PARTY_ENDED.findall(data, start, limit))  # ended before limit
+        seen = self._seen_raw
+        seen += _THIRD_PARTY_ENDED.findall(data, start, limit)  # those that end before limit
         for match in _THIRD_PARTY.finditer(data, max(start, limit - MAX_HOST - 3)):
             if match.start() >= limit:
                 break
             if match.end() >= limit:  # started before limit, ends at or after it
-                seen[match[1]] += 1
-        for host, n in seen.items():
-            host = host.lower()
+                seen.append(match[1])
+
+    def _fold(self) -> None:
+        """Move the raw lists into the bounded counters."""
+        for name, n in Counter(self._rewritten_raw).items():
+            count_bounded(self._rewritten, name, n)
+        for host, n in Counter(self._seen_raw).items():
             if len(host) <= MAX_HOST and self.matcher.lookup(host) is None:
-                count_bounded(self.referenced, host.decode("ascii"), n)
+                count_bounded(self._referenced, host.decode("ascii").lower(), n)
+        self._rewritten_raw.clear()
+        self._seen_raw.clear()

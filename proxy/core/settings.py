@@ -152,6 +152,7 @@ class Settings(Frozen):
     retention: Retention = Retention()
     limits: UsageLimits = UsageLimits()
     access_log: bool = False
+    max_rewrite_megabytes: Annotated[int, Field(ge=1, le=4096)] = 64  # decoded size cap
     tls: TLS | None = None
     upstream_ca: str | None = None  # extra CA bundle to trust for vendors (tests, private CAs)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()

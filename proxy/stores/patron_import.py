@@ -350,6 +350,8 @@ class _ByteProgress:
 
     def __call__(self) -> None:
         self._bar.update(self._raw.tell() - self._bar.n)
+        if self._bar.total and self._bar.n >= self._bar.total:
+            self._bar.set_description("saving")  # the merge and commit come after the last read
 
     def close(self) -> None:
         self._bar.close()

@@ -101,6 +101,10 @@ class RegistryError(ClamshellError):
     """The registry file cannot be used (newer schema, corrupt, unwritable)."""
 
 
+class UnknownCard(ClamshellError):
+    """No card in the registry has the given hash."""
+
+
 @dataclass(frozen=True, slots=True)
 class PatronRecord:
     """What the registry knows about a card — never the barcode, PIN or name."""
@@ -220,6 +224,20 @@ class PatronRegistry:
         """A stable, non-reversible id for pseudonyms and throttling: the card hash."""
         return record.card_hash
 
+    def card_hashes(self, *, page: int = 10_000) -> Iterator[str]:
+        """Every card hash (patron key), in order, a page at a time (memory stays flat)."""
+        after = ""
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT card_hash FROM patrons WHERE card_hash > ? ORDER BY card_hash LIMIT ?",
+                    (after, page),
+                ).fetchall()
+            yield from (str(row[0]) for row in rows)
+            if len(rows) < page:
+                return
+            after = str(rows[-1][0])
+
     def count(self) -> int:
         """How many cards the registry holds."""
         with self._lock:
@@ -243,6 +261,24 @@ class PatronRegistry:
                 (status, stamp, card_hash),
             )
         return cursor.rowcount == 1
+
+    def block(self, card_hash: str) -> str:
+        """Block a card (e.g. after an abuse report) and return its library code.
+
+        Raises:
+            UnknownCard: no card has this hash.
+        """
+        with self._lock, self._transaction():
+            row = self._conn.execute(
+                "SELECT library FROM patrons WHERE card_hash = ?", (card_hash,)
+            ).fetchone()
+            if row is None:
+                raise UnknownCard("no card in the registry has that patron key")
+            self._conn.execute(
+                "UPDATE patrons SET status = 'blocked', updated_at = ? WHERE card_hash = ?",
+                (_now_stamp(), card_hash),
+            )
+        return str(row[0])
 
     @contextmanager
     def bulk_write(self, *, replace: bool) -> Iterator[BulkWriter]:
@@ -293,7 +329,12 @@ class PatronRegistry:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # busy_timeout ran out
+            raise RegistryError(
+                f"the patron registry is busy ({exc}); is another import running?"
+            ) from None
         try:
             yield
             self._conn.execute("COMMIT")

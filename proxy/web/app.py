@@ -40,6 +40,7 @@ from proxy.stores.suspensions import Suspensions
 from proxy.tasks import TaskOwner
 from proxy.upstream import UpstreamClient
 from proxy.web import login, portal
+from proxy.web.bodies import RewriterCache
 from proxy.web.errors import Handler, checked_host, error_boundary
 from proxy.web.keys import (
     ABUSE,
@@ -48,6 +49,7 @@ from proxy.web.keys import (
     HOSTMAP,
     JARS,
     REGISTRY,
+    REWRITERS,
     RULEBOOK,
     SECRETS,
     SESSIONS,
@@ -132,6 +134,7 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[STATS] = await asyncio.to_thread(StatsStore.open, data)
     app[USAGE] = UsageCounters()
     app[ABUSE] = AbuseMonitor()
+    app[REWRITERS] = RewriterCache()
     app[SUSPENSIONS] = await asyncio.to_thread(Suspensions.open, data, app[SECRETS].pepper)
     for forget in (app[JARS].drop_session, app[ABUSE].forget, app[SUSPENSIONS].forget):
         app[SESSIONS].add_delete_listener(forget)  # DESIGN P5: all of it dies with the session

@@ -12,6 +12,7 @@ checks and timeouts (upstream.py).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,34 +23,40 @@ from aiohttp import ClientResponse, web
 from proxy.accesslog import VENDOR_KEY
 from proxy.core import pseudonym
 from proxy.core.abuse import AbuseLimits
+from proxy.core.cookiejar import rescope_set_cookie
 from proxy.core.headers import Header, OutgoingPolicy, incoming_headers, outgoing_headers
 from proxy.core.hostmap import HostMapError, Origin
+from proxy.core.rewrite import HostRewriter
 from proxy.core.rules import VendorRule
 from proxy.core.settings import Settings
 from proxy.core.urlmap import UrlMapper
 from proxy.core.usage import is_download
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger, truncate_ip
+from proxy.rules_loader import is_public_suffix
 from proxy.stores.sessions import Session
 from proxy.upstream import UpstreamError, iter_body
+from proxy.web.bodies import BodyPlan, plan_body, prime, stream_rewritten, third_party_csp
 from proxy.web.keys import (
     ABUSE,
     CLOCK,
     EPOCHS,
     HOSTMAP,
     JARS,
+    REWRITERS,
     RULEBOOK,
     SETTINGS,
     SUSPENSIONS,
     UPSTREAM,
     USAGE,
 )
-from proxy.web.login import client_ip, login_url_for
+from proxy.web.login import CSRF_COOKIE, client_ip, login_url_for
 from proxy.web.responses import found
-from proxy.web.session_cookie import current_session
+from proxy.web.session_cookie import SESSION_COOKIE, current_session
 
 log = get_logger("relay")
 CHUNK: Final = 64 * 1024
+RESERVED_COOKIES: Final = frozenset({SESSION_COOKIE, CSRF_COOKIE})  # never a vendor's
 MAX_REQUEST_BODY: Final = 100 * 2**20  # aiohttp's client_max_size does not cover streams
 
 
@@ -169,49 +176,166 @@ def pseudonym_header(
 
 async def forward(request: web.Request, vendor: Resolved, session: Session) -> web.StreamResponse:
     """Send upstream and stream the answer back."""
+    now = request.app[CLOCK]()
+    upstream = await send_upstream(request, vendor, session, now)
+    try:
+        response, size, plan = await respond(request, vendor, session, upstream, now)
+    finally:
+        upstream.release()
+    account(request, vendor.rule, session, size=size, content_type=upstream.content_type, now=now)
+    if plan is not None:
+        count_third_parties(request, vendor.rule, plan.rewriter.referenced_hosts, now)
+    return response
+
+
+async def send_upstream(
+    request: web.Request, vendor: Resolved, session: Session, now: datetime
+) -> ClientResponse:
+    """The upstream request: policy-built headers, the session's vendor cookies, the body."""
     app, rule, origin = request.app, vendor.rule, vendor.origin
-    now = app[CLOCK]()
-    mapper = mapper_for(request)
-    jar = app[JARS].jar(session.key, rule.id)
     secure = origin.scheme == "https"
+    if rule.cookies == "server_side":
+        cookie = (
+            app[JARS]
+            .jar(session.key, rule.id)
+            .header_for(host=origin.host, path=request.path, secure_scheme=secure, now=now)
+        )
+    else:
+        cookie = browser_cookies(request)
     headers = outgoing_headers(
         list(request.headers.items()),
         policy=OutgoingPolicy(
             frozenset(rule.headers.allow), rule.headers.set, rule.headers.user_agent
         ),
-        mapper=mapper,
+        mapper=mapper_for(request),
         host=app[UPSTREAM].host_header(origin),
-        cookie=jar.header_for(host=origin.host, path=request.path, secure_scheme=secure, now=now),
+        cookie=cookie,
         pseudonym=pseudonym_header(request, rule, session, now),
     )
     body = bounded_body(request) if request.body_exists else None
-    upstream = await app[UPSTREAM].send(
+    return await app[UPSTREAM].send(
         request.method,
         app[UPSTREAM].target_url(origin, request.raw_path),
         headers=headers,
         body=body,
         timeouts=rule.timeouts,
     )
-    try:
-        mapped = incoming_headers(
-            decoded_headers(upstream.raw_headers), mapper=mapper, body_rewritten=False
+
+
+async def respond(
+    request: web.Request,
+    vendor: Resolved,
+    session: Session,
+    upstream: ClientResponse,
+    now: datetime,
+) -> tuple[web.StreamResponse, int, BodyPlan | None]:
+    """Map the headers, keep the cookies, and stream (or rewrite) the body."""
+    app, rule = request.app, vendor.rule
+    settings = app[SETTINGS]
+    plan = plan_body(
+        rewriter_for(request),
+        rule,
+        method=request.method,
+        status=upstream.status,
+        content_type=upstream.headers.get("Content-Type"),
+        content_encoding=upstream.headers.get("Content-Encoding"),
+        accept_encoding=request.headers.get("Accept-Encoding"),
+        url_path=request.path,
+        max_decoded=settings.max_rewrite_megabytes * 2**20,
+    )
+    mapped = incoming_headers(
+        decoded_headers(upstream.raw_headers),
+        mapper=mapper_for(request),
+        body_rewritten=plan is not None,
+    )
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    for name, value in mapped.headers:
+        response.headers.add(name, value)
+    keep_cookies(request, vendor, session, mapped.set_cookies, response, now)
+    if rule.third_party == "block":
+        response.headers.add(
+            "Content-Security-Policy",
+            third_party_csp(settings.public_scheme, settings.proxy_host, settings.proxy_port),
         )
-        jar.store(
-            mapped.set_cookies,
+    if plan is None:
+        await response.prepare(request)
+        return response, await stream_body(request, response, upstream, rule.id), None
+    head, size = await prime(iter_body(upstream), plan)  # errors here still get a page
+    if plan.encoder.coding:
+        response.headers["Content-Encoding"] = plan.encoder.coding
+    response.headers.add("Vary", "Accept-Encoding")
+    await response.prepare(request)
+    if head:
+        await response.write(head)
+    try:
+        size += await stream_rewritten(response, iter_body(upstream), plan)
+        await response.write_eof()
+    except ClamshellError as exc:  # the headers are out: all we can do is cut the body short
+        log.warning("upstream_body_failed", vendor=rule.id, error=type(exc).__name__)
+        if request.transport is not None:
+            request.transport.close()
+    return response, size, plan
+
+
+def keep_cookies(
+    request: web.Request,
+    vendor: Resolved,
+    session: Session,
+    set_cookies: list[str],
+    response: web.StreamResponse,
+    now: datetime,
+) -> None:
+    """Server-side jar (default), or rescoped to the mapped host for ``cookies: pass``."""
+    if not set_cookies:
+        return
+    origin = vendor.origin
+    if vendor.rule.cookies == "server_side":
+        request.app[JARS].jar(session.key, vendor.rule.id).store(
+            set_cookies,
             request_host=origin.host,
             request_path=request.path,
-            secure_scheme=secure,
+            secure_scheme=origin.scheme == "https",
             now=now,
         )
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        for name, value in mapped.headers:
-            response.headers.add(name, value)
-        await response.prepare(request)
-        size = await stream_body(request, response, upstream, rule.id)
-    finally:
-        upstream.release()
-    account(request, rule, session, size=size, content_type=upstream.content_type, now=now)
-    return response
+        return
+    secure_ok = request.app[SETTINGS].public_scheme == "https"
+    for value in set_cookies:
+        rescoped = rescope_set_cookie(
+            value,
+            upstream_host=origin.host,
+            secure_ok=secure_ok,
+            reserved_names=RESERVED_COOKIES,
+            is_public_suffix=is_public_suffix,
+        )
+        if rescoped is not None:
+            response.headers.add("Set-Cookie", rescoped)
+
+
+def browser_cookies(request: web.Request) -> str | None:
+    """For ``cookies: pass``: the browser's cookies minus the proxy's own."""
+    kept = [
+        f"{name}={value}" for name, value in request.cookies.items() if name not in RESERVED_COOKIES
+    ]
+    return "; ".join(kept) or None
+
+
+def rewriter_for(request: web.Request) -> HostRewriter:
+    """The compiled rewriter for the current rule set."""
+    app = request.app
+    loaded = app[RULEBOOK].current
+    return app[REWRITERS].get(
+        loaded, lambda: HostRewriter.build(loaded.index, app[HOSTMAP], app[SETTINGS].public_scheme)
+    )
+
+
+def count_third_parties(
+    request: web.Request, rule: VendorRule, hosts: Counter[str], now: datetime
+) -> None:
+    """Aggregate third-party host counts per vendor (no patron data)."""
+    blocked = rule.third_party == "block"
+    for host, count in hosts.items():
+        for _ in range(min(count, 1000)):
+            request.app[USAGE].third_party(now.date(), rule.id, host, blocked=blocked)
 
 
 async def stream_body(

@@ -382,6 +382,23 @@ def test_is_rewritable(content_type: str | None, expected: bool) -> None:
     assert is_rewritable(content_type, types) is expected
 
 
+TRICKY = [
+    b"x" * 700 + b"a" * 280 + b".jstor.org'",
+    b"y" * 300 + b"'" + b"b" * 240 + b'.jstor.org\' "www.jstor.org"',
+    b"z" * 299 + b"https%3A%2F%2F" + b"c" * 230 + b".jstor.org%2F",
+    b"https://www.jstor.org:443" * 40,
+    b"<script src=/a.js integrity=x>" * 100,
+]
+
+
+@pytest.mark.parametrize("body", TRICKY, ids=range(len(TRICKY)))
+def test_every_chunk_size_gives_the_same_bytes(rewriter: HostRewriter, body: bytes) -> None:
+    """Long label runs near the look-back limit and repeated tags split at every size."""
+    whole = feed_in_chunks(rewriter.rewriter(content_type=HTML), body, len(body))
+    for size in range(1, 420, 7):
+        assert feed_in_chunks(rewriter.rewriter(content_type=HTML), body, size) == whole
+
+
 def feed_in_chunks(body_rewriter: BodyRewriter, body: bytes, size: int) -> bytes:
     """Feed ``body`` in chunks of ``size`` and return everything that came out."""
     out = [body_rewriter.feed(body[i : i + size]) for i in range(0, len(body), size)]

@@ -23,6 +23,7 @@ from proxy.stores.patrons import (
     PatronRecord,
     PatronRegistry,
     RegistryError,
+    UnknownCard,
 )
 
 CARD, CARD_2 = "21234000000018", "21234000000026"
@@ -272,3 +273,33 @@ def test_bulk_write_counts(registry: PatronRegistry) -> None:
     assert (writer.imported, writer.updated, writer.unchanged, writer.removed) == (1, 2, 1, 1)
     record = registry.lookup("21234000000034")
     assert record is not None and record.ptype == "adult"
+
+
+def test_card_hashes_pages_through_every_card(registry: PatronRegistry) -> None:
+    """card_hashes yields every card hash exactly once, in order, across pages."""
+    expected = sorted(registry.card_hash(c) for c in (CARD, CARD_2, WEST_CARD))
+    assert list(registry.card_hashes(page=2)) == expected
+    assert list(registry.card_hashes(page=3)) == expected
+
+
+def test_block_returns_the_library(registry: PatronRegistry) -> None:
+    """Blocking a card sets its status and names its library; an unknown card is an error."""
+    assert registry.block(registry.card_hash(WEST_CARD)) == "WEST"
+    record = registry.lookup(WEST_CARD)
+    assert record is not None and record.status == "blocked"
+    with pytest.raises(UnknownCard):
+        registry.block("0" * 64)
+
+
+def test_busy_registry_is_a_clear_error(registry: PatronRegistry, data_dir: Path) -> None:
+    """When another process holds the write lock, a write fails with a clear message."""
+    registry._conn.execute("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(data_dir / DB_FILE, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(RegistryError, match="is another import running"):
+            registry.set_status(registry.card_hash(CARD), "blocked")
+        assert registry.authenticate(CARD, "1234", "pin")[1]  # reads still work
+    finally:
+        other.execute("ROLLBACK")
+        other.close()

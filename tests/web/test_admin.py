@@ -479,12 +479,11 @@ async def test_fixed_rule_set_reloads(console: Console) -> None:
 # --- suspensions -----------------------------------------------------------------------
 
 
-async def test_suspend_without_a_hash_lookup_is_501(console: Console) -> None:
-    """With a session store that cannot list live keys, suspension by hash is 501, clearly."""
+async def test_suspend_an_unknown_hash_is_404(console: Console) -> None:
+    """Suspending a session hash that matches no live session is a clear 404."""
     body = {"session_hash": "0" * 20, "vendor": "acme"}
     resp = await console.client.post("/api/sessions/suspend", json=body, headers=console.bearer)
-    assert resp.status == 501
-    assert "live_keys" in (await resp.json())["error"]
+    assert resp.status == 404
 
 
 async def test_suspend_by_hash_suspends_the_live_session(make_console: ConsoleFactory) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+from typing import Any
 from urllib.parse import quote
 
 import pytest
+from aiohttp import web
 
 from proxy.demo.vendor import pdf_bytes
 from tests.web.conftest import PORTAL, PUBLIC, Stack, StackFactory
@@ -34,8 +36,8 @@ async def test_without_session_redirects_to_login_with_qurl(stack: Stack) -> Non
     assert stack.vendor.records == []
 
 
-async def test_page_is_relayed_with_gzip_untouched(stack: Stack) -> None:
-    """A vendor page arrives with its Content-Encoding and byte-identical compressed body."""
+async def test_page_is_rewritten_and_recompressed(stack: Stack) -> None:
+    """An HTML page is decoded, its vendor links mapped to proxy hosts, and gzip-encoded again."""
     auth = await signed_in(stack)
     resp = await stack.client.get(
         "/article/1",
@@ -44,9 +46,24 @@ async def test_page_is_relayed_with_gzip_untouched(stack: Stack) -> None:
     )
     assert resp.status == 200
     assert resp.headers["Content-Encoding"] == "gzip"
-    raw = await resp.read()
-    assert int(resp.headers["Content-Length"]) == len(raw)
-    assert b"Acme Journal Archive" in gzip.decompress(raw)
+    assert "Content-Length" not in resp.headers
+    html = gzip.decompress(await resp.read()).decode()
+    assert "Acme Journal Archive" in html
+    assert f"http://{CDN}/css/site.css" in html
+    assert "https://www.acmejournals.test" not in html
+    assert "https://stats.trackly.test/t.js" in html  # third parties are left as they are
+
+
+async def test_identity_client_gets_an_unencoded_rewritten_page(stack: Stack) -> None:
+    """A client that accepts no coding gets the rewritten page without Content-Encoding."""
+    auth = await signed_in(stack)
+    resp = await stack.client.get(
+        "/article/1",
+        headers={"Host": WWW, **auth, "Accept-Encoding": "identity"},
+        auto_decompress=False,
+    )
+    assert "Content-Encoding" not in resp.headers
+    assert f"http://{WWW}/" in await resp.text()
 
 
 async def test_not_licensed_vendor_is_403_naming_it(stack: Stack) -> None:
@@ -251,3 +268,54 @@ async def test_relayed_traffic_is_counted_in_statistics(stack: Stack) -> None:
     )
     assert row.bytes > len(pdf_bytes(2))
     assert (day.isoformat(), "MAIN", "ok", 1) in stack.app[STATS].logins(day, day)
+
+
+async def test_third_party_block_adds_a_containing_csp(stack: Stack) -> None:
+    """A third_party: block vendor's pages carry a CSP limiting them to proxy hosts."""
+    auth = await signed_in(stack)
+    resp = await stack.client.get("/", headers={"Host": BIGDB, **auth})
+    csp = resp.headers.getall("Content-Security-Policy")
+    assert any(
+        "default-src 'self' http://proxy.localhost:8080 http://*.proxy.localhost:8080" in value
+        for value in csp
+    )
+
+
+async def test_third_party_hosts_are_counted_per_vendor(stack: Stack) -> None:
+    """Hosts a vendor's pages reference but no rule covers are counted, aggregate only."""
+    from proxy.web.app import flush_usage
+    from proxy.web.keys import STATS
+
+    auth = await signed_in(stack)
+    await (await stack.client.get("/article/1", headers={"Host": WWW, **auth})).read()
+    await flush_usage(stack.app)
+    day = stack.clock.now.date()
+    hosts = {(vendor, host) for vendor, host, _, _ in stack.app[STATS].third_parties(day, day)}
+    assert ("acme", "stats.trackly.test") in hosts
+
+
+async def test_decompression_bomb_gets_an_error_page(
+    make_stack: StackFactory, aiohttp_server: Any
+) -> None:
+    """A gzip body that decodes past the cap is refused with a 502 page, memory bounded."""
+    import zlib
+
+    squeezer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = squeezer.compress(b"<p>" + b"A" * (20 * 2**20)) + squeezer.flush()
+
+    async def serve_bomb(request: web.Request) -> web.Response:
+        return web.Response(
+            body=bomb, headers={"Content-Type": "text/html", "Content-Encoding": "gzip"}
+        )
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", serve_bomb)
+    server = await aiohttp_server(app)
+    stack: Stack = await make_stack(
+        max_rewrite_megabytes=1,
+        upstream_overrides={"bomb.acmejournals.test": f"http://127.0.0.1:{server.port}"},
+    )
+    auth = await signed_in(stack)
+    resp = await stack.client.get("/", headers={"Host": f"bomb-acmejournals-test.{PORTAL}", **auth})
+    assert resp.status == 502
+    assert "Test Consortium" in await resp.text()

@@ -1,0 +1,223 @@
+"""Benchmark: body-rewriting throughput on the real vendor pages, against pywb and parsers.
+
+Run: ``python -m bench.rewrite_speed [--rounds N] [--pages DIR]`` from the repository root,
+with a Python that has the bench-only packages (they are not runtime dependencies)::
+
+    python -m venv /tmp/bench-venv
+    /tmp/bench-venv/bin/pip install pywb selectolax lxml "pydantic>=2.6,<3" pytest html5lib
+    /tmp/bench-venv/bin/pip uninstall -y brotlipy && /tmp/bench-venv/bin/pip install "brotli==1.1.0"
+    PYTHONPATH=. /tmp/bench-venv/bin/python -m bench.rewrite_speed
+
+(pywb pulls in ``brotlipy``, which replaces the ``brotli`` module the proxy uses, and an old
+``redis``: keep it out of the project's own virtualenv.) A contender whose package is
+missing is reported as such and skipped.
+
+Contenders, all on the same pages (../shared/realworld/vendor-pages) and the same rules
+(tests/test_realworld_pages.py), fed in 64 KB chunks where they stream:
+  * clamshell: ``HostRewriter`` with ``third_party: report`` (the rule default), HTML;
+  * clamshell + codecs: the relay's whole body path, gunzip → rewrite → brotli-1;
+  * pywb: ``pywb.rewrite.html_rewriter.HTMLRewriter`` (archival URL rewriting of every URL,
+    inline scripts and styles included);
+  * selectolax (lexbor) and lxml: parse, map URL attributes with ``UrlMapper.to_proxy``
+    (lxml's ``rewrite_links`` also does CSS), serialise. Both miss URLs in scripts.
+Rounds interleave the contenders so that load from other processes hits them alike; the
+table shows the median per-round throughput (CPU time) and the median per-round ratio.
+Not a test: nothing here asserts. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from proxy.codecs import Decoder, Encoder
+from proxy.core.hostmap import HostMap
+from proxy.core.rewrite import HostRewriter
+from proxy.core.urlmap import UrlMapper
+from tests.test_realworld_pages import PAGES_DIR, realworld_index, realworld_rewriter
+
+CHUNK = 64 * 1024
+HTML = "text/html; charset=utf-8"
+URL_ATTRIBUTES = ("href", "src", "action", "poster", "data", "formaction", "background")
+
+Contender = Callable[[list[bytes]], None]
+
+
+def clamshell(rewriter: HostRewriter) -> Contender:
+    """Our streaming rewriter, as the relay runs it."""
+
+    def run(pages: list[bytes]) -> None:
+        for page in pages:
+            body = rewriter.rewriter(content_type=HTML, third_party="report")
+            for i in range(0, len(page), CHUNK):
+                body.feed(page[i : i + CHUNK])
+            body.flush()
+
+    return run
+
+
+def clamshell_with_codecs(rewriter: HostRewriter, pages: list[bytes]) -> Contender:
+    """gunzip → rewrite → brotli quality 1, the relay's whole path for a gzip page."""
+    compressed = {id(p): gzip.compress(p, 6) for p in pages}
+
+    def run(pages: list[bytes]) -> None:
+        for page in pages:
+            wire = compressed[id(page)]
+            decoder = Decoder.for_coding("gzip", max_output=50 * 2**20)
+            encoder = Encoder.for_accept("gzip, deflate, br")
+            body = rewriter.rewriter(content_type=HTML, third_party="report")
+            for i in range(0, len(wire), CHUNK):
+                for piece in decoder.iter_decode(wire[i : i + CHUNK]):
+                    encoder.encode(body.feed(piece))
+            encoder.encode(body.feed(decoder.flush()) + body.flush())
+            encoder.flush()
+
+    return run
+
+
+def pywb_rewriter() -> Contender | None:
+    """pywb's HTML rewriter with its JS and CSS rewriters (str in, str out)."""
+    try:
+        from pywb.rewrite.html_rewriter import HTMLRewriter
+        from pywb.rewrite.url_rewriter import UrlRewriter
+    except ImportError:
+        return None
+    urls = UrlRewriter(
+        "20240101000000/https://www.sciencedirect.com/science/article/pii/X",
+        "http://proxy.localhost:8080/web/",
+    )
+
+    def run(pages: list[bytes]) -> None:
+        for page in pages:
+            text = page.decode("latin-1")
+            rewriter = HTMLRewriter(urls)
+            out = [rewriter.rewrite(text[i : i + CHUNK]) for i in range(0, len(text), CHUNK)]
+            ("".join(out) + rewriter.close()).encode("latin-1")
+
+    return run
+
+
+def selectolax_rewriter(mapper: UrlMapper) -> Contender | None:
+    """Parse with lexbor, map URL attributes (and srcset candidates), serialise."""
+    try:
+        from selectolax.lexbor import LexborHTMLParser
+    except ImportError:
+        return None
+    selector = ",".join(f"[{a}]" for a in (*URL_ATTRIBUTES, "srcset"))
+
+    def run(pages: list[bytes]) -> None:
+        for page in pages:
+            tree = LexborHTMLParser(page.decode("latin-1"))
+            for node in tree.css(selector):
+                for name, value in list(node.attributes.items()):
+                    if value and name in URL_ATTRIBUTES:
+                        node.attrs[name] = mapper.to_proxy(value) or value
+                    elif value and name == "srcset":
+                        node.attrs[name] = map_srcset(value, mapper)
+            (tree.html or "").encode("latin-1", "replace")
+
+    return run
+
+
+def map_srcset(value: str, mapper: UrlMapper) -> str:
+    """Each srcset candidate's URL mapped."""
+    candidates = []
+    for candidate in value.split(","):
+        url, _, descriptor = candidate.strip().partition(" ")
+        candidates.append(f"{mapper.to_proxy(url) or url} {descriptor}".strip())
+    return ", ".join(candidates)
+
+
+def lxml_rewriter(mapper: UrlMapper) -> Contender | None:
+    """lxml.html: parse, ``rewrite_links`` (attributes and CSS), serialise."""
+    try:
+        import lxml.html
+    except ImportError:
+        return None
+
+    def run(pages: list[bytes]) -> None:
+        for page in pages:
+            doc = lxml.html.document_fromstring(page)
+            doc.rewrite_links(lambda url: mapper.to_proxy(url) or url, resolve_base_href=False)
+            lxml.html.tostring(doc)
+
+    return run
+
+
+def cpu_seconds(run: Contender, pages: list[bytes], minimum: float) -> float:
+    """CPU seconds per pass over the pages (passes repeated for at least ``minimum``)."""
+    passes, start = 0, time.process_time()
+    while True:
+        run(pages)
+        passes += 1
+        spent = time.process_time() - start
+        if spent >= minimum:
+            return spent / passes
+
+
+def measure(
+    contenders: dict[str, Contender], pages: list[bytes], rounds: int
+) -> dict[str, list[float]]:
+    """Seconds per pass for each contender in each round, interleaved."""
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    for run in contenders.values():
+        run(pages[:1])  # warm up imports and caches
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            seconds[name].append(cpu_seconds(run, pages, minimum=0.3))
+    return seconds
+
+
+def table(seconds: dict[str, list[float]], size: int, missing: list[str]) -> str:
+    """The Markdown table: median MB/s and median ratios against pywb and against us."""
+    rows = [
+        "| rewriter | MB/s (median) | MB/s (best) | clamshell is × faster |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    ours = seconds["clamshell"]
+    for name, times in seconds.items():
+        ratio = statistics.median(t / o for t, o in zip(times, ours, strict=True))
+        rows.append(
+            f"| {name} | {size / statistics.median(times) / 1e6:.1f} "
+            f"| {size / min(times) / 1e6:.1f} | {ratio:.1f} |"
+        )
+    rows += [f"| {name} | not installed | | |" for name in missing]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--pages", type=Path, default=PAGES_DIR)
+    args = parser.parse_args(argv)
+    pages = [p.read_bytes() for p in sorted(args.pages.glob("*.html"))]
+    if not pages:
+        print(f"no pages in {args.pages}", file=sys.stderr)
+        return 1
+    rewriter = realworld_rewriter()
+    mapper = UrlMapper(HostMap("proxy.localhost", 8080), realworld_index(), "http")
+    optional = {
+        "pywb": pywb_rewriter(),
+        "selectolax (parse + attributes)": selectolax_rewriter(mapper),
+        "lxml (parse + rewrite_links)": lxml_rewriter(mapper),
+    }
+    contenders: dict[str, Contender] = {
+        "clamshell": clamshell(rewriter),
+        "clamshell + gunzip + br-1": clamshell_with_codecs(rewriter, pages),
+    }
+    contenders |= {name: run for name, run in optional.items() if run is not None}
+    size = sum(map(len, pages))
+    print(f"{len(pages)} pages, {size / 1e6:.2f} MB, {args.rounds} rounds, CPU time\n")
+    missing = [name for name, run in optional.items() if run is None]
+    print(table(measure(contenders, pages, args.rounds), size, missing))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Answering a vendor's abuse report without identifying anyone.
+
+Contract: ``block_by_pseudonym(...)`` takes what a vendor reports — its service (a rule id),
+a pseudonym it received and the date — recomputes pseudonyms over the registry with that
+period's epoch key, blocks the matching card, and returns only the member library, a case
+number and the card's patron key (for ending its sessions; staff never see it). It fails
+clearly when the rule gives per-session pseudonyms (untraceable by design), when the
+period's key was destroyed (cryptographic erasure), or when nothing matches.
+Not here: ending the sessions (the caller owns the session store), printing (patrons_cli).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+
+from proxy.core import pseudonym
+from proxy.core.ruleset import RuleIndex
+from proxy.errors import ClamshellError
+from proxy.logconfig import get_logger
+from proxy.stores.epochkeys import EpochKeyStore
+from proxy.stores.patrons import PatronRegistry
+
+log = get_logger("abuse_report")
+
+
+class CannotTrace(ClamshellError):
+    """The report cannot be traced to a card; the message says why."""
+
+    status_hint = 404
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.public_message = message
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    """What staff may see: the member library and a case number. ``patron_key`` is internal."""
+
+    library: str
+    case: str
+    patron_key: str
+
+
+def block_by_pseudonym(
+    *,
+    registry: PatronRegistry,
+    epochs: EpochKeyStore,
+    index: RuleIndex,
+    vendor_id: str,
+    reported: str,
+    day: date,
+) -> BlockResult:
+    """Trace the reported pseudonym to a card and block that card."""
+    rule = index.by_id.get(vendor_id)
+    if rule is None:
+        raise CannotTrace(f"no vendor rule with id {vendor_id!r}")
+    if rule.pseudonym is None:
+        raise CannotTrace(f"{vendor_id} receives no pseudonym, so there is nothing to trace")
+    if rule.pseudonym.rotate == "session":
+        raise CannotTrace(f"{vendor_id} gets per-session pseudonyms: they cannot be traced to a "
+                          "card, by design; ask the vendor for the time and block nothing")
+    epoch = pseudonym.epoch_id(rule.pseudonym.rotate, datetime.combine(day, time(12), UTC))
+    key = epochs.existing(epoch)
+    if key is None:
+        raise CannotTrace(f"the key for {epoch} no longer exists (retention): pseudonyms of "
+                          "that period can no longer be traced to anyone")
+    patron_key = pseudonym.trace(key, vendor_id, reported, registry.card_hashes())
+    if patron_key is None:
+        raise CannotTrace("no card in the registry matches that pseudonym for that date")
+    library = registry.block(patron_key)
+    case = f"CASE-{day:%Y%m%d}-{secrets.token_hex(4).upper()}"
+    log.warning("patron_blocked_by_report", vendor=vendor_id, library=library, case=case)
+    return BlockResult(library, case, patron_key)
+
