@@ -11,7 +11,7 @@ Not here: rewriting inside bodies (the rewriting issue's streaming rewriter).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
 
 from proxy.core.hostmap import HostMap, HostMapError, Origin
 from proxy.core.ruleset import RuleIndex
@@ -70,3 +70,22 @@ class UrlMapper:
         if self.index.rule_for(origin.host) is None:
             return None
         return origin.url_prefix() + url.strip()[len(parts.scheme) + 3 + len(parts.netloc) :]
+
+
+def translate_params(query: str, names: frozenset[str], mapper: UrlMapper) -> str:
+    """In a query string or urlencoded form, turn proxy URLs in the named parameters back
+    into vendor URLs (``rewrite.request_params``: return URLs, OpenURL ``rft_id``…).
+
+    Other parameters, and values that are not mapped URLs, stay byte for byte as they were.
+    """
+    if not names or not query:
+        return query
+    parts = query.split("&")
+    for i, part in enumerate(parts):
+        name, sep, value = part.partition("=")
+        if not sep or unquote_plus(name) not in names:
+            continue
+        vendor = mapper.to_vendor(unquote_plus(value))
+        if vendor is not None:
+            parts[i] = f"{name}={quote(vendor, safe='')}"
+    return "&".join(parts)

@@ -29,7 +29,7 @@ from proxy.core.hostmap import HostMapError, Origin
 from proxy.core.rewrite import HostRewriter
 from proxy.core.rules import VendorRule
 from proxy.core.settings import Settings
-from proxy.core.urlmap import UrlMapper
+from proxy.core.urlmap import UrlMapper, translate_params
 from proxy.core.usage import is_download
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger, truncate_ip
@@ -56,6 +56,7 @@ from proxy.web.session_cookie import SESSION_COOKIE, current_session
 
 log = get_logger("relay")
 CHUNK: Final = 64 * 1024
+MAX_TRANSLATED_FORM: Final = 2**20  # forms larger than this stream through untranslated
 RESERVED_COOKIES: Final = frozenset({SESSION_COOKIE, CSRF_COOKIE})  # never a vendor's
 MAX_REQUEST_BODY: Final = 100 * 2**20  # aiohttp's client_max_size does not cover streams
 
@@ -212,14 +213,34 @@ async def send_upstream(
         cookie=cookie,
         pseudonym=pseudonym_header(request, rule, session, now),
     )
-    body = bounded_body(request) if request.body_exists else None
+    names = frozenset(rule.rewrite.request_params)
+    body = await request_body(request, names)
     return await app[UPSTREAM].send(
         request.method,
-        app[UPSTREAM].target_url(origin, request.raw_path),
+        app[UPSTREAM].target_url(origin, upstream_target(request, names)),
         headers=headers,
         body=body,
         timeouts=rule.timeouts,
     )
+
+
+def upstream_target(request: web.Request, names: frozenset[str]) -> str:
+    """The request target, with proxy URLs in the rule's request_params turned back."""
+    path, sep, query = request.raw_path.partition("?")
+    return path + sep + translate_params(query, names, mapper_for(request)) if sep else path
+
+
+async def request_body(
+    request: web.Request, names: frozenset[str]
+) -> AsyncIterator[bytes] | bytes | None:
+    """Streamed as is; a small urlencoded form is read whole when request_params apply."""
+    if not request.body_exists:
+        return None
+    small = (request.content_length or MAX_TRANSLATED_FORM + 1) <= MAX_TRANSLATED_FORM
+    if names and small and request.content_type == "application/x-www-form-urlencoded":
+        form = (await request.read()).decode("latin-1")
+        return translate_params(form, names, mapper_for(request)).encode("latin-1")
+    return bounded_body(request)
 
 
 async def respond(

@@ -507,6 +507,7 @@ def generated_body(total: int, chunk: int) -> Iterator[bytes]:
         pending = pending[chunk:]
 
 
+@pytest.mark.slow
 def test_a_50_mb_body_is_rewritten_in_bounded_memory(rewriter: HostRewriter) -> None:
     """Streaming 50 MB in 64 KB chunks keeps peak memory to a small multiple of the chunk."""
     chunk = 64 * 1024

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.core.urlmap import UrlMapper
+from proxy.core.urlmap import UrlMapper, translate_params
 
 P = "proxy.localhost:8080"
 
@@ -71,3 +71,19 @@ def test_mapped_urls_map_back(mapper: UrlMapper, url: str, vendor: str) -> None:
 def test_non_mapped_urls_do_not_map_back(mapper: UrlMapper, url: str) -> None:
     """The portal, unknown mapped hosts and vendor URLs do not translate back."""
     assert mapper.to_vendor(url) is None
+
+
+def test_request_params_translate_back(mapper: UrlMapper) -> None:
+    """Named parameters holding proxy URLs go upstream as vendor URLs; the rest is untouched."""
+    from urllib.parse import quote
+
+    mapped = quote(f"http://www-jstor-org.{P}/stable/1?x=y", safe="")
+    query = f"return={mapped}&q=a+b%20c&other={mapped}&return=not-a-url"
+    out = translate_params(query, frozenset({"return"}), mapper)
+    assert out == (f"return={quote('https://www.jstor.org/stable/1?x=y', safe='')}"
+                   f"&q=a+b%20c&other={mapped}&return=not-a-url")
+
+
+def test_no_named_params_is_identity(mapper: UrlMapper) -> None:
+    """Without request_params the query is returned as it was."""
+    assert translate_params("a=1&b=%2F", frozenset(), mapper) == "a=1&b=%2F"

@@ -319,3 +319,19 @@ async def test_decompression_bomb_gets_an_error_page(
     resp = await stack.client.get("/", headers={"Host": f"bomb-acmejournals-test.{PORTAL}", **auth})
     assert resp.status == 502
     assert "Test Consortium" in await resp.text()
+
+
+async def test_request_params_reach_the_vendor_in_its_own_form(stack: Stack) -> None:
+    """A proxy URL in a rule's request_params goes upstream as the vendor's own URL."""
+    auth = await signed_in(stack)
+    mapped = quote(f"http://{WWW}/account", safe="")
+    resp = await stack.client.get(
+        f"/login?return={mapped}&keep={mapped}",
+        headers={"Host": AUTH, **auth},
+        allow_redirects=False,
+    )
+    assert resp.headers["Location"] == f"http://{WWW}/account"
+    (record,) = stack.vendor.records
+    assert record.query_string == (
+        f"return={quote('https://www.acmejournals.test/account', safe='')}&keep={mapped}"
+    )
