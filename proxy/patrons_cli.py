@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Final
 
+from proxy.block_cli import add_block_arguments, run_block
 from proxy.core.cards import barcode_problem, library_for_barcode, normalize_barcode
 from proxy.core.login import CardFacts, LoginRefused, Refusal, decide_login
 from proxy.core.settings import Settings
@@ -55,11 +56,18 @@ def add_patrons_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         "check",
         help="why a card can or cannot log in (card read from a prompt or stdin, never argv)",
     )
+    add_block_arguments(
+        commands.add_parser(
+            "block", help="block the card behind a pseudonym a vendor reported (abuse report)"
+        )
+    )
 
 
 def run_patrons(args: argparse.Namespace, settings: Settings) -> int:
     """Run the chosen ``patrons`` subcommand; returns the exit code."""
-    command = {"import": import_command, "check": check_command}[args.patrons_command]
+    command = {"import": import_command, "check": check_command, "block": run_block}[
+        args.patrons_command
+    ]
     try:
         return command(args, settings)
     except ClamshellError as exc:

@@ -43,6 +43,8 @@ What is rewritten (``_REVERSED_REFERENCE`` group names):
 Never rewritten: another scheme (``ftp://host``), a host followed by ``@`` (userinfo), names
 that only contain a covered name (``notjstor.org``, ``jstor.org.evil.com``,
 ``www.jstor.organic.com``), hosts under the proxy host itself, invalid host names.
+Not recognised (none of the real pages does it): a host whose dots are escaped
+(``&period;``, ``%2E``, ``\\u002e``), or a URL with userinfo (``https://user@host``).
 """
 
 from __future__ import annotations

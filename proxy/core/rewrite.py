@@ -18,8 +18,9 @@ The pipeline for one body, each stage streaming with its own short tail:
   1. the rule's EZproxy Find/Replace pairs, in order, filtered by content type and by
      ``url_pattern`` (``re.search`` on the request path); literal and case-sensitive, as in
      EZproxy; each holds back ``len(find) - 1`` bytes;
-  2. HTML only: ``integrity`` removal and ``<meta>`` CSP mapping (``htmlfixups.MAX_TAG``
-     bytes of tail); it runs before host rewriting so the CSP mapping sees vendor host names;
+  2. HTML only: ``integrity`` removed from scripts and stylesheets fetched through the
+     proxy, ``<meta>`` CSP mapped like the header (htmlfixups.py; ``MAX_TAG`` bytes of
+     tail); before host rewriting, so the CSP mapping sees the vendor's host names;
   3. host rewriting (``HostMatcher``), plus counting the third-party hosts of URL-shaped
      references (``//host`` right after ``:``, a quote, ``=``, ``(`` or ``,``) when the rule
      asks for ``report`` or ``block``.

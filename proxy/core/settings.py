@@ -129,6 +129,17 @@ class TLS(Frozen):
     http_redirect_port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
 
+class ReviewCard(Frozen):
+    """A staff test card for vendor reviews; its values are the review's canaries."""
+
+    card: str
+    pin: str
+    name: str = "Review Canary"
+    email: str = "review.canary@example.invalid"
+    library: str = ""
+    ptype: str = ""
+
+
 class Admin(Frozen):
     """The admin console listener (loopback by default)."""
 
@@ -155,6 +166,7 @@ class Settings(Frozen):
     max_rewrite_megabytes: Annotated[int, Field(ge=1, le=4096)] = 64  # decoded size cap
     tls: TLS | None = None
     upstream_ca: str | None = None  # extra CA bundle to trust for vendors (tests, private CAs)
+    review: ReviewCard | None = None
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     timeouts: Timeouts = Timeouts()
     admin: Admin = Admin()

@@ -41,6 +41,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from proxy.abuse_report import CannotTrace, block_by_pseudonym
 from proxy.core.csrf import is_cross_site
 from proxy.core.settings import Settings
 from proxy.errors import ClamshellError
@@ -50,7 +51,16 @@ from proxy.secretfiles import read_or_create_secret
 from proxy.stores.suspensions import Suspension, Suspensions
 from proxy.web.admin_pages import ADMIN_CSS, DashboardView, dashboard_page, layout, login_page
 from proxy.web.errors import checked_host
-from proxy.web.keys import CLOCK, RULEBOOK, SESSIONS, SETTINGS, STATS, SUSPENSIONS
+from proxy.web.keys import (
+    CLOCK,
+    EPOCHS,
+    REGISTRY,
+    RULEBOOK,
+    SESSIONS,
+    SETTINGS,
+    STATS,
+    SUSPENSIONS,
+)
 
 log = get_logger("admin")
 
@@ -176,6 +186,7 @@ def build_admin_app(
     admin.router.add_post("/api/reload", api_reload)
     admin.router.add_get("/api/suspensions", api_suspensions)
     admin.router.add_post("/api/sessions/suspend", api_suspend)
+    admin.router.add_post("/api/patrons/block", api_block)
     return admin
 
 
@@ -461,6 +472,26 @@ async def api_suspend(request: web.Request) -> web.Response:
     return as_json(suspension_view(entry))
 
 
+async def api_block(request: web.Request) -> web.Response:
+    """Answer a vendor's abuse report: block the card behind a pseudonym, end its sessions."""
+    main = request.app[MAIN]
+    wanted = parse_body(BlockIn, await request.read())
+    try:
+        result = await asyncio.to_thread(
+            block_by_pseudonym,
+            registry=main[REGISTRY],
+            epochs=main[EPOCHS],
+            index=main[RULEBOOK].current.index,
+            vendor_id=wanted.vendor,
+            reported=wanted.pseudonym,
+            day=wanted.day,
+        )
+    except CannotTrace as exc:
+        raise AdminRefused(404, exc.public_message) from None
+    ended = await main[SESSIONS].delete_by_patron(result.patron_key)
+    return as_json(BlockOut(library=result.library, case=result.case, sessions_ended=ended))
+
+
 def suspend_by_hash(
     book: Suspensions, wanted: SuspendIn, keys: list[str], now: datetime
 ) -> Suspension | None:
@@ -590,6 +621,22 @@ class SuspensionsOut(Out):
     """Sessions suspended now."""
 
     suspensions: list[SuspensionOut]
+
+
+class BlockIn(Out):
+    """A vendor's abuse report: its service, the pseudonym it saw, the day."""
+
+    vendor: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    pseudonym: str = Field(pattern=r"^[a-zA-Z2-7]{26}$")
+    day: date
+
+
+class BlockOut(Out):
+    """What staff may know: the member library and a case number, never the card."""
+
+    library: str
+    case: str
+    sessions_ended: int
 
 
 class SuspendIn(Out):
@@ -752,9 +799,18 @@ def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
 @cache
 def openapi_document() -> dict[str, Any]:
     """The API as OpenAPI 3.1, components generated from the models above (do not mutate)."""
-    outs = (ErrorOut, HealthOut, VendorsOut, StatsOut, ReloadOut, SuspensionOut, SuspensionsOut)
+    outs = (
+        ErrorOut,
+        HealthOut,
+        VendorsOut,
+        StatsOut,
+        ReloadOut,
+        SuspensionOut,
+        SuspensionsOut,
+        BlockOut,
+    )
     _, schemas = models_json_schema(
-        [*((m, "serialization") for m in outs), (SuspendIn, "validation")],
+        [*((m, "serialization") for m in outs), (SuspendIn, "validation"), (BlockIn, "validation")],
         ref_template="#/components/schemas/{model}",
     )
     return {
@@ -785,6 +841,10 @@ def _paths() -> dict[str, Any]:
     ]
     body = {"required": True, "content": _content("SuspendIn", "")["content"]}
     suspend = _op("Suspend session", "SuspensionOut", 400, 403, 404, 501, requestBody=body)
+    block_body = {"required": True, "content": _content("BlockIn", "")["content"]}
+    block = _op(
+        "Block the card behind a pseudonym", "BlockOut", 400, 403, 404, requestBody=block_body
+    )
     return {
         "/api/health": {"get": _op("Health", "HealthOut")},
         "/api/vendors": {"get": _op("List vendors", "VendorsOut")},
@@ -792,4 +852,5 @@ def _paths() -> dict[str, Any]:
         "/api/reload": {"post": reload_op},
         "/api/suspensions": {"get": _op("List suspensions", "SuspensionsOut")},
         "/api/sessions/suspend": {"post": suspend},
+        "/api/patrons/block": {"post": block},
     }
