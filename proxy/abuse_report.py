@@ -60,13 +60,17 @@ def block_by_pseudonym(
     if rule.pseudonym is None:
         raise CannotTrace(f"{vendor_id} receives no pseudonym, so there is nothing to trace")
     if rule.pseudonym.rotate == "session":
-        raise CannotTrace(f"{vendor_id} gets per-session pseudonyms: they cannot be traced to a "
-                          "card, by design; ask the vendor for the time and block nothing")
+        raise CannotTrace(
+            f"{vendor_id} gets per-session pseudonyms: they cannot be traced to a "
+            "card, by design; ask the vendor for the time and block nothing"
+        )
     epoch = pseudonym.epoch_id(rule.pseudonym.rotate, datetime.combine(day, time(12), UTC))
     key = epochs.existing(epoch)
     if key is None:
-        raise CannotTrace(f"the key for {epoch} no longer exists (retention): pseudonyms of "
-                          "that period can no longer be traced to anyone")
+        raise CannotTrace(
+            f"the key for {epoch} no longer exists (retention): pseudonyms of "
+            "that period can no longer be traced to anyone"
+        )
     patron_key = pseudonym.trace(key, vendor_id, reported, registry.card_hashes())
     if patron_key is None:
         raise CannotTrace("no card in the registry matches that pseudonym for that date")
@@ -74,4 +78,3 @@ def block_by_pseudonym(
     case = f"CASE-{day:%Y%m%d}-{secrets.token_hex(4).upper()}"
     log.warning("patron_blocked_by_report", vendor=vendor_id, library=library, case=case)
     return BlockResult(library, case, patron_key)
-

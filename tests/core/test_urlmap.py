@@ -80,8 +80,10 @@ def test_request_params_translate_back(mapper: UrlMapper) -> None:
     mapped = quote(f"http://www-jstor-org.{P}/stable/1?x=y", safe="")
     query = f"return={mapped}&q=a+b%20c&other={mapped}&return=not-a-url"
     out = translate_params(query, frozenset({"return"}), mapper)
-    assert out == (f"return={quote('https://www.jstor.org/stable/1?x=y', safe='')}"
-                   f"&q=a+b%20c&other={mapped}&return=not-a-url")
+    assert out == (
+        f"return={quote('https://www.jstor.org/stable/1?x=y', safe='')}"
+        f"&q=a+b%20c&other={mapped}&return=not-a-url"
+    )
 
 
 def test_no_named_params_is_identity(mapper: UrlMapper) -> None:
