@@ -21,6 +21,7 @@ from proxy.ezproxy.importer import add_import_parser, run_import
 from proxy.logconfig import configure_logging
 from proxy.patrons_cli import add_patrons_parser, run_patrons
 from proxy.reports_cli import add_reports_parsers, run_purge, run_stats_export
+from proxy.review.cli import add_review_parser, run_review
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import load_rules
 from proxy.web.admin import admin_token
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_patrons_parser(commands)
     add_reports_parsers(commands)
     add_certs_parser(commands)
+    add_review_parser(commands)
     commands.add_parser("admin-token", help="print the admin console's bearer token")
     return parser
 
@@ -92,6 +94,10 @@ def dispatch(args: argparse.Namespace) -> int:
         )
     if args.command == "serve":
         return serve(args)
+    if args.command == "review":
+        settings = load_settings(args.config)
+        configure_logging(args.log_format or settings.log_format)
+        return run_review(args, settings)
     if args.command == "admin-token":
         print(admin_token(load_settings(args.config)))
         return 0

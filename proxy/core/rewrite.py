@@ -10,7 +10,7 @@ Bytes in, bytes out: this works on any ASCII-compatible charset (UTF-8, ISO-8859
 Windows-125x…). A body that is UTF-16 or UTF-32 (declared in the content type, or starting
 with a UTF-16 byte-order mark; see ``sniff_utf16``) is passed through untouched, deliberately:
 its host names are not ASCII byte strings, and such vendor pages are very rare.
-Not here: which responses to rewrite and content codings (the relay, proxy/codecs.py),
+Not here: which responses to rewrite and content codings (the relay, proxy/contentcoding.py),
 recognising a reference (hostpattern.py), the ``integrity``/CSP tag fixups (htmlfixups.py),
 header rewriting (core/headers.py).
 
@@ -246,15 +246,12 @@ class Stage:
 
     def feed(self, chunk: bytes) -> bytes:
         """Transform what can be decided now; keep the rest."""
-        if not chunk:
+        if len(self._pending) + len(chunk) <= self.tail:
+            self._pending += chunk  # nothing can be decided yet
             return b""
         data = self._context + self._pending + chunk
         start = len(self._context)
-        limit = len(data) - self.tail
-        if limit <= start:
-            self._pending += chunk
-            return b""
-        return self._step(data, start, limit)
+        return self._step(data, start, len(data) - self.tail)
 
     def flush(self) -> bytes:
         """Transform everything that is left."""

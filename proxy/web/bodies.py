@@ -8,7 +8,7 @@ kept). ``stream_rewritten`` runs decode ▸ rewrite ▸ encode chunk by chunk, s
 bounded whatever the body size; a decompression bomb stops at ``max_decoded`` bytes.
 ``third_party_csp`` is the Content-Security-Policy that keeps a ``third_party: block``
 vendor's pages on proxy hosts.
-Not here: rewriting itself (core/rewrite.py), codings (codecs.py), headers (core/headers.py).
+Not here: rewriting itself (core/rewrite.py), codings (contentcoding.py), headers (core/headers.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Final
 
 from aiohttp import web
 
-from proxy.codecs import Decoder, Encoder, can_decode
+from proxy.contentcoding import Decoder, Encoder, can_decode
 from proxy.core.rewrite import BodyRewriter, HostRewriter, is_rewritable
 from proxy.core.rules import VendorRule
 

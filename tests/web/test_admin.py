@@ -437,8 +437,11 @@ async def test_openapi_document_describes_every_endpoint(console: Console) -> No
         "/api/reload",
         "/api/suspensions",
         "/api/sessions/suspend",
+        "/api/patrons/block",
     }
-    assert {"StatsOut", "SuspendIn", "ErrorOut"} <= set(doc["components"]["schemas"])
+    assert {"StatsOut", "SuspendIn", "ErrorOut", "BlockIn", "BlockOut"} <= set(
+        doc["components"]["schemas"]
+    )
 
 
 # --- reload ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.codecs import (
+from proxy.contentcoding import (
     BROTLI_BOUNDED,
     DECODERS,
     OUTPUT_STEP,
@@ -268,7 +268,7 @@ def test_zstd_is_decodable_exactly_when_the_package_is_installed() -> None:
     ],
 )
 def test_accept_encoding_choice(accept: str | None, chosen: str) -> None:
-    """The highest q wins; br before gzip before identity on a tie; identity as the fallback."""
+    """The highest q wins; gzip before br before identity on a tie; identity as the fallback."""
     assert choose_encoding(accept) == chosen
     encoder = Encoder.for_accept(accept)
     assert encoder.coding == (None if chosen == "identity" else chosen)

@@ -15,9 +15,9 @@ no output limit: it is fed ``BROTLI_SLICE`` input bytes at a time, which bounds 
 (brotli ≥ 1.2 is used as soon as it is installed). Damaged input raises
 ``DamagedBody`` (502).
 ``Encoder.for_accept(accept_encoding)`` picks the coding the browser accepts with the highest
-q-value among ``br`` (quality 1), ``gzip`` (level 1) and identity, preferring them in that
-order on equal q; ``encode(chunk)`` returns bytes ending on a flush point (so a streamed page
-renders progressively) and ``flush()`` ends the stream.
+q-value among ``gzip`` (level 1), ``br`` (quality 1) and identity, preferring them in that
+order on equal q (``ENCODINGS``); ``encode(chunk)`` returns bytes ending on a flush point
+(so a streamed page renders progressively) and ``flush()`` ends the stream.
 A coding not in ``DECODERS`` (``compress``, a vendor's own…) cannot be decoded: ``can_decode``
 says so and ``for_coding`` raises ``UnsupportedCoding``. The relay then streams such a body
 through untouched, Content-Encoding and all, without rewriting it.

@@ -1,0 +1,1 @@
+"""Tests of vendor review mode (proxy/review)."""
