@@ -14,6 +14,7 @@ import signal
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import http_parser, web
 
@@ -45,17 +46,19 @@ async def start_site(
     *,
     access_log: bool = False,
     ssl_context: ssl.SSLContext | None = None,
+    client_idle: float = 15.0,
 ) -> web.AppRunner:
-    """Start one listener; the caller cleans the runner up."""
+    """Start one listener; the caller cleans the runner up.
+
+    ``client_idle`` bounds slow-header and idle keep-alive connections (CONVENTIONS "Traps":
+    under AppRunner the keep-alive timer is the only guard, and it defaults to about an hour).
+    """
+    logging_options: dict[str, Any] = {"access_log": None}
     if access_log:
-        runner = web.AppRunner(
-            app,
-            handle_signals=False,
-            access_log=access_logger(),
-            access_log_class=PrivacyAccessLogger,
-        )
-    else:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        logging_options = {"access_log": access_logger(), "access_log_class": PrivacyAccessLogger}
+    runner = web.AppRunner(
+        app, handle_signals=False, keepalive_timeout=client_idle, **logging_options
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context).start()
     return runner

@@ -84,11 +84,16 @@ class Sessions(Frozen):
 
 
 class Timeouts(Frozen):
-    """Upstream timeouts in seconds (a rule may override them)."""
+    """Upstream timeouts in seconds (a rule may override them), and the patron side's."""
 
     connect: Annotated[float, Field(gt=0, le=120)] = 10.0
     first_byte: Annotated[float, Field(gt=0, le=600)] = 30.0
     idle_read: Annotated[float, Field(gt=0, le=600)] = 60.0
+    # A browser connection that has not sent a whole request within this many seconds (slow
+    # headers, or idle keep-alive) is closed: aiohttp's only guard, default ~1 h otherwise.
+    client_idle: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    # Longest silence while a request body is being uploaded.
+    client_body: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
 class Throttle(Frozen):

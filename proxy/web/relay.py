@@ -12,6 +12,7 @@ checks and timeouts (upstream.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -85,6 +86,13 @@ class Suspended(ClamshellError):
     public_message = (
         "Your access has been paused because of unusually heavy use. Please contact your library."
     )
+
+
+class ClientTooSlow(ClamshellError):
+    """The browser stopped sending its request body."""
+
+    status_hint = 408
+    public_message = "Your upload stopped arriving. Please try again."
 
 
 class RequestTooLarge(ClamshellError):
@@ -435,9 +443,19 @@ def decoded_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[Header]:
 
 
 async def bounded_body(request: web.Request) -> AsyncIterator[bytes]:
-    """Stream the request body upstream, refusing more than MAX_REQUEST_BODY bytes."""
+    """Stream the request body upstream: at most MAX_REQUEST_BODY bytes, and no silence
+    longer than ``timeouts.client_body`` (a slow uploader cannot hold a connection open)."""
     seen = 0
-    async for chunk in request.content.iter_chunked(CHUNK):
+    idle = request.app[SETTINGS].timeouts.client_body
+    chunks = request.content.iter_chunked(CHUNK)
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise ClientTooSlow() from None
         seen += len(chunk)
         if seen > MAX_REQUEST_BODY:
             raise RequestTooLarge()
