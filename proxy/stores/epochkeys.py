@@ -30,7 +30,6 @@ filesystem or SSD below SQLite, or copies of a key in this process's memory befo
 
 from __future__ import annotations
 
-import os
 import secrets
 import sqlite3
 import threading
@@ -42,6 +41,7 @@ from proxy.core.pseudonym import epoch_span
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.secretfiles import ensure_private_dir
+from proxy.stores.sqlitedb import open_db
 
 DB_FILE: Final = "keys.sqlite3"
 KEY_BYTES: Final = 32
@@ -150,24 +150,12 @@ def _seconds(when: datetime | None) -> int | None:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    """Open the key file (created 0600 first: SQLite gives -wal and -shm the same mode)."""
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA secure_delete = ON")  # overwrite deleted keys with zeros
-        _migrate(conn, path)
-    except sqlite3.DatabaseError as exc:
-        raise EpochKeyStoreError(f"{path}: cannot open the epoch key store: {exc}") from None
-    return conn
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise EpochKeyStoreError(f"{path}: schema version {version} is newer than this clamshell")
-    if version < SCHEMA_VERSION:
-        conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = 1; COMMIT;")
+    """Open the epoch key store (see stores/sqlitedb.py: 0600, WAL, synchronous=FULL, schema)."""
+    return open_db(
+        path,
+        schema=SCHEMA,
+        version=SCHEMA_VERSION,
+        secure_delete=True,
+        what="the epoch key store",
+        error=EpochKeyStoreError,
+    )

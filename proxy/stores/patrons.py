@@ -25,7 +25,6 @@ Not here: CSV parsing and validation (patron_import.py), whether a card may log 
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 import sqlite3
 import threading
@@ -41,6 +40,7 @@ from proxy.core.cards import LoginWith, normalize_barcode, normalize_secret
 from proxy.core.keyedhash import KeyedHasher
 from proxy.errors import ClamshellError
 from proxy.secretfiles import ensure_private_dir, read_or_create_secret
+from proxy.stores.sqlitedb import open_db
 
 PatronStatus = Literal["ok", "blocked", "lost", "fines"]
 STATUSES: Final[frozenset[str]] = frozenset(get_args(PatronStatus))
@@ -374,26 +374,15 @@ class _Discard(Exception):
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    """Open the database with the pragmas and schema; the file is created 0600 first."""
-    if not path.exists():  # SQLite gives -wal and -shm the database file's mode
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        _migrate(conn, path)
-    except sqlite3.DatabaseError as exc:
-        raise RegistryError(f"{path}: cannot open the patron registry: {exc}") from None
-    return conn
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise RegistryError(f"{path}: schema version {version} is newer than this clamshell")
-    if version < SCHEMA_VERSION:
-        conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = 1; COMMIT;")
+    """Open the patron registry (see stores/sqlitedb.py: 0600, WAL, synchronous=FULL, schema)."""
+    return open_db(
+        path,
+        schema=SCHEMA,
+        version=SCHEMA_VERSION,
+        secure_delete=False,
+        what="the patron registry",
+        error=RegistryError,
+    )
 
 
 def _record(row: tuple[object, ...]) -> PatronRecord:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import secrets
 import sqlite3
 import sys
@@ -46,7 +45,7 @@ from typing import Any, Final, Protocol
 
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
-from proxy.secretfiles import ensure_private_dir
+from proxy.stores.sqlitedb import open_db
 
 Clock = Callable[[], datetime]
 DeleteListener = Callable[[str], object]  # return value ignored
@@ -375,28 +374,15 @@ def _instant(micros: int) -> datetime:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    """Open the session file (created 0600 first: SQLite gives -wal and -shm the same mode)."""
-    ensure_private_dir(path.parent)
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")  # a logout must not come back after a crash
-        conn.execute("PRAGMA secure_delete = ON")  # deleted pseudonym keys are overwritten
-        _migrate(conn, path)
-    except sqlite3.DatabaseError as exc:
-        raise SessionStoreError(f"{path}: cannot open the session store: {exc}") from None
-    return conn
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise SessionStoreError(f"{path}: schema version {version} is newer than this clamshell")
-    if version < SCHEMA_VERSION:
-        conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = 1; COMMIT;")
+    """Open the session store (see stores/sqlitedb.py: 0600, WAL, synchronous=FULL, schema)."""
+    return open_db(
+        path,
+        schema=SCHEMA,
+        version=SCHEMA_VERSION,
+        secure_delete=True,
+        what="the session store",
+        error=SessionStoreError,
+    )
 
 
 # --- background loops (the app spawns them and cancels them on shutdown) -----------------

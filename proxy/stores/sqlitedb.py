@@ -25,23 +25,39 @@ class StoreError(ClamshellError):
 
 
 def open_db(
-    path: Path, *, schema: str, version: int, synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    path: Path,
+    *,
+    schema: str,
+    version: int,
+    synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    secure_delete: bool = False,
+    what: str = "store",
+    error: type[ClamshellError] = StoreError,
 ) -> sqlite3.Connection:
-    """Open (creating if needed) one SQLite store file."""
+    """Open (creating if needed) one SQLite store file.
+
+    Args:
+        secure_delete: overwrite deleted rows with zeros (keys, pseudonym secrets).
+        what: how error messages name the file ("the patron registry").
+        error: the store's own error class, raised with the file's path in the message.
+    """
     ensure_private_dir(path.parent)
-    if not path.exists():
+    if not path.exists():  # SQLite gives -wal and -shm the database file's mode
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
+        if secure_delete:
+            conn.execute("PRAGMA secure_delete = ON")
         current = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if current > version:
-            raise StoreError(f"{path}: schema version {current} is newer than this clamshell")
+            raise error(f"{path}: schema version {current} is newer than this clamshell")
         if current < version:
-            conn.executescript(schema)
-            conn.execute(f"PRAGMA user_version = {int(version)}")
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {schema} PRAGMA user_version = {int(version)}; COMMIT;"
+            )
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path}: cannot open: {exc}") from None
+        raise error(f"{path}: cannot open {what}: {exc}") from None
     return conn
