@@ -9,6 +9,7 @@ Not here: what to log (each component), access logs (a later issue).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import sys
@@ -52,6 +53,7 @@ CLIENT_ADDRESS_KEYS: Final = frozenset({"client_ip", "peer", "remote"})
 LogFormat = Literal["auto", "json", "console"]
 
 
+@functools.lru_cache(maxsize=4096)  # per request on the relay's hot path; addresses repeat
 def truncate_ip(value: str) -> str:
     """'203.0.113.77' → '203.0.113.0/24'; '2001:db8::1' → '2001:db8::/48'; junk → 'invalid'."""
     try:

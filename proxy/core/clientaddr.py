@@ -9,6 +9,7 @@ Not here: what the address is used for (auto-login, throttling), logging (trunca
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -16,6 +17,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@functools.lru_cache(maxsize=4096)  # ipaddress parsing is slow and peers repeat
 def parse_ip(value: str) -> IPAddress | None:
     """An address, or None for junk; IPv4-mapped IPv6 is unwrapped."""
     try:

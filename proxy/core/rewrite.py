@@ -4,8 +4,8 @@ Contract: ``HostRewriter.build(index, hostmap, public_scheme)`` is built once pe
 ``HostRewriter.rewriter(content_type=…, find_replace=…, url_path=…, third_party=…)`` returns
 a fresh ``BodyRewriter`` for one response body; ``feed(chunk)`` returns the rewritten bytes
 that are final so far and ``flush()`` the rest. The output never depends on how the body was
-cut into chunks, and at most ``BodyRewriter.holdback`` bytes (a few KB at most; a few hundred
-without the HTML stage) are held between calls, so memory is bounded whatever the body size.
+cut into chunks, and at most ``BodyRewriter.holdback`` bytes (about 2.4 KB for HTML, 0.7 KB
+otherwise) are held between calls, so memory is bounded whatever the body size.
 Bytes in, bytes out: this works on any ASCII-compatible charset (UTF-8, ISO-8859-*,
 Windows-125x…). A body that is UTF-16 or UTF-32 (declared in the content type, or starting
 with a UTF-16 byte-order mark; see ``sniff_utf16``) is passed through untouched, deliberately:
@@ -18,21 +18,22 @@ The pipeline for one body, each stage streaming with its own short tail:
   1. the rule's EZproxy Find/Replace pairs, in order, filtered by content type and by
      ``url_pattern`` (``re.search`` on the request path); literal and case-sensitive, as in
      EZproxy; each holds back ``len(find) - 1`` bytes;
-  2. HTML only: ``integrity`` removed from scripts and stylesheets fetched through the
-     proxy, ``<meta>`` CSP mapped like the header (htmlfixups.py; ``MAX_TAG`` bytes of
-     tail); before host rewriting, so the CSP mapping sees the vendor's host names;
-  3. host rewriting (``HostMatcher``), plus counting the third-party hosts of URL-shaped
-     references (``//host`` right after ``:``, a quote, ``=``, ``(`` or ``,``) when the rule
-     asks for ``report`` or ``block``.
+  2. ``HostStage``, one pass over one buffer: host rewriting (``HostMatcher``); for HTML,
+     the tag fixups (``integrity`` removed from scripts and stylesheets fetched through the
+     proxy, ``<meta>`` CSP mapped like the header; a fixed tag is then host-rewritten on its
+     own, so the CSP mapping sees the vendor's host names); and, when the rule asks for
+     ``report`` or ``block``, the third-party hosts of URL-shaped references (``//host``
+     right after ``:``, a quote, ``=``, ``(`` or ``,``), counted in bulk.
 
 Why this shape (measured on the 11 real pages in shared/realworld, 2.25 MB, this machine):
 an alternation of the covered domains as one regex ran at 52 MB/s, one ``bytes.find`` pass
 per covered domain at 210 MB/s for 12 domains (slower with every rule); the literal-led
 top-level-domain scan of hostpattern.py runs at ~1 GB/s whatever the number of rules, and
 the Python work per candidate is one reversed-window match and a dict lookup (~2-3 µs, about
-450 candidates per MB). Profiled with pyinstrument: the remaining cost is that per-candidate
-work, the scan, the third-party ``//host`` scan (C ``findall``; hosts are counted in bulk)
-and, for HTML, one ``lower()`` per buffer for the tag stage. ``bench/rewrite_speed.py``
+450 candidates per MB). Profiled with pyinstrument, the cost splits into that per-candidate
+work (~40%), the scan (~20%), the third-party ``//host`` scan (~15%, a C ``findall``) and,
+for HTML, one ``lower()`` per buffer to look for tag-fixup triggers (~15%). The tag stage
+was first separate; merging it saved two copies of every buffer. ``bench/rewrite_speed.py``
 prints the figures against pywb and parse-and-rewrite approaches.
 
 Chunk independence (the argument the hypothesis test checks): a stage processes the bytes
@@ -54,7 +55,7 @@ from typing import Final, Literal
 
 from proxy.core.headers import map_csp
 from proxy.core.hostmap import HostMap
-from proxy.core.hostpattern import LOOKAHEAD, LOOKBACK, MAX_HOST, HostMatcher
+from proxy.core.hostpattern import LOOKAHEAD, LOOKBACK, MAX_HOST, HostMatcher, Reference
 from proxy.core.htmlfixups import MAX_TAG, TAG, TRIGGERS, TagPolicy, fix_tag
 from proxy.core.rules import FindReplace
 from proxy.core.ruleset import RuleIndex
@@ -154,9 +155,8 @@ class HostRewriter:
             for pair in find_replace
             if _applies(pair, kind, url_path)
         ]
-        if kind in HTML_TYPES:
-            stages.append(TagStage(self.tags))
-        hosts = HostStage(self.matcher, count_third_party=third_party != "allow")
+        tags = self.tags if kind in HTML_TYPES else None
+        hosts = HostStage(self.matcher, tags=tags, count_third_party=third_party != "allow")
         stages.append(hosts)
         passthrough = charset_of(content_type) in ASCII_INCOMPATIBLE
         return BodyRewriter(stages, hosts, passthrough=passthrough)
@@ -293,50 +293,30 @@ class FindReplaceStage(Stage):
         return b"".join(out), resume
 
 
-class TagStage(Stage):
-    """HTML only: the ``integrity`` and ``<meta>`` CSP fixups of htmlfixups.py."""
-
-    tail = MAX_TAG + 16  # "<script" + the longest tag body + ">"
-
-    def __init__(self, policy: TagPolicy) -> None:
-        super().__init__()
-        self.policy = policy
-
-    def transform(self, data: bytes, start: int, limit: int) -> tuple[bytes, int]:
-        """Fix every candidate tag that starts before ``limit``."""
-        low = data.lower()
-        if not any(word in low for word in TRIGGERS):
-            return data[start:limit], limit  # fix_tag would return every tag unchanged
-        out: list[bytes] = []
-        pos = start
-        for match in TAG.finditer(low, start):
-            if match.start() >= limit:
-                break
-            first, end = match.span()
-            out += (data[pos:first], fix_tag(data[first:end], low[first:end], self.policy))
-            pos = end
-        resume = max(limit, pos)
-        out.append(data[pos:resume])
-        return b"".join(out), resume
-
-
 class HostStage(Stage):
-    """Host rewriting (hostpattern.HostMatcher), and third-party host statistics."""
+    """Host rewriting (hostpattern.py), the HTML tag fixups (htmlfixups.py, when ``tags`` is
+    given) and third-party host statistics, in one pass over one buffer."""
 
     # One byte more than a decision reads: then a window reaching the buffer's start means
     # the body's start, exactly as when the whole body is one buffer.
     context = LOOKBACK + 1
 
-    def __init__(self, matcher: HostMatcher, *, count_third_party: bool) -> None:
+    def __init__(
+        self, matcher: HostMatcher, *, tags: TagPolicy | None, count_third_party: bool
+    ) -> None:
         super().__init__()
         self.matcher = matcher
+        self.tags = tags
         self.count_third_party = count_third_party
         self._referenced: Counter[str] = Counter()
         self._rewritten: Counter[str] = Counter()
         self._seen_raw: list[bytes] = []  # hosts found since the last fold (cheap to extend)
         self._rewritten_raw: list[str] = []
-        # A decision reads LOOKBACK bytes before the top-level domain and LOOKAHEAD after it.
+        # A decision reads LOOKBACK bytes before the top-level domain and LOOKAHEAD after it;
+        # a tag fixup reads the whole tag.
         self.tail = LOOKBACK + matcher.longest_tld + 3 + LOOKAHEAD
+        if tags is not None:
+            self.tail = max(self.tail, MAX_TAG + 16)  # "<script" + the longest tag + ">"
 
     @property
     def referenced(self) -> Counter[str]:
@@ -351,46 +331,91 @@ class HostStage(Stage):
         return self._rewritten
 
     def transform(self, data: bytes, start: int, limit: int) -> tuple[bytes, int]:
-        """Rewrite every reference that starts at or after ``start`` and before ``limit``."""
+        """Apply every edit that starts at or after ``start`` and before ``limit``."""
+        edits = self._references(data, start, limit)
+        if self.tags is not None:
+            edits = self._with_tag_fixes(edits, data, start, limit)
         out: list[bytes] = []
         rewritten = self._rewritten_raw
         pos = start
-        reference = self.matcher.reference
-        for hit in self.matcher.tld_hits(data, start):
-            found = reference(data, *hit.span())
-            if found is None:
-                if hit.start() >= limit + LOOKBACK:
-                    break
-                continue
-            first, end, replacement, host = found
-            if first >= limit:
-                break
-            if first < pos:
-                continue  # overlaps the previous reference, or reaches back before ``start``
+        host = ""
+        for first, end, replacement, host in edits:
             out.append(data[pos:first])
             out.append(replacement)
-            rewritten.append(host)
+            if host:  # a tag fixup ("") counted its hosts when it rewrote them
+                rewritten.append(host)
             pos = end
         resume = max(limit, pos)
         out.append(data[pos:resume])
         if self.count_third_party:
-            self._collect_third_party(data, start, limit)
+            self._collect_third_party(data, start, limit, pos if not host else limit)
         if len(self._seen_raw) + len(rewritten) > FOLD_AFTER:
             self._fold()
         return b"".join(out), resume
 
-    def _collect_third_party(self, data: bytes, start: int, limit: int) -> None:
-        """Note the ``//host`` references starting in ``[start, limit)``.
+    def _references(self, data: bytes, start: int, limit: int) -> list[Reference]:
+        """The host references starting in ``[start, limit)``, in order, never overlapping."""
+        found: list[Reference] = []
+        pos = start
+        reference = self.matcher.reference
+        for hit in self.matcher.tld_hits(data, start):
+            ref = reference(data, *hit.span())
+            if ref is None:
+                if hit.start() >= limit + LOOKBACK:
+                    break
+                continue
+            if ref[0] >= limit:
+                break
+            if ref[0] >= pos:  # else it overlaps the previous one, or reaches before start
+                found.append(ref)
+                pos = ref[1]
+        return found
 
-        Matches starting in ``[limit, resume)`` lie inside a rewritten reference, so they
-        name a covered host and would not be counted anyway; the next step starts at resume.
+    def _with_tag_fixes(
+        self, edits: list[Reference], data: bytes, start: int, limit: int
+    ) -> list[Reference]:
+        """``edits`` with every tag fixup starting before ``limit`` in place of the host
+        references inside that tag (the fixed tag is host-rewritten on its own)."""
+        assert self.tags is not None
+        low = data.lower()
+        if not any(word in low for word in TRIGGERS):
+            return edits  # no tag in this buffer can need a fixup
+        fixes: list[Reference] = []
+        for match in TAG.finditer(low, start):
+            if match.start() >= limit:
+                break
+            first, end = match.span()
+            tag = data[first:end]
+            fixed = fix_tag(tag, low[first:end], self.tags)
+            if fixed is not tag:
+                fixes.append((first, end, self._fragment(fixed), ""))
+        return _merged(edits, fixes) if fixes else edits
+
+    def _fragment(self, fragment: bytes) -> bytes:
+        """One fixed tag with its host references rewritten (and counted)."""
+        out: list[bytes] = []
+        pos = 0
+        for first, end, replacement, host in self._references(fragment, 0, len(fragment)):
+            out += (fragment[pos:first], replacement)
+            self._rewritten_raw.append(host)
+            pos = end
+        out.append(fragment[pos:])
+        return b"".join(out)
+
+    def _collect_third_party(self, data: bytes, start: int, limit: int, stop: int) -> None:
+        """Note the ``//host`` references starting in ``[start, limit)``, and up to ``stop``
+        when a fixed tag runs past ``limit``.
+
+        Other matches starting in ``[limit, resume)`` lie inside a rewritten reference, so
+        they name a covered host and would not be counted anyway; the next step starts at
+        resume. Matches cannot cross a tag's end, so the whole fixed tag can be read.
         """
         seen = self._seen_raw
         seen += _THIRD_PARTY_ENDED.findall(data, start, limit)  # those that end before limit
         for match in _THIRD_PARTY.finditer(data, max(start, limit - MAX_HOST - 3)):
-            if match.start() >= limit:
+            if match.start() >= max(limit, stop):
                 break
-            if match.end() >= limit:  # started before limit, ends at or after it
+            if match.start() >= limit or match.end() >= limit:  # not counted by findall
                 seen.append(match[1])
 
     def _fold(self) -> None:
@@ -402,3 +427,10 @@ class HostStage(Stage):
                 count_bounded(self._referenced, host.decode("ascii").lower(), n)
         self._rewritten_raw.clear()
         self._seen_raw.clear()
+
+
+def _merged(edits: list[Reference], fixes: list[Reference]) -> list[Reference]:
+    """Tag fixups and the host references outside them, in order (a reference never spans a
+    tag boundary: none of its characters is ``<`` or ``>``)."""
+    kept = [e for e in edits if not any(f[0] <= e[0] < f[1] for f in fixes)]
+    return sorted(kept + fixes)

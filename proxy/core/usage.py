@@ -11,7 +11,6 @@ Not here: persistence (stores/stats.py), when to flush (the app's background tas
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
@@ -133,5 +132,6 @@ class UsageCounters:
             self._sessions.clear()
         seen = table.setdefault(key, set())
         if len(seen) < MAX_UNIQUE_PER_KEY:
-            seen.add(hmac.new(self._salt, who.encode(), hashlib.sha256).digest()[:8])
+            # Keyed BLAKE2b: a keyed hash like HMAC, several times cheaper per call.
+            seen.add(hashlib.blake2b(who.encode(), key=self._salt, digest_size=8).digest())
         return len(seen)

@@ -386,11 +386,18 @@ async def stream_body(
     return size
 
 
+_LIMITS: dict[str, tuple[Settings, VendorRule, AbuseLimits]] = {}  # per rule, per rule set
+
+
 def limits_for(settings: Settings, rule: VendorRule) -> AbuseLimits:
-    """The session limits for a vendor: the rule's overrides over the global ones."""
+    """The session limits for a vendor: the rule's overrides over the global ones (cached
+    until a reload brings a new rule object)."""
+    cached = _LIMITS.get(rule.id)
+    if cached is not None and cached[0] is settings and cached[1] is rule:
+        return cached[2]
     glob, own = settings.limits, rule.limits
     megabytes = own.megabytes or glob.megabytes
-    return AbuseLimits(
+    limits = AbuseLimits(
         interval=timedelta(minutes=glob.interval_minutes),
         requests=own.requests or glob.requests,
         bytes=megabytes * 2**20 if megabytes else None,
@@ -399,6 +406,8 @@ def limits_for(settings: Settings, rule: VendorRule) -> AbuseLimits:
         card_networks_interval=timedelta(minutes=glob.card_networks_minutes),
         card_networks_action=glob.card_networks_action,
     )
+    _LIMITS[rule.id] = (settings, rule, limits)
+    return limits
 
 
 def account(
