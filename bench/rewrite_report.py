@@ -41,7 +41,8 @@ def page_report(rewriter: HostRewriter, body: bytes, top: int) -> list[str]:
     rewritten, third = one.rewritten_hosts, one.referenced_hosts
     covered = sorted(rewritten | Counter({h: n for h, n in left.items() if is_covered(h)}))
     ranked = (third + left).most_common()
-    others = [h for h, _ in ranked if not is_covered(h) and not h.endswith(MAPPED)][:top]
+    others = [h for h, _ in ranked if "." in h and not is_covered(h) and not h.endswith(MAPPED)]
+    others = others[:top]
     rows = [
         "| host | covered | rewritten | left | third-party |",
         "| --- | :---: | ---: | ---: | ---: |",

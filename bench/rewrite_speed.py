@@ -20,7 +20,10 @@ Contenders, all on the same pages (../shared/realworld/vendor-pages) and the sam
   * pywb: ``pywb.rewrite.html_rewriter.HTMLRewriter`` (archival URL rewriting of every URL,
     inline scripts and styles included);
   * selectolax (lexbor) and lxml: parse, map URL attributes with ``UrlMapper.to_proxy``
-    (lxml's ``rewrite_links`` also does CSS), serialise. Both miss URLs in scripts.
+    (lxml's ``rewrite_links`` also does CSS), serialise. Both miss URLs in scripts;
+  * one compiled regex for ``https?://host``: DESIGN.md's reference point for how fast a
+    single regex pass is on this machine (it misses every other form). On a busy machine
+    all figures drop; the ratios are what to compare.
 Rounds interleave the contenders so that load from other processes hits them alike; the
 table shows the median per-round throughput (CPU time) and the median per-round ratio.
 Not a test: nothing here asserts. Prints a Markdown table.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import re
 import statistics
 import sys
 import time
@@ -80,6 +84,25 @@ def clamshell_with_codecs(rewriter: HostRewriter, pages: list[bytes]) -> Contend
                     encoder.encode(body.feed(piece))
             encoder.encode(body.feed(decoder.flush()) + body.flush())
             encoder.flush()
+
+    return run
+
+
+def naive_regex(mapper: UrlMapper) -> Contender:
+    """One compiled regex for ``https?://host`` with a dict-backed callback: the reference
+    point of DESIGN.md ("one compiled regex ~206 MB/s"); it misses every other form."""
+    pattern = re.compile(rb"https?://([a-z0-9.-]+)")
+    cache: dict[bytes, bytes] = {}
+
+    def replace(match: re.Match[bytes]) -> bytes:
+        url = match[0]
+        if url not in cache:
+            cache[url] = (mapper.to_proxy(url.decode("latin-1")) or url.decode()).encode()
+        return cache[url]
+
+    def run(pages: list[bytes]) -> None:
+        for page in pages:
+            pattern.sub(replace, page)
 
     return run
 
@@ -218,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     contenders |= {name: run for name, run in optional.items() if run is not None}
+    contenders["one regex, https?://host only (DESIGN.md reference)"] = naive_regex(mapper)
     size = sum(map(len, pages))
     print(f"{len(pages)} pages, {size / 1e6:.2f} MB, {args.rounds} rounds, CPU time\n")
     missing = [name for name, run in optional.items() if run is None]

@@ -93,8 +93,11 @@ NEXT_HOP_AUTH: Final = frozenset({"proxy-authenticate", "proxy-authorization"}) 
 CLIENT_HINT_PREFIX: Final = "sec-ch-"  # User-Agent Client Hints: fingerprinting surface
 # Set by the proxy itself: the vendor's Host, never the browser's mapped host.
 SET_BY_PROXY: Final = frozenset({"host"})
-# Content codings the proxy can decode for rewriting (others are stripped from Accept-Encoding).
-DECODABLE_CODINGS: Final = frozenset({"gzip", "deflate", "br", "identity"})
+# Content codings asked of vendors (others are stripped from Accept-Encoding). Not br: with the
+# brotli 1.1 that mitmproxy 11 pins, a br decoder cannot bound its output per step, so a br
+# bomb costs far more memory than a gzip one (proxy/contentcoding.py); a br body a vendor
+# sends anyway is still decoded.
+DECODABLE_CODINGS: Final = frozenset({"gzip", "deflate", "identity"})
 GENERIC_USER_AGENT: Final = "Mozilla/5.0 (compatible; LibraryProxy/1.0)"
 
 # Response headers never passed to the browser: they would pin the proxy host to the vendor's
@@ -119,8 +122,17 @@ DROPPED_RESPONSE_HEADERS: Final = frozenset(
 URL_RESPONSE_HEADERS: Final = frozenset({"location", "content-location"})
 CSP_HEADERS: Final = frozenset({"content-security-policy", "content-security-policy-report-only"})
 # Stale once the body is rewritten (aiohttp#4462: length and coding no longer match).
+# (etag too: a strong validator must name these exact bytes, RFC 9110 §8.8.3.)
 STALE_AFTER_REWRITE: Final = frozenset(
-    {"content-length", "content-encoding", "content-md5", "digest", "content-digest", "repr-digest"}
+    {
+        "content-length",
+        "content-encoding",
+        "content-md5",
+        "digest",
+        "content-digest",
+        "repr-digest",
+        "etag",
+    }
 )
 CONTROL_CHARS: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 

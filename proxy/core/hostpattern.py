@@ -106,13 +106,14 @@ class Target(NamedTuple):
     plain: bytes  # www-jstor-org.proxy.localhost:8080
     percent: bytes  # www-jstor-org.proxy.localhost%3A8080 (inside a percent-encoded URL)
     percent2: bytes  # …%253A8080 (inside a twice percent-encoded URL)
+    url: bytes  # http://www-jstor-org.proxy.localhost:8080, the most common replacement
 
 
 # One reference to rewrite: (start, end, replacement, host): ``data[start:end]`` becomes
 # ``replacement``; ``host`` is the covered host in lower case. A plain tuple: one is built
 # for every rewritten reference.
 Reference = tuple[int, int, bytes, str]
-_UNKNOWN: Final = Target("", 0, b"", b"", b"")  # cache-miss marker
+_UNKNOWN: Final = Target("", 0, b"", b"", b"", b"")  # cache-miss marker
 
 
 @dataclass(slots=True)
@@ -122,7 +123,8 @@ class HostMatcher:
     index: RuleIndex
     hostmap: HostMap
     scheme: bytes
-    tld_scan: re.Pattern[bytes]
+    tld_scan: re.Pattern[bytes]  # for bytes in any case
+    tld_scan_lower: re.Pattern[bytes]  # the same for lower-cased bytes (~30% faster)
     longest_tld: int
     cache: dict[bytes, Target | None]
 
@@ -132,10 +134,16 @@ class HostMatcher:
         names = covered_names(index)
         scheme = public_scheme.encode("ascii")
         longest = max((len(n.rsplit(".", 1)[-1]) for n in names), default=0)
-        return cls(index, hostmap, scheme, tld_scan(names), longest, {})
+        scans = tld_scan(names, ignore_case=True), tld_scan(names, ignore_case=False)
+        return cls(index, hostmap, scheme, *scans, longest, {})
 
-    def tld_hits(self, data: bytes, start: int) -> Iterator[re.Match[bytes]]:
-        """Candidate host ends in ``data`` (any case), from ``start`` on."""
+    def tld_hits(
+        self, data: bytes, start: int, low: bytes | None = None
+    ) -> Iterator[re.Match[bytes]]:
+        """Candidate host ends in ``data`` from ``start`` on; scans ``low`` (``data``
+        lower-cased, same positions) instead when the caller already has it."""
+        if low is not None:
+            return self.tld_scan_lower.finditer(low, start)
         return self.tld_scan.finditer(data, start)
 
     def reference(self, data: bytes, dot: int, end: int) -> Reference | None:
@@ -171,7 +179,8 @@ class HostMatcher:
                 return None
         if kind == SCHEME:
             kept = data[dot - match.end(COLON) : host_start]  # colon and slashes, verbatim
-            return dot - match.end(SCHEME), stop, self.scheme + kept + mapped, target.host
+            replacement = target.url if kept == b"://" else self.scheme + kept + mapped
+            return dot - match.end(SCHEME), stop, replacement, target.host
         if kind == SEP:
             start = dot - match.end(SEP)
             return start, stop, data[start:host_start] + mapped, target.host
@@ -209,7 +218,9 @@ class HostMatcher:
             return None
         percent = authority.replace(b":", b"%3A")
         twice = authority.replace(b":", b"%253A")
-        return Target(host, origin.port, authority, percent, twice)
+        return Target(
+            host, origin.port, authority, percent, twice, self.scheme + b"://" + authority
+        )
 
 
 def _authority_end(data: bytes, end: int, port: int) -> int:
@@ -233,7 +244,7 @@ def covered_names(index: RuleIndex) -> set[str]:
     return names | {domain for rule in index.rules for domain in rule.domains}
 
 
-def tld_scan(names: set[str]) -> re.Pattern[bytes]:
+def tld_scan(names: set[str], *, ignore_case: bool) -> re.Pattern[bytes]:
     """The scan: ``.tld`` ending a host, preceded by the last label of some covered name.
 
     ``\\.(?:org(?:(?<=jstor\\.org)|…)|com…)(?!label character)``: the literal prefix ``.``
@@ -249,7 +260,9 @@ def tld_scan(names: set[str]) -> re.Pattern[bytes]:
         return re.compile(rb"(?!)")  # no rules: nothing is ever covered
     branches = [_tld_branch(tld, by_tld[tld]) for tld in sorted(by_tld, reverse=True)]
     # Case-insensitive after the dot only: a leading literal keeps the scan fast.
-    return re.compile(rb"\.(?i:(?:" + b"|".join(branches) + rb")(?![a-z0-9_-]|\.[a-z0-9-]))")
+    flag = rb"(?i:" if ignore_case else rb"(?:"
+    tail = rb")(?![a-z0-9_-]|\.[a-z0-9-]))"
+    return re.compile(rb"\." + flag + rb"(?:" + b"|".join(branches) + tail)
 
 
 def _tld_branch(tld: str, labels_by_length: dict[int, set[str]]) -> bytes:

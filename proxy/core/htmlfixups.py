@@ -1,6 +1,6 @@
 """HTML tag fixups the host rewriter cannot do by itself: ``integrity`` and CSP in ``<meta>``.
 
-Contract: ``fix_tag(tag, low, decide)`` takes one ``<script …>``, ``<link …>`` or ``<meta …>``
+Contract: ``fix_tag(tag, low, policy)`` takes one ``<script …>``, ``<link …>`` or ``<meta …>``
 start tag (original bytes and their lower-cased copy) and returns it with
   * the ``integrity`` attribute removed when the tag's resource comes through the proxy: a
     relative URL, or an absolute one on a covered host. The proxy may rewrite those bytes, and
@@ -10,9 +10,10 @@ start tag (original bytes and their lower-cased copy) and returns it with
   * the ``content`` of ``<meta http-equiv="Content-Security-Policy">`` mapped by the caller's
     function (``proxy.core.headers.map_csp``, so header and ``<meta>`` policies agree).
 Any other tag comes back unchanged (the same object). Tags longer than ``MAX_TAG`` bytes are
-never matched by ``TAG`` and stay as they are. The caller runs this *before* host rewriting,
-so the CSP mapping sees the vendor's own host names.
-Not here: finding tags in a stream (rewrite.py), host rewriting (hostpattern.py).
+never matched by ``TAG`` and stay as they are. ``tag_fixes`` finds the tags of a buffer that
+change, and ``merged`` puts them among the host references; the tag is fixed *before* its
+host references are rewritten, so the CSP mapping sees the vendor's own host names.
+Not here: buffers and chunk boundaries (rewrite.py), host rewriting (hostpattern.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
+
+from proxy.core.hostpattern import Reference
 
 MAX_TAG: Final = 2048  # bytes; covers real script/link tags and long CSP policies
 TAG: Final = re.compile(rb"<(script|link|meta)(?=[\s/>])[^<>]{0,%d}>" % MAX_TAG)
@@ -107,3 +110,37 @@ def _mapped_csp_meta(
     value = tag[content.value_start : content.value_end].decode("latin-1")
     mapped = map_csp(value).encode("latin-1")
     return tag[: content.value_start] + mapped + tag[content.value_end :]
+
+
+def tag_fixes(
+    data: bytes,
+    low: bytes,
+    start: int,
+    limit: int,
+    policy: TagPolicy,
+    rewrite: Callable[[bytes], bytes],
+) -> list[Reference]:
+    """The tags starting in ``[start, limit)`` that change, each as an edit whose replacement
+    is the fixed tag passed through ``rewrite`` (host rewriting); host ``""`` marks them.
+
+    ``low`` is ``data`` lower-cased. A buffer without any trigger word has nothing to fix.
+    """
+    if not any(word in low for word in TRIGGERS):
+        return []
+    fixes: list[Reference] = []
+    for match in TAG.finditer(low, start):
+        if match.start() >= limit:
+            break
+        first, end = match.span()
+        tag = data[first:end]
+        fixed = fix_tag(tag, low[first:end], policy)
+        if fixed is not tag:
+            fixes.append((first, end, rewrite(fixed), ""))
+    return fixes
+
+
+def merged(edits: list[Reference], fixes: list[Reference]) -> list[Reference]:
+    """Tag fixups and the host references outside them, in order (a reference never spans a
+    tag boundary: none of its characters is ``<`` or ``>``)."""
+    kept = [e for e in edits if not any(f[0] <= e[0] < f[1] for f in fixes)]
+    return sorted(kept + fixes)

@@ -32,9 +32,12 @@ top-level-domain scan of hostpattern.py runs at ~1 GB/s whatever the number of r
 the Python work per candidate is one reversed-window match and a dict lookup (~2-3 µs, about
 450 candidates per MB). Profiled with pyinstrument, the cost splits into that per-candidate
 work (~40%), the scan (~20%), the third-party ``//host`` scan (~15%, a C ``findall``) and,
-for HTML, one ``lower()`` per buffer to look for tag-fixup triggers (~15%). The tag stage
-was first separate; merging it saved two copies of every buffer. ``bench/rewrite_speed.py``
-prints the figures against pywb and parse-and-rewrite approaches.
+for HTML, one ``lower()`` per buffer to look for tag-fixup triggers (~15%; the scan then
+runs on the lower-cased copy, ~30% faster than a case-insensitive one). Merging the tag
+stage into this one saved two copies of every buffer. Tried and dropped: a first pass for
+plain ``https?://host`` with ``re.sub`` (its callbacks for every third-party URL cost more
+than it saved) and ``bytes.find`` per top-level domain (slower on ``doi.org``-heavy pages).
+``bench/rewrite_speed.py`` prints the figures against pywb and parse-and-rewrite approaches.
 
 Chunk independence (the argument the hypothesis test checks): a stage processes the bytes
 it has in one left-to-right pass, exactly as it would process the whole body, but only acts
@@ -56,7 +59,7 @@ from typing import Final, Literal
 from proxy.core.headers import map_csp
 from proxy.core.hostmap import HostMap
 from proxy.core.hostpattern import LOOKAHEAD, LOOKBACK, MAX_HOST, HostMatcher, Reference
-from proxy.core.htmlfixups import MAX_TAG, TAG, TRIGGERS, TagPolicy, fix_tag
+from proxy.core.htmlfixups import MAX_TAG, TagPolicy, merged, tag_fixes
 from proxy.core.rules import FindReplace
 from proxy.core.ruleset import RuleIndex
 from proxy.core.urlmap import UrlMapper
@@ -332,9 +335,10 @@ class HostStage(Stage):
 
     def transform(self, data: bytes, start: int, limit: int) -> tuple[bytes, int]:
         """Apply every edit that starts at or after ``start`` and before ``limit``."""
-        edits = self._references(data, start, limit)
-        if self.tags is not None:
-            edits = self._with_tag_fixes(edits, data, start, limit)
+        low = data.lower() if self.tags is not None else None  # HTML: needed for the tags
+        edits = self._references(data, start, limit, low)
+        if low is not None:
+            edits = self._with_tag_fixes(edits, data, low, start, limit)
         out: list[bytes] = []
         rewritten = self._rewritten_raw
         pos = start
@@ -353,12 +357,14 @@ class HostStage(Stage):
             self._fold()
         return b"".join(out), resume
 
-    def _references(self, data: bytes, start: int, limit: int) -> list[Reference]:
+    def _references(
+        self, data: bytes, start: int, limit: int, low: bytes | None = None
+    ) -> list[Reference]:
         """The host references starting in ``[start, limit)``, in order, never overlapping."""
         found: list[Reference] = []
         pos = start
         reference = self.matcher.reference
-        for hit in self.matcher.tld_hits(data, start):
+        for hit in self.matcher.tld_hits(data, start, low):
             ref = reference(data, *hit.span())
             if ref is None:
                 if hit.start() >= limit + LOOKBACK:
@@ -372,24 +378,13 @@ class HostStage(Stage):
         return found
 
     def _with_tag_fixes(
-        self, edits: list[Reference], data: bytes, start: int, limit: int
+        self, edits: list[Reference], data: bytes, low: bytes, start: int, limit: int
     ) -> list[Reference]:
-        """``edits`` with every tag fixup starting before ``limit`` in place of the host
-        references inside that tag (the fixed tag is host-rewritten on its own)."""
+        """``edits`` with the tag fixups starting before ``limit`` in place of the host
+        references inside those tags (a fixed tag is host-rewritten on its own)."""
         assert self.tags is not None
-        low = data.lower()
-        if not any(word in low for word in TRIGGERS):
-            return edits  # no tag in this buffer can need a fixup
-        fixes: list[Reference] = []
-        for match in TAG.finditer(low, start):
-            if match.start() >= limit:
-                break
-            first, end = match.span()
-            tag = data[first:end]
-            fixed = fix_tag(tag, low[first:end], self.tags)
-            if fixed is not tag:
-                fixes.append((first, end, self._fragment(fixed), ""))
-        return _merged(edits, fixes) if fixes else edits
+        fixes = tag_fixes(data, low, start, limit, self.tags, self._fragment)
+        return merged(edits, fixes) if fixes else edits
 
     def _fragment(self, fragment: bytes) -> bytes:
         """One fixed tag with its host references rewritten (and counted)."""
@@ -427,10 +422,3 @@ class HostStage(Stage):
                 count_bounded(self._referenced, host.decode("ascii").lower(), n)
         self._rewritten_raw.clear()
         self._seen_raw.clear()
-
-
-def _merged(edits: list[Reference], fixes: list[Reference]) -> list[Reference]:
-    """Tag fixups and the host references outside them, in order (a reference never spans a
-    tag boundary: none of its characters is ``<`` or ``>``)."""
-    kept = [e for e in edits if not any(f[0] <= e[0] < f[1] for f in fixes)]
-    return sorted(kept + fixes)

@@ -24,6 +24,9 @@ from proxy.core.rewrite import BodyRewriter, HostRewriter, is_rewritable
 from proxy.core.rules import VendorRule
 
 NO_BODY_STATUSES: Final = frozenset({204, 205, 304})  # RFC 9110 §6.4.1
+# A partial body (Range) cannot be rewritten without breaking its Content-Range; it is passed
+# through as it is (RFC 9110 §15.3.7).
+PASS_THROUGH_STATUSES: Final = frozenset({206})
 NO_BODY_METHODS: Final = frozenset({"HEAD"})
 
 
@@ -49,7 +52,7 @@ def plan_body(
     max_decoded: int,
 ) -> BodyPlan | None:
     """How to handle this body: a plan to rewrite it, or None to pass it through."""
-    if method in NO_BODY_METHODS or status in NO_BODY_STATUSES:
+    if method in NO_BODY_METHODS or status in NO_BODY_STATUSES | PASS_THROUGH_STATUSES:
         return None
     if not is_rewritable(content_type, rule.rewrite.content_types):
         return None
