@@ -18,6 +18,7 @@ jars, rewriting, rendering errors (web/errors.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
@@ -124,6 +125,7 @@ def parse_overrides(raw: Mapping[str, str]) -> dict[str, Override]:
     return {host.lower(): Override.parse(origin) for host, origin in raw.items()}
 
 
+@functools.lru_cache(maxsize=1024)  # per request (hosts repeat); ipaddress parsing is slow
 def _ip_or_none(text: str) -> IPv4Address | IPv6Address | None:
     try:
         return ip_address(text.strip("[]"))

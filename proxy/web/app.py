@@ -112,6 +112,7 @@ async def build_app(
     portal.add_routes(app)
     login.add_routes(app)
     app.router.add_static("/static", STATIC_DIR, append_version=False)
+    portal.add_catch_all(app)
     return app
 
 

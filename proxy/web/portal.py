@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from proxy.web.errors import NotFound
 from proxy.web.keys import RULEBOOK, SETTINGS
 from proxy.web.pages import home_page
 
@@ -29,6 +30,18 @@ async def healthz(request: web.Request) -> web.Response:
             "last_reload_ok": book.last_result.ok,
         }
     )
+
+
+async def not_found(request: web.Request) -> web.Response:
+    """Any other portal path: the friendly 404 page."""
+    raise NotFound()
+
+
+def add_catch_all(app: web.Application) -> None:
+    """Register last: every path then matches a route. Without it aiohttp builds an
+    HTTPNotFound for every relayed request (mapped hosts bypass the router in a middleware,
+    but routing runs first), which measurably costs on the relay's hot path."""
+    app.router.add_route("*", "/{tail:.*}", not_found)
 
 
 def add_routes(app: web.Application) -> None:
