@@ -335,3 +335,13 @@ async def test_request_params_reach_the_vendor_in_its_own_form(stack: Stack) -> 
     assert record.query_string == (  # the recorder shows the query percent-decoded
         f"return=https://www.acmejournals.test/account&keep=http://{WWW}/account"
     )
+
+
+async def test_small_pass_through_keeps_headers_exactly_once(stack: Stack) -> None:
+    """A small non-rewritten body keeps its own Content-Type, once, and its exact bytes."""
+    auth = await signed_in(stack)
+    resp = await stack.client.get("/img/fig1-1x.png", headers={"Host": CDN, **auth})
+    assert resp.status == 200
+    assert resp.headers.getall("Content-Type") == ["image/png"]
+    body = await resp.read()
+    assert body.startswith(b"\x89PNG") and int(resp.headers["Content-Length"]) == len(body)
