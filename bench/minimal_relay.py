@@ -1,0 +1,89 @@
+"""The floor cost of relaying HTTP in Python: the smallest honest aiohttp reverse proxy.
+
+Contract: ``python -m bench.minimal_relay --port P --upstream http://127.0.0.1:U`` serves
+127.0.0.1:P and relays every request to the upstream through one pooled ``ClientSession``
+(no redirects followed, no decompression, no cookies), streaming the body back and copying
+a few headers each way. It does no policy at all: no host mapping, no session, no header
+allow-list, no cookie jar, no log line. ``bench/relay.py`` compares the proxy against it:
+whatever the proxy costs beyond this is the price of its policy.
+Not here: anything a real proxy must do (see proxy/web/relay.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from typing import Final
+
+import aiohttp
+from aiohttp import hdrs, web
+
+REQUEST_HEADERS: Final = (hdrs.HOST, hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT)
+RESPONSE_HEADERS: Final = (
+    hdrs.CONTENT_TYPE,
+    hdrs.CONTENT_LENGTH,
+    hdrs.CONTENT_ENCODING,
+    hdrs.ETAG,
+    hdrs.LAST_MODIFIED,
+    hdrs.CACHE_CONTROL,
+)
+CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("client", aiohttp.ClientSession)  # noqa: TID251
+UPSTREAM: web.AppKey[str] = web.AppKey("upstream", str)
+
+
+async def relay(request: web.Request) -> web.StreamResponse:
+    """Forward the request as is and stream the answer back."""
+    headers = {name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers}
+    async with request.app[CLIENT].request(
+        request.method,
+        request.app[UPSTREAM] + request.raw_path,
+        headers=headers,
+        data=request.content if request.body_exists else None,
+        allow_redirects=False,
+    ) as upstream:
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        for name in RESPONSE_HEADERS:
+            if name in upstream.headers:
+                response.headers[name] = upstream.headers[name]
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+async def client_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The one ClientSession, pooled like the proxy's (keep-alive, 100 per host)."""
+    app[CLIENT] = aiohttp.ClientSession(  # noqa: TID251 (a separate benchmark program)
+        connector=aiohttp.TCPConnector(limit=256, limit_per_host=100),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=(hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60),
+    )
+    yield
+    await app[CLIENT].close()
+
+
+def build_app(upstream: str) -> web.Application:
+    """The relay application."""
+    app = web.Application()
+    app[UPSTREAM] = upstream.rstrip("/")
+    app.cleanup_ctx.append(client_ctx)
+    app.router.add_route("*", "/{tail:.*}", relay)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True, help="origin, e.g. http://127.0.0.1:9001")
+    args = parser.parse_args(argv)
+    web.run_app(
+        build_app(args.upstream), host="127.0.0.1", port=args.port, access_log=None, print=None
+    )
+
+
+if __name__ == "__main__":
+    main()
