@@ -99,6 +99,9 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
         return render_error(request, exc)
     except web.HTTPRedirection:
         raise
+    except ConnectionResetError:  # the browser went away mid-response: not our failure
+        log.info("client_disconnected")
+        raise
     except web.HTTPException as exc:
         if exc.status == 404:
             return render_error(request, NotFound())
