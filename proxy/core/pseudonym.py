@@ -157,3 +157,30 @@ def trace(
         if hmac.compare_digest(derive(epoch_key, vendor_id, key), wanted):
             return key
     return None
+
+
+class SessionPseudonyms:
+    """Per-session pseudonyms, derived once per (session, vendor) instead of per request.
+
+    A ``rotate: session`` pseudonym is fixed for the life of its session, so the relay keeps
+    it here; ``forget(session_key)`` (called when the session ends) drops every value of that
+    session, so nothing outlives it (DESIGN P5).
+    """
+
+    def __init__(self) -> None:
+        self._by_session: dict[str, dict[str, str]] = {}
+
+    def get(self, session_key: str, vendor_id: str, pseudonym_key: bytes) -> str:
+        """The session's pseudonym for a vendor."""
+        vendors = self._by_session.setdefault(session_key, {})
+        value = vendors.get(vendor_id)
+        if value is None:
+            value = vendors[vendor_id] = derive(pseudonym_key, vendor_id, session_key)
+        return value
+
+    def forget(self, session_key: str) -> None:
+        """The session ended."""
+        self._by_session.pop(session_key, None)
+
+    def __len__(self) -> int:
+        return len(self._by_session)

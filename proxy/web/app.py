@@ -24,6 +24,7 @@ from aiohttp import web
 from proxy.core.abuse import AbuseMonitor
 from proxy.core.cookiejar import JarRegistry
 from proxy.core.hostmap import HostMap
+from proxy.core.pseudonym import SessionPseudonyms
 from proxy.core.settings import Settings
 from proxy.core.throttle import Throttle, ThrottleLimits
 from proxy.core.usage import UsageCounters
@@ -48,6 +49,7 @@ from proxy.web.keys import (
     EPOCHS,
     HOSTMAP,
     JARS,
+    PSEUDONYMS,
     REGISTRY,
     REWRITERS,
     RULEBOOK,
@@ -136,8 +138,15 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[USAGE] = UsageCounters()
     app[ABUSE] = AbuseMonitor()
     app[REWRITERS] = RewriterCache()
+    app[PSEUDONYMS] = SessionPseudonyms()
     app[SUSPENSIONS] = await asyncio.to_thread(Suspensions.open, data, app[SECRETS].pepper)
-    for forget in (app[JARS].drop_session, app[ABUSE].forget, app[SUSPENSIONS].forget):
+    forgetters = (
+        app[JARS].drop_session,
+        app[ABUSE].forget,
+        app[SUSPENSIONS].forget,
+        app[PSEUDONYMS].forget,
+    )
+    for forget in forgetters:
         app[SESSIONS].add_delete_listener(forget)  # DESIGN P5: all of it dies with the session
     app[UPSTREAM] = overrides.upstream or UpstreamClient.create(
         settings, ca_file=settings.upstream_ca

@@ -16,6 +16,7 @@ from aiohttp import web
 from proxy.core.abuse import AbuseMonitor
 from proxy.core.cookiejar import JarRegistry
 from proxy.core.hostmap import HostMap
+from proxy.core.pseudonym import SessionPseudonyms
 from proxy.core.settings import Settings
 from proxy.core.throttle import Throttle
 from proxy.core.usage import UsageCounters
@@ -53,3 +54,4 @@ USAGE: web.AppKey[UsageCounters] = web.AppKey("usage", UsageCounters)
 ABUSE: web.AppKey[AbuseMonitor] = web.AppKey("abuse", AbuseMonitor)
 SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)
 REWRITERS: web.AppKey[RewriterCache] = web.AppKey("rewriters", RewriterCache)
+PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseudonyms)

@@ -45,6 +45,7 @@ from proxy.web.keys import (
     EPOCHS,
     HOSTMAP,
     JARS,
+    PSEUDONYMS,
     REWRITERS,
     RULEBOOK,
     SETTINGS,
@@ -179,7 +180,8 @@ def pseudonym_header(
     if spec is None:
         return None
     if spec.rotate == "session" or session.patron_key is None:
-        return (spec.header, pseudonym.derive(session.pseudonym_key, rule.id, session.key))
+        value = request.app[PSEUDONYMS].get(session.key, rule.id, session.pseudonym_key)
+        return (spec.header, value)
     key = request.app[EPOCHS].key_for(pseudonym.epoch_id(spec.rotate, now))
     return (spec.header, pseudonym.derive(key, rule.id, session.patron_key))
 

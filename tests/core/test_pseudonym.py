@@ -186,3 +186,16 @@ def test_trace_finds_the_patron_only_with_the_key() -> None:
     assert trace(key, "acme", issued.upper(), keys) == "card-17"
     assert trace(other, "acme", issued, keys) is None
     assert trace(key, "bigdb", issued, keys) is None
+
+
+def test_session_pseudonyms_are_cached_and_forgotten() -> None:
+    """The cached per-session value equals derive(); forget drops the session's values."""
+    from proxy.core.pseudonym import SessionPseudonyms, derive
+
+    cache = SessionPseudonyms()
+    key = b"s" * 32
+    first = cache.get("session-1", "acme", key)
+    assert first == derive(key, "acme", "session-1") == cache.get("session-1", "acme", key)
+    assert cache.get("session-1", "bigdb", key) != first
+    cache.forget("session-1")
+    assert len(cache) == 0
