@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
+from proxy.core.rules import RuleLimits
+from proxy.core.settings import UsageLimits
+
 MAX_TRACKED: Final = 200_000  # bounds memory: oldest entries are dropped beyond it
 
 
@@ -120,3 +123,27 @@ class AbuseMonitor:
     def _bound(table: MutableMapping[str, Any]) -> None:
         while len(table) > MAX_TRACKED:
             del table[next(iter(table))]
+
+
+def merged_limits(glob: UsageLimits, own: RuleLimits) -> AbuseLimits:
+    """The session limits for one vendor: the rule's overrides over proxy.yaml's."""
+    megabytes = own.megabytes or glob.megabytes
+    return AbuseLimits(
+        interval=timedelta(minutes=glob.interval_minutes),
+        requests=own.requests or glob.requests,
+        bytes=megabytes * 2**20 if megabytes else None,
+        downloads=own.downloads or glob.downloads,
+        card_networks=glob.card_networks,
+        card_networks_interval=timedelta(minutes=glob.card_networks_minutes),
+        card_networks_action=glob.card_networks_action,
+    )
+
+
+AbuseAction = Literal["suspend", "log"]
+
+
+def action_for(crossed: LimitCrossed, limits: AbuseLimits) -> AbuseAction:
+    """What crossing a limit does: account sharing may be only logged; the rest suspends."""
+    if crossed.limit == "card_networks" and limits.card_networks_action == "log":
+        return "log"
+    return "suspend"

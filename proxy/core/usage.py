@@ -97,9 +97,12 @@ class UsageCounters:
         """Count a login success (``ok``) or failure by reason."""
         self._pending.logins[(day, library, outcome)] += 1
 
-    def third_party(self, day: date, vendor: str, host: str, *, blocked: bool) -> None:
-        """Count a third-party host referenced (or blocked) by a vendor's pages."""
-        self._pending.third_party[(day, vendor, host, "blocked" if blocked else "referenced")] += 1
+    def third_party(
+        self, day: date, vendor: str, host: str, *, blocked: bool, count: int = 1
+    ) -> None:
+        """Count references to a third-party host by a vendor's pages (or blocked ones)."""
+        kind = "blocked" if blocked else "referenced"
+        self._pending.third_party[(day, vendor, host, kind)] += count
 
     def drain(self) -> Drained:
         """Hand out everything since the last drain and start afresh."""

@@ -41,7 +41,7 @@ from proxy.stores.suspensions import Suspensions
 from proxy.tasks import TaskOwner
 from proxy.upstream import UpstreamClient
 from proxy.web import login, portal
-from proxy.web.bodies import RewriterCache
+from proxy.web.bodies import RuleSetCache
 from proxy.web.errors import Handler, checked_host, error_boundary
 from proxy.web.keys import (
     ABUSE,
@@ -51,7 +51,6 @@ from proxy.web.keys import (
     JARS,
     PSEUDONYMS,
     REGISTRY,
-    REWRITERS,
     RULEBOOK,
     SECRETS,
     SESSIONS,
@@ -59,6 +58,7 @@ from proxy.web.keys import (
     STATS,
     SUSPENSIONS,
     THROTTLE,
+    TOOLS,
     UPSTREAM,
     USAGE,
     ProxySecrets,
@@ -137,7 +137,7 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[STATS] = await asyncio.to_thread(StatsStore.open, data)
     app[USAGE] = UsageCounters()
     app[ABUSE] = AbuseMonitor()
-    app[REWRITERS] = RewriterCache()
+    app[TOOLS] = RuleSetCache()
     app[PSEUDONYMS] = SessionPseudonyms()
     app[SUSPENSIONS] = await asyncio.to_thread(Suspensions.open, data, app[SECRETS].pepper)
     forgetters = (

@@ -22,6 +22,7 @@ from aiohttp import web
 from proxy.contentcoding import Decoder, Encoder, can_decode
 from proxy.core.rewrite import BodyRewriter, HostRewriter, is_rewritable
 from proxy.core.rules import VendorRule
+from proxy.core.urlmap import UrlMapper
 
 NO_BODY_STATUSES: Final = frozenset({204, 205, 304})  # RFC 9110 §6.4.1
 # A partial body (Range) cannot be rewritten without breaking its Content-Range; it is passed
@@ -112,15 +113,23 @@ def third_party_csp(public_scheme: str, proxy_host: str, proxy_port: int | None)
     )
 
 
-class RewriterCache:
-    """One compiled ``HostRewriter`` per rule set (rebuilt when a reload swaps the rules)."""
+@dataclass(frozen=True, slots=True)
+class RuleSetTools:
+    """What the relay compiles once per rule set: the URL mapper and the body rewriter."""
+
+    mapper: UrlMapper
+    rewriter: HostRewriter
+
+
+class RuleSetCache:
+    """One ``RuleSetTools`` per rule set (rebuilt when a reload swaps the rules)."""
 
     def __init__(self) -> None:
         self._for: object = None
-        self._rewriter: HostRewriter | None = None
+        self._tools: RuleSetTools | None = None
 
-    def get(self, rules: object, build: Callable[[], HostRewriter]) -> HostRewriter:
-        """The rewriter for ``rules`` (compared by identity)."""
-        if self._rewriter is None or self._for is not rules:
-            self._rewriter, self._for = build(), rules
-        return self._rewriter
+    def get(self, rules: object, build: Callable[[], RuleSetTools]) -> RuleSetTools:
+        """The tools for ``rules`` (compared by identity)."""
+        if self._tools is None or self._for is not rules:
+            self._tools, self._for = build(), rules
+        return self._tools

@@ -27,7 +27,7 @@ from proxy.stores.sessions import SessionStore
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.upstream import UpstreamClient
-from proxy.web.bodies import RewriterCache
+from proxy.web.bodies import RuleSetCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,5 +53,5 @@ STATS: web.AppKey[StatsStore] = web.AppKey("stats", StatsStore)
 USAGE: web.AppKey[UsageCounters] = web.AppKey("usage", UsageCounters)
 ABUSE: web.AppKey[AbuseMonitor] = web.AppKey("abuse", AbuseMonitor)
 SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)
-REWRITERS: web.AppKey[RewriterCache] = web.AppKey("rewriters", RewriterCache)
+TOOLS: web.AppKey[RuleSetCache] = web.AppKey("rule_set_tools", RuleSetCache)
 PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseudonyms)

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from proxy.core import csrf
 from proxy.core.cards import library_for_barcode, normalize_barcode
-from proxy.core.clientaddr import client_address, in_networks
+from proxy.core.clientaddr import IPAddress, client_address, in_networks
 from proxy.core.keyedhash import keyed_hash
 from proxy.core.login import CardFacts, LoginAccepted, LoginRefused, Refusal, decide_login
 from proxy.core.settings import Library, Settings
@@ -73,23 +73,24 @@ def destination(request: web.Request, target: Target | None) -> str:
     return target.mapped_url(request.app[HOSTMAP], settings.public_scheme)
 
 
-def client_ip(request: web.Request) -> str:
-    """The patron's address (trusted front proxies honoured); '' when unknown."""
-    addr = client_address(
+def client_addr(request: web.Request) -> IPAddress | None:
+    """The patron's address, trusting X-Forwarded-For only from configured front proxies."""
+    return client_address(
         request.remote,
         request.headers.getall("X-Forwarded-For", []),
         request.app[SETTINGS].trusted_proxies,
     )
+
+
+def client_ip(request: web.Request) -> str:
+    """The patron's address as text; '' when unknown."""
+    addr = client_addr(request)
     return str(addr) if addr else ""
 
 
 def auto_login_library(request: web.Request) -> Library | None:
     """The library whose on-site network this request comes from (EZproxy AutoLoginIP)."""
-    addr = client_address(
-        request.remote,
-        request.headers.getall("X-Forwarded-For", []),
-        request.app[SETTINGS].trusted_proxies,
-    )
+    addr = client_addr(request)
     if addr is None:
         return None
     return next(

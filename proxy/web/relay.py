@@ -16,7 +16,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Final
 
 from aiohttp import ClientResponse, web
@@ -24,13 +24,14 @@ from multidict import CIMultiDict
 
 from proxy.accesslog import VENDOR_KEY
 from proxy.core import pseudonym
-from proxy.core.abuse import AbuseLimits
+from proxy.core.abuse import AbuseLimits, action_for, merged_limits
 from proxy.core.cookiejar import rescope_set_cookie
 from proxy.core.headers import Header, OutgoingPolicy, incoming_headers, outgoing_headers
 from proxy.core.hostmap import HostMapError, Origin
 from proxy.core.rewrite import HostRewriter
 from proxy.core.rules import VendorRule
 from proxy.core.settings import Settings
+from proxy.core.targets import NotOurDatabase
 from proxy.core.urlmap import UrlMapper, translate_params
 from proxy.core.usage import is_download
 from proxy.errors import ClamshellError
@@ -38,7 +39,14 @@ from proxy.logconfig import get_logger, truncate_ip
 from proxy.rules_loader import is_public_suffix
 from proxy.stores.sessions import Session
 from proxy.upstream import UpstreamError, iter_body
-from proxy.web.bodies import BodyPlan, plan_body, prime, stream_rewritten, third_party_csp
+from proxy.web.bodies import (
+    BodyPlan,
+    RuleSetTools,
+    plan_body,
+    prime,
+    stream_rewritten,
+    third_party_csp,
+)
 from proxy.web.keys import (
     ABUSE,
     CLOCK,
@@ -46,10 +54,10 @@ from proxy.web.keys import (
     HOSTMAP,
     JARS,
     PSEUDONYMS,
-    REWRITERS,
     RULEBOOK,
     SETTINGS,
     SUSPENSIONS,
+    TOOLS,
     UPSTREAM,
     USAGE,
 )
@@ -62,13 +70,6 @@ CHUNK: Final = 64 * 1024
 MAX_TRANSLATED_FORM: Final = 2**20  # forms larger than this stream through untranslated
 RESERVED_COOKIES: Final = frozenset({SESSION_COOKIE, CSRF_COOKIE})  # never a vendor's
 MAX_REQUEST_BODY: Final = 100 * 2**20  # aiohttp's client_max_size does not cover streams
-
-
-class UnknownDatabase(ClamshellError):
-    """The address is not one of the consortium's licensed databases."""
-
-    status_hint = 404
-    public_message = "This address is not one of our licensed databases."
 
 
 class NotLicensed(ClamshellError):
@@ -140,11 +141,11 @@ def resolve_vendor(request: web.Request, host: str) -> Resolved:
         location = legacy_location(request, host)
         if location is not None:
             raise LegacyHost(location) from None
-        raise UnknownDatabase() from None
+        raise NotOurDatabase("not a mapped host") from None
     index = request.app[RULEBOOK].current.index
     rule = index.rule_for(origin.host)
     if rule is None or index.origin_for(origin.host) != origin:
-        raise UnknownDatabase()
+        raise NotOurDatabase("no rule covers the host")
     return Resolved(rule, origin)
 
 
@@ -166,10 +167,24 @@ async def relay_handler(request: web.Request, host: str) -> web.StreamResponse:
     return await forward(request, vendor, session)
 
 
+def tools_for(request: web.Request) -> RuleSetTools:
+    """The URL mapper and rewriter of the current rule set, built once per rule set."""
+    app = request.app
+    loaded = app[RULEBOOK].current
+
+    def build() -> RuleSetTools:
+        hostmap, scheme = app[HOSTMAP], app[SETTINGS].public_scheme
+        return RuleSetTools(
+            UrlMapper(hostmap, loaded.index, scheme),
+            HostRewriter.build(loaded.index, hostmap, scheme),
+        )
+
+    return app[TOOLS].get(loaded, build)
+
+
 def mapper_for(request: web.Request) -> UrlMapper:
     """The URL mapper for the current rule set."""
-    app = request.app
-    return UrlMapper(app[HOSTMAP], app[RULEBOOK].current.index, app[SETTINGS].public_scheme)
+    return tools_for(request).mapper
 
 
 def pseudonym_header(
@@ -305,10 +320,8 @@ async def respond(
     try:
         size += await stream_rewritten(response, iter_body(upstream), plan)
         await response.write_eof()
-    except ClamshellError as exc:  # the headers are out: all we can do is cut the body short
-        log.warning("upstream_body_failed", vendor=rule.id, error=type(exc).__name__)
-        if request.transport is not None:
-            request.transport.close()
+    except ClamshellError as exc:
+        cut_short(request, rule.id, exc)
     return response, size, plan
 
 
@@ -356,11 +369,7 @@ def browser_cookies(request: web.Request) -> str | None:
 
 def rewriter_for(request: web.Request) -> HostRewriter:
     """The compiled rewriter for the current rule set."""
-    app = request.app
-    loaded = app[RULEBOOK].current
-    return app[REWRITERS].get(
-        loaded, lambda: HostRewriter.build(loaded.index, app[HOSTMAP], app[SETTINGS].public_scheme)
-    )
+    return tools_for(request).rewriter
 
 
 def count_third_parties(
@@ -369,8 +378,7 @@ def count_third_parties(
     """Aggregate third-party host counts per vendor (no patron data)."""
     blocked = rule.third_party == "block"
     for host, count in hosts.items():
-        for _ in range(min(count, 1000)):
-            request.app[USAGE].third_party(now.date(), rule.id, host, blocked=blocked)
+        request.app[USAGE].third_party(now.date(), rule.id, host, blocked=blocked, count=count)
 
 
 async def send_small(
@@ -397,9 +405,7 @@ async def stream_body(
             await response.write(chunk)
         await response.write_eof()
     except UpstreamError as exc:
-        log.warning("upstream_body_failed", vendor=vendor, error=type(exc).__name__)
-        if request.transport is not None:
-            request.transport.close()  # the browser sees a truncated response, not a lie
+        cut_short(request, vendor, exc)
         return size
     log.info("request_relayed", vendor=vendor, status=upstream.status)
     return size
@@ -409,24 +415,11 @@ _LIMITS: dict[str, tuple[Settings, VendorRule, AbuseLimits]] = {}  # per rule, p
 
 
 def limits_for(settings: Settings, rule: VendorRule) -> AbuseLimits:
-    """The session limits for a vendor: the rule's overrides over the global ones (cached
-    until a reload brings a new rule object)."""
+    """``merged_limits`` for this rule, computed once per rule object (hot path)."""
     cached = _LIMITS.get(rule.id)
-    if cached is not None and cached[0] is settings and cached[1] is rule:
-        return cached[2]
-    glob, own = settings.limits, rule.limits
-    megabytes = own.megabytes or glob.megabytes
-    limits = AbuseLimits(
-        interval=timedelta(minutes=glob.interval_minutes),
-        requests=own.requests or glob.requests,
-        bytes=megabytes * 2**20 if megabytes else None,
-        downloads=own.downloads or glob.downloads,
-        card_networks=glob.card_networks,
-        card_networks_interval=timedelta(minutes=glob.card_networks_minutes),
-        card_networks_action=glob.card_networks_action,
-    )
-    _LIMITS[rule.id] = (settings, rule, limits)
-    return limits
+    if cached is None or cached[0] is not settings or cached[1] is not rule:
+        cached = _LIMITS[rule.id] = (settings, rule, merged_limits(settings.limits, rule.limits))
+    return cached[2]
 
 
 def account(
@@ -456,13 +449,22 @@ def account(
     if crossed is None and session.patron_key is not None:
         network = truncate_ip(client_ip(request))
         crossed = app[ABUSE].network_seen(session.patron_key, network, limits, now)
-        if crossed is not None and limits.card_networks_action == "log":
-            app[SUSPENSIONS].suspend(session.key, rule.id, crossed.limit, now, action="logged")
-            log.warning("usage_limit_logged", vendor=rule.id, limit=crossed.limit)
-            return
-    if crossed is not None and not app[SUSPENSIONS].is_suspended(session.key):
+    if crossed is None:
+        return
+    if action_for(crossed, limits) == "log":
+        app[SUSPENSIONS].suspend(session.key, rule.id, crossed.limit, now, action="logged")
+        log.warning("usage_limit_logged", vendor=rule.id, limit=crossed.limit)
+    elif not app[SUSPENSIONS].is_suspended(session.key):
         app[SUSPENSIONS].suspend(session.key, rule.id, crossed.limit, now)
         log.warning("session_suspended", vendor=rule.id, limit=crossed.limit)
+
+
+def cut_short(request: web.Request, vendor: str, exc: Exception) -> None:
+    """A body failed after its headers went out: close the connection, so the browser sees
+    a truncated response rather than a complete-looking wrong one."""
+    log.warning("upstream_body_failed", vendor=vendor, error=type(exc).__name__)
+    if request.transport is not None:
+        request.transport.close()
 
 
 def decoded_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[Header]:

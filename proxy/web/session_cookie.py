@@ -14,7 +14,7 @@ from aiohttp import web
 
 from proxy.core.settings import Settings
 from proxy.stores.sessions import Session
-from proxy.web.keys import CLOCK, SESSIONS, SETTINGS
+from proxy.web.keys import CLOCK, SESSIONS
 
 SESSION_COOKIE: Final = "clamshell_session"
 
@@ -49,8 +49,3 @@ async def current_session(request: web.Request) -> Session | None:
     if token is None:
         return None
     return await request.app[SESSIONS].get(token, request.app[CLOCK]())
-
-
-def portal_settings(request: web.Request) -> Settings:
-    """Shorthand for the settings on the app."""
-    return request.app[SETTINGS]

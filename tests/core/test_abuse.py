@@ -62,3 +62,32 @@ def test_card_used_from_too_many_networks() -> None:
     assert crossed is not None and crossed.limit == "card_networks"
     later = T0 + timedelta(hours=2)
     assert monitor.network_seen("p", "203.0.113.0/24", limits, later) is None
+
+
+def test_rule_limits_override_the_global_ones() -> None:
+    """A rule's own limit wins; unset ones fall back to proxy.yaml's; megabytes become bytes."""
+    from proxy.core.abuse import merged_limits
+    from proxy.core.rules import RuleLimits
+    from proxy.core.settings import UsageLimits
+
+    limits = merged_limits(
+        UsageLimits(requests=100, megabytes=2, downloads=None), RuleLimits(requests=5)
+    )
+    assert (limits.requests, limits.bytes, limits.downloads) == (5, 2 * 2**20, None)
+
+
+@pytest.mark.parametrize(
+    ("limit", "policy", "action"),
+    [
+        ("card_networks", "log", "log"),
+        ("card_networks", "block", "suspend"),
+        ("requests", "log", "suspend"),
+        ("downloads", "block", "suspend"),
+    ],
+)
+def test_what_crossing_a_limit_does(limit: str, policy: str, action: str) -> None:
+    """Only account sharing may be merely logged; every other limit suspends the session."""
+    from proxy.core.abuse import LimitCrossed, action_for
+
+    crossed = LimitCrossed(limit, 2, 1)  # type: ignore[arg-type]
+    assert action_for(crossed, AbuseLimits(card_networks_action=policy)) == action  # type: ignore[arg-type]
