@@ -227,6 +227,7 @@ def _connector(resolver: GuardedResolver, context: ssl.SSLContext) -> aiohttp.TC
     )
 
 
+@functools.lru_cache(maxsize=64)  # per request; a handful of distinct Timeouts values exist
 def _client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
     # sock_read also runs while waiting for the headers, so it must not cut first_byte
     # short; send() narrows it to idle_read once the headers are in.

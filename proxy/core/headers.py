@@ -14,6 +14,7 @@ Not here: bodies, cookies' own semantics (core/cookiejar.py), I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -167,8 +168,10 @@ def outgoing_headers(
     pseudonym: Header | None,
 ) -> list[Header]:
     """The upstream request's headers; nothing identifying, nothing the policy did not allow."""
-    hop = HOP_BY_HOP | connection_named(incoming)
-    allowed = (ALLOWED_REQUEST_HEADERS | policy.allow) - IDENTIFYING_REQUEST_HEADERS - hop
+    allowed = _allowed(policy.allow)
+    named = connection_named(incoming)
+    if named:
+        allowed -= named
     out: list[Header] = [("Host", host)]
     for name, value in incoming:
         lower = name.lower()
@@ -189,6 +192,12 @@ def outgoing_headers(
     if pseudonym is not None:
         out.append(pseudonym)
     return out
+
+
+@functools.lru_cache(maxsize=256)  # per request; one entry per rule's headers.allow
+def _allowed(extra: frozenset[str]) -> frozenset[str]:
+    """The names that may pass: the defaults and the rule's, never identifying or hop-by-hop."""
+    return (ALLOWED_REQUEST_HEADERS | extra) - IDENTIFYING_REQUEST_HEADERS - HOP_BY_HOP
 
 
 def _shaped(name: str, lower: str, value: str, policy: OutgoingPolicy) -> Header:

@@ -50,6 +50,7 @@ the last replacement, if later) becomes the start of the next buffer. Look-behin
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -95,7 +96,8 @@ def charset_of(content_type: str | None) -> str | None:
     return match[1].lower() if match else None
 
 
-def is_rewritable(content_type: str | None, types: Sequence[str]) -> bool:
+@functools.lru_cache(maxsize=1024)  # per response; a vendor sends a handful of types
+def is_rewritable(content_type: str | None, types: tuple[str, ...]) -> bool:
     """True when a body of this type is rewritten under a rule listing ``types``.
 
     A type may be ``major/*``. A declared ASCII-incompatible charset makes it False, so the

@@ -41,7 +41,7 @@ from proxy.stores.suspensions import Suspensions
 from proxy.tasks import TaskOwner
 from proxy.upstream import UpstreamClient
 from proxy.web import login, portal
-from proxy.web.bodies import RuleSetCache
+from proxy.web.compiled import RuleSetCache
 from proxy.web.errors import Handler, checked_host, error_boundary
 from proxy.web.keys import (
     ABUSE,
@@ -137,7 +137,7 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[STATS] = await asyncio.to_thread(StatsStore.open, data)
     app[USAGE] = UsageCounters()
     app[ABUSE] = AbuseMonitor()
-    app[TOOLS] = RuleSetCache()
+    app[TOOLS] = RuleSetCache(app[HOSTMAP], settings)
     app[PSEUDONYMS] = SessionPseudonyms()
     app[SUSPENSIONS] = await asyncio.to_thread(Suspensions.open, data, app[SECRETS].pepper)
     forgetters = (

