@@ -227,7 +227,6 @@ def _connector(resolver: GuardedResolver, context: ssl.SSLContext) -> aiohttp.TC
     )
 
 
-@functools.lru_cache(maxsize=64)  # per request; a handful of distinct Timeouts values exist
 def _client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
     # sock_read also runs while waiting for the headers, so it must not cut first_byte
     # short; send() narrows it to idle_read once the headers are in.
@@ -259,6 +258,10 @@ class UpstreamClient:
         self._overrides = overrides
         self.timeouts = timeouts
         self._proxy = proxy
+        # id(Timeouts) → (it, its ClientTimeout): built once per distinct value, looked up by
+        # identity (hashing a pydantic model per request showed in the profile).
+        self._client_timeouts: dict[int, tuple[Timeouts, aiohttp.ClientTimeout]] = {}
+        self._merged: dict[int, tuple[TimeoutValues, Timeouts]] = {}  # a rule's, with globals
 
     @classmethod
     def create(
@@ -319,9 +322,15 @@ class UpstreamClient:
         """The global timeouts with a rule's overrides (its non-None values) applied."""
         if override is None or isinstance(override, Timeouts):
             return override or self.timeouts
-        names = ("connect", "first_byte", "idle_read")
-        changes = {n: v for n in names if (v := getattr(override, n)) is not None}
-        return self.timeouts.model_copy(update=changes) if changes else self.timeouts
+        cached = self._merged.get(id(override))
+        if cached is None or cached[0] is not override:  # once per rule object
+            names = ("connect", "first_byte", "idle_read")
+            changes = {n: v for n in names if (v := getattr(override, n)) is not None}
+            merged = self.timeouts.model_copy(update=changes) if changes else self.timeouts
+            if len(self._merged) > 1024:
+                self._merged.clear()
+            cached = self._merged[id(override)] = (override, merged)
+        return cached[1]
 
     async def send(
         self,
@@ -354,7 +363,7 @@ class UpstreamClient:
                     allow_redirects=False,
                     compress=None,
                     proxy=self._proxy,
-                    timeout=_client_timeout(t),
+                    timeout=self._client_timeout_for(t),
                 )
         except TimeoutError as exc:  # also aiohttp's ServerTimeoutError / ConnectionTimeoutError
             log.warning("upstream_timed_out", host=url.host, cause=type(exc).__name__)
@@ -364,6 +373,14 @@ class UpstreamClient:
             raise UpstreamUnreachable() from exc
         _narrow_read_timeout(response, t.idle_read)
         return response
+
+    def _client_timeout_for(self, t: Timeouts) -> aiohttp.ClientTimeout:
+        cached = self._client_timeouts.get(id(t))
+        if cached is None or cached[0] is not t:
+            if len(self._client_timeouts) > 1024:
+                self._client_timeouts.clear()
+            cached = self._client_timeouts[id(t)] = (t, _client_timeout(t))
+        return cached[1]
 
     def _check_literal(self, url: URL) -> None:
         """aiohttp connects to an IP-literal host without asking the resolver: check it here."""

@@ -409,6 +409,8 @@ class CookieJar:
             secure_scheme: whether the upstream request is https (Secure cookies only then).
         """
         _require_aware(now)
+        if not self._entries:
+            return None  # most vendors' jars, most of the time (profiled on the hot path)
         self._evict(now)
         host, path = canonical_host(host), request_path_of(path)
         sent = [e for e in self._live() if _sendable(e.cookie, host, path, secure_scheme)]

@@ -54,6 +54,9 @@ _NUMERIC_LAST_LABEL: Final = re.compile(r"[0-9]+|0x[0-9a-f]*")
 _URL_AUTHORITY_END: Final = re.compile(r"[/?#\\]")  # "\" ends it too, as in browsers
 
 
+DECODED_CACHE: Final = 4096  # distinct Host values remembered by HostMap.origin_for
+
+
 class HostMapError(ValueError):
     """A host, label or origin is malformed or not served here."""
 
@@ -319,7 +322,7 @@ class HostMap:
     is known to the instances that have rewritten a link to it (others answer 404 until then).
     """
 
-    __slots__ = ("_aliases", "_capacity", "proxy_host", "proxy_port")
+    __slots__ = ("_aliases", "_capacity", "_decoded", "_portal", "proxy_host", "proxy_port")
 
     def __init__(self, proxy_host: str, proxy_port: int | None, *, alias_capacity: int = 10_000):
         """Check the proxy's own address.
@@ -337,6 +340,11 @@ class HostMap:
         self.proxy_port = proxy_port
         self._capacity = alias_capacity
         self._aliases: OrderedDict[str, Origin] = OrderedDict()
+        # Decoded Host values (not aliases, whose table can evict): the relay decodes the
+        # same few hosts on every request. Bounded; cleared when full.
+        self._decoded: dict[str, Origin] = {}
+        port = "" if proxy_port is None else f":{proxy_port}"
+        self._portal = frozenset({self.proxy_host, self.proxy_host + port})
 
     def register(self, origin: Origin) -> str:
         """The label for ``origin``; an alias is remembered so ``origin_for`` resolves it."""
@@ -365,6 +373,9 @@ class HostMap:
         """The origin behind a request's Host header value (port optional, but if present
         it must be the proxy's).
         """
+        known = self._decoded.get(request_host)
+        if known is not None:
+            return known
         host = self._host_without_port(request_host)
         if host == self.proxy_host:
             raise HostMapError(f"{_show(request_host)} is the portal host, not a mapped host")
@@ -373,9 +384,15 @@ class HostMap:
             raise HostMapError(f"{_show(request_host)} is not one label under {self.proxy_host!r}")
         if _ALIAS_START.match(label):
             return self._resolve_alias(label)
-        return decode_label(label)
+        origin = decode_label(label)
+        if len(self._decoded) >= DECODED_CACHE:
+            self._decoded.clear()
+        self._decoded[request_host] = origin
+        return origin
 
     def is_portal(self, request_host: str) -> bool:
+        if request_host in self._portal:
+            return True
         try:
             return self._host_without_port(request_host) == self.proxy_host
         except HostMapError:
