@@ -18,10 +18,11 @@ jars, rewriting, rendering errors (web/errors.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import socket
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Final, Protocol
@@ -410,14 +411,27 @@ def _narrow_read_timeout(response: aiohttp.ClientResponse, idle_read: float) -> 
         connection.protocol.read_timeout = idle_read
 
 
-async def iter_body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """The response body as it arrives (still encoded); read failures become UpstreamErrors."""
+async def read_small(response: aiohttp.ClientResponse) -> bytes:
+    """A body known to be small (its Content-Length), read at once; failures as in iter_body."""
+    with _body_errors(response):
+        return await response.read()
+
+
+@contextlib.contextmanager
+def _body_errors(response: aiohttp.ClientResponse) -> Iterator[None]:
+    """Read failures become UpstreamErrors (logged once, with the host only)."""
     try:
-        async for chunk in response.content.iter_any():
-            yield chunk
+        yield
     except TimeoutError as exc:  # sock_read: the vendor went silent mid-body
         log.warning("upstream_timed_out", host=response.url.host, cause=type(exc).__name__)
         raise UpstreamTimeout() from exc
     except aiohttp.ClientError as exc:  # reset, truncated body, bad chunking
         log.warning("upstream_unreachable", host=response.url.host, cause=type(exc).__name__)
         raise UpstreamUnreachable() from exc
+
+
+async def iter_body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The response body as it arrives (still encoded); read failures become UpstreamErrors."""
+    with _body_errors(response):
+        async for chunk in response.content.iter_any():
+            yield chunk

@@ -393,6 +393,8 @@ class HostMap:
     def is_portal(self, request_host: str) -> bool:
         if request_host in self._portal:
             return True
+        if request_host in self._decoded:
+            return False  # a mapped host seen before
         try:
             return self._host_without_port(request_host) == self.proxy_host
         except HostMapError:

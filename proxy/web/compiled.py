@@ -2,8 +2,8 @@
 
 Contract: ``RuleSetCache(hostmap, settings).tools(loaded)`` hands out one ``RuleSetTools``
 per rule set (compared by identity, rebuilt when a reload swaps the rules): the URL mapper,
-the body rewriter, and per rule id its outgoing header policy, request_params names and
-merged abuse limits. Built from frozen values; nothing here changes after it is built.
+the body rewriter, the third-party CSP, and per rule id its outgoing header policy,
+request_params names and merged abuse limits. Nothing in them changes after they are built.
 Not here: using them (web/relay.py), the policies themselves (core/headers.py,
 core/abuse.py, core/rewrite.py).
 """
@@ -21,6 +21,7 @@ from proxy.core.rules import VendorRule
 from proxy.core.settings import Settings
 from proxy.core.urlmap import UrlMapper
 from proxy.rules_loader import LoadedRules
+from proxy.web.bodies import third_party_csp
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class RuleSetTools:
     mapper: UrlMapper
     rewriter: HostRewriter
     per_rule: Mapping[str, RuleTools]
+    block_csp: str  # the Content-Security-Policy added for ``third_party: block`` rules
 
 
 def rule_tools(rule: VendorRule, settings: Settings) -> RuleTools:
@@ -58,6 +60,7 @@ def compile_tools(loaded: LoadedRules, hostmap: HostMap, settings: Settings) -> 
         UrlMapper(hostmap, loaded.index, scheme),
         HostRewriter.build(loaded.index, hostmap, scheme),
         {rule.id: rule_tools(rule, settings) for rule in loaded.rules},
+        third_party_csp(scheme, settings.proxy_host, settings.proxy_port),
     )
 
 

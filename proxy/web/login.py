@@ -10,6 +10,7 @@ Not here: page HTML (pages.py), card storage (stores/patrons.py).
 
 from __future__ import annotations
 
+import functools
 import secrets
 from typing import Final
 from urllib.parse import quote, unquote
@@ -18,12 +19,12 @@ from aiohttp import web
 
 from proxy.core import csrf
 from proxy.core.cards import library_for_barcode, normalize_barcode
-from proxy.core.clientaddr import IPAddress, client_address, in_networks
+from proxy.core.clientaddr import IPAddress, IPNetwork, client_address, in_networks
 from proxy.core.keyedhash import keyed_hash
 from proxy.core.login import CardFacts, LoginAccepted, LoginRefused, Refusal, decide_login
 from proxy.core.settings import Library, Settings
 from proxy.core.targets import NotOurDatabase, Target, resolve_target
-from proxy.logconfig import get_logger
+from proxy.logconfig import get_logger, truncate_ip
 from proxy.web.keys import (
     CLOCK,
     HOSTMAP,
@@ -86,6 +87,20 @@ def client_ip(request: web.Request) -> str:
     """The patron's address as text; '' when unknown."""
     addr = client_addr(request)
     return str(addr) if addr else ""
+
+
+def client_network(request: web.Request) -> str:
+    """The patron's network (/24, /48; 'invalid' when unknown), for the card-sharing check."""
+    forwarded = tuple(request.headers.getall("X-Forwarded-For", ()))
+    return _network_of(request.remote, forwarded, request.app[SETTINGS].trusted_proxies)
+
+
+@functools.lru_cache(maxsize=4096)  # once per relayed request; peers repeat
+def _network_of(
+    peer: str | None, forwarded: tuple[str, ...], trusted: tuple[IPNetwork, ...]
+) -> str:
+    addr = client_address(peer, forwarded, trusted)
+    return truncate_ip(str(addr) if addr else "")
 
 
 def auto_login_library(request: web.Request) -> Library | None:

@@ -34,16 +34,15 @@ from proxy.core.targets import NotOurDatabase
 from proxy.core.urlmap import UrlMapper, translate_params
 from proxy.core.usage import is_download
 from proxy.errors import ClamshellError
-from proxy.logconfig import get_logger, truncate_ip
+from proxy.logconfig import get_logger
 from proxy.rules_loader import is_public_suffix
 from proxy.stores.sessions import Session
-from proxy.upstream import UpstreamError, iter_body
+from proxy.upstream import UpstreamError, iter_body, read_small
 from proxy.web.bodies import (
     BodyPlan,
     plan_body,
     prime,
     stream_rewritten,
-    third_party_csp,
 )
 from proxy.web.compiled import RuleSetTools
 from proxy.web.keys import (
@@ -60,7 +59,7 @@ from proxy.web.keys import (
     UPSTREAM,
     USAGE,
 )
-from proxy.web.login import CSRF_COOKIE, client_ip, login_url_for
+from proxy.web.login import CSRF_COOKIE, client_network, login_url_for
 from proxy.web.responses import found
 from proxy.web.session_cookie import SESSION_COOKIE, current_session
 
@@ -266,10 +265,9 @@ async def respond(
     now: datetime,
 ) -> tuple[web.StreamResponse, int, BodyPlan | None]:
     """Map the headers, keep the cookies, and stream (or rewrite) the body."""
-    app, rule = request.app, vendor.rule
-    settings = app[SETTINGS]
+    rule, tools = vendor.rule, tools_for(request)
     plan = plan_body(
-        rewriter_for(request),
+        tools.rewriter,
         rule,
         method=request.method,
         status=upstream.status,
@@ -277,20 +275,17 @@ async def respond(
         content_encoding=upstream.headers.get("Content-Encoding"),
         accept_encoding=request.headers.get("Accept-Encoding"),
         url_path=request.path,
-        max_decoded=settings.max_rewrite_megabytes * 2**20,
+        max_decoded=request.app[SETTINGS].max_rewrite_megabytes * 2**20,
     )
     mapped = incoming_headers(
         decoded_headers(upstream.raw_headers),
-        mapper=mapper_for(request),
+        mapper=tools.mapper,
         body_rewritten=plan is not None,
     )
     headers = CIMultiDict(mapped.headers)
     keep_cookies(request, vendor, session, mapped.set_cookies, headers, now)
     if rule.third_party == "block":
-        headers.add(
-            "Content-Security-Policy",
-            third_party_csp(settings.public_scheme, settings.proxy_host, settings.proxy_port),
-        )
+        headers.add("Content-Security-Policy", tools.block_csp)
     if plan is None and upstream.content_length is not None and upstream.content_length <= CHUNK:
         small = await send_small(upstream, headers)
         return small, upstream.content_length, None
@@ -373,7 +368,7 @@ async def send_small(upstream: ClientResponse, headers: CIMultiDict[str]) -> web
     """A small pass-through body goes out with its headers in one write (profiled: each
     extra socket write costs more than the rest of the relay's per-request policy work).
     aiohttp sets Content-Length from the body itself."""
-    body = b"".join([chunk async for chunk in iter_body(upstream)])
+    body = await read_small(upstream)
     headers.popall("Content-Length", None)
     return web.Response(status=upstream.status, reason=upstream.reason, body=body, headers=headers)
 
@@ -418,7 +413,7 @@ def account(
         session.key, limits, size=size, download=is_download(content_type), now=now
     )
     if crossed is None and session.patron_key is not None:
-        network = truncate_ip(client_ip(request))
+        network = client_network(request)
         crossed = app[ABUSE].network_seen(session.patron_key, network, limits, now)
     if crossed is None:
         return
