@@ -132,7 +132,7 @@ def rules_check(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """``serve``: run with the config file until interrupted."""
-    from proxy.server import serve_forever
+    from proxy.server import serve_forever, settle_heap
     from proxy.web.app import build_app
 
     settings = load_settings(args.config)
@@ -140,7 +140,7 @@ def serve(args: argparse.Namespace) -> int:
     book = Rulebook.open(settings.rules_dir, frozenset(lib.code for lib in settings.libraries))
 
     async def run() -> None:
-        await serve_forever(await build_app(settings, book), settings)
+        await serve_forever(await build_app(settings, book), settings, on_ready=settle_heap)
 
     asyncio.run(run())
     return 0

@@ -10,11 +10,12 @@ Not here: building the app (web/app.py), CLI parsing (cli.py).
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import http_parser, web
 
@@ -27,6 +28,8 @@ from proxy.web.admin import start_admin
 from proxy.web.keys import RULEBOOK
 
 log = get_logger("server")
+# CPython's defaults are (700, 10, 10); a relayed request allocates a few hundred objects.
+GC_THRESHOLDS: Final = (20_000, 50, 100)
 
 
 class PurePythonParser(ClamshellError):
@@ -128,6 +131,21 @@ async def serve_forever(
             await runner.cleanup()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+
+
+async def settle_heap() -> None:
+    """In a server process, once serving starts (``serve_forever(on_ready=settle_heap)``):
+    hide everything built so far from the garbage collector, and collect the young
+    generation less often.
+
+    The start-up heap (rules, the public suffix list, pydantic models, aiohttp's tables) never
+    becomes garbage, yet every full collection walked it: measured in bench/relay.py, p99 at
+    64 connections fell from 1.7× to 1.05× the minimal relay's with ``gc.freeze()`` alone.
+    A larger first threshold trades a few hundred kB of young objects for fewer collections.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:

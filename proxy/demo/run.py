@@ -18,7 +18,7 @@ from proxy.demo.patrons import DemoCard, demo_cards, seed
 from proxy.demo.settings import demo_config
 from proxy.demo.vendor import start_vendor
 from proxy.rulebook import Rulebook
-from proxy.server import serve_forever
+from proxy.server import serve_forever, settle_heap
 from proxy.web.app import build_app
 from proxy.web.keys import REGISTRY
 
@@ -46,6 +46,7 @@ async def _run(settings: Settings, vendor_port: int) -> None:
 
         async def announce() -> None:
             print_banner(settings, cards)
+            await settle_heap()
 
         await serve_forever(app, settings, on_ready=announce)
     finally:
