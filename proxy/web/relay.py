@@ -240,6 +240,8 @@ async def send_upstream(
 
 def upstream_target(request: web.Request, names: frozenset[str]) -> str:
     """The request target, with proxy URLs in the rule's request_params turned back."""
+    if not names:
+        return request.raw_path
     path, sep, query = request.raw_path.partition("?")
     return path + sep + translate_params(query, names, mapper_for(request)) if sep else path
 
