@@ -1,0 +1,161 @@
+"""The response side of a relayed request: vendor headers mapped, cookies kept, body streamed.
+
+Contract: ``respond(request, vendor, session, upstream, now)`` turns the vendor's response
+into the browser's: headers through ``core.headers.incoming_headers``, Set-Cookie into the
+session's server-side jar (or rescoped for ``cookies: pass``), the third-party CSP for
+``third_party: block`` rules, and the body passed through byte-identical (small bodies in one
+write) or rewritten by the rule set's rewriter. A body that fails after its headers went out
+cuts the connection. Returns the response, the bytes read, and the rewrite plan if any.
+Not here: the upstream request (relay_request.py), statistics (relay.py), rewriting itself
+(core/rewrite.py, web/bodies.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import ClientResponse, web
+from multidict import CIMultiDict
+
+from proxy.core.cookiejar import rescope_set_cookie
+from proxy.core.headers import Header, incoming_headers
+from proxy.errors import ClamshellError
+from proxy.logconfig import get_logger
+from proxy.rules_loader import is_public_suffix
+from proxy.stores.sessions import Session
+from proxy.upstream import UpstreamError, iter_body, read_small
+from proxy.web.bodies import (
+    BodyPlan,
+    plan_body,
+    prime,
+    stream_rewritten,
+)
+from proxy.web.keys import (
+    JARS,
+    SETTINGS,
+)
+from proxy.web.relay_request import CHUNK, RESERVED_COOKIES, Resolved, tools_for
+
+log = get_logger("relay")
+
+
+async def respond(
+    request: web.Request,
+    vendor: Resolved,
+    session: Session,
+    upstream: ClientResponse,
+    now: datetime,
+) -> tuple[web.StreamResponse, int, BodyPlan | None]:
+    """Map the headers, keep the cookies, and stream (or rewrite) the body."""
+    rule, tools = vendor.rule, tools_for(request)
+    plan = plan_body(
+        tools.rewriter,
+        rule,
+        method=request.method,
+        status=upstream.status,
+        content_type=upstream.headers.get("Content-Type"),
+        content_encoding=upstream.headers.get("Content-Encoding"),
+        accept_encoding=request.headers.get("Accept-Encoding"),
+        url_path=request.path,
+        max_decoded=request.app[SETTINGS].max_rewrite_megabytes * 2**20,
+    )
+    mapped = incoming_headers(
+        decoded_headers(upstream.raw_headers),
+        mapper=tools.mapper,
+        body_rewritten=plan is not None,
+    )
+    headers = CIMultiDict(mapped.headers)
+    keep_cookies(request, vendor, session, mapped.set_cookies, headers, now)
+    if rule.third_party == "block":
+        headers.add("Content-Security-Policy", tools.block_csp)
+    if plan is None and upstream.content_length is not None and upstream.content_length <= CHUNK:
+        small = await send_small(upstream, headers)
+        return small, upstream.content_length, None
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+    if plan is None:
+        await response.prepare(request)
+        return response, await stream_body(request, response, upstream, rule.id), None
+    head, size = await prime(iter_body(upstream), plan)  # errors here still get a page
+    if plan.encoder.coding:
+        response.headers["Content-Encoding"] = plan.encoder.coding
+    response.headers.add("Vary", "Accept-Encoding")
+    await response.prepare(request)
+    if head:
+        await response.write(head)
+    try:
+        size += await stream_rewritten(response, iter_body(upstream), plan)
+        await response.write_eof()
+    except ClamshellError as exc:
+        cut_short(request, rule.id, exc)
+    return response, size, plan
+
+
+def keep_cookies(
+    request: web.Request,
+    vendor: Resolved,
+    session: Session,
+    set_cookies: list[str],
+    headers: CIMultiDict[str],
+    now: datetime,
+) -> None:
+    """Server-side jar (default), or rescoped to the mapped host for ``cookies: pass``."""
+    if not set_cookies:
+        return
+    origin = vendor.origin
+    if vendor.rule.cookies == "server_side":
+        request.app[JARS].jar(session.key, vendor.rule.id).store(
+            set_cookies,
+            request_host=origin.host,
+            request_path=request.path,
+            secure_scheme=origin.scheme == "https",
+            now=now,
+        )
+        return
+    secure_ok = request.app[SETTINGS].public_scheme == "https"
+    for value in set_cookies:
+        rescoped = rescope_set_cookie(
+            value,
+            upstream_host=origin.host,
+            secure_ok=secure_ok,
+            reserved_names=RESERVED_COOKIES,
+            is_public_suffix=is_public_suffix,
+        )
+        if rescoped is not None:
+            headers.add("Set-Cookie", rescoped)
+
+
+async def send_small(upstream: ClientResponse, headers: CIMultiDict[str]) -> web.Response:
+    """A small pass-through body goes out with its headers in one write (profiled: each
+    extra socket write costs more than the rest of the relay's per-request policy work).
+    aiohttp sets Content-Length from the body itself."""
+    body = await read_small(upstream)
+    headers.popall("Content-Length", None)
+    return web.Response(status=upstream.status, reason=upstream.reason, body=body, headers=headers)
+
+
+async def stream_body(
+    request: web.Request, response: web.StreamResponse, upstream: ClientResponse, vendor: str
+) -> int:
+    """Copy the body; a failure after the headers went out can only cut the connection."""
+    size = 0
+    try:
+        async for chunk in iter_body(upstream):
+            size += len(chunk)
+            await response.write(chunk)
+        await response.write_eof()
+    except UpstreamError as exc:
+        cut_short(request, vendor, exc)
+    return size
+
+
+def cut_short(request: web.Request, vendor: str, exc: Exception) -> None:
+    """A body failed after its headers went out: close the connection, so the browser sees
+    a truncated response rather than a complete-looking wrong one."""
+    log.warning("upstream_body_failed", vendor=vendor, error=type(exc).__name__)
+    if request.transport is not None:
+        request.transport.close()
+
+
+def decoded_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[Header]:
+    """Raw header pairs as text, duplicates kept (RFC 9110 §5.5: field values are latin-1)."""
+    return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
