@@ -112,6 +112,23 @@ class AbuseMonitor:
             return LimitCrossed("card_networks", len(seen), limits.card_networks)
         return None
 
+    def expire_networks(self, now: datetime, interval: timedelta) -> int:
+        """Forget card-network sightings older than ``interval``; returns how many cards went.
+
+        A sighting only counts within the interval anyway; without this sweep, the networks
+        of a card that is not used again would stay in memory until evicted by size.
+        """
+        horizon = int(now.timestamp()) - int(interval.total_seconds())
+        gone = []
+        for patron_key, seen in self._networks.items():
+            for old in [n for n, t in seen.items() if t < horizon]:
+                del seen[old]
+            if not seen:
+                gone.append(patron_key)
+        for patron_key in gone:
+            del self._networks[patron_key]
+        return len(gone)
+
     def forget(self, session_key: str) -> None:
         """Drop a session's counters (it ended)."""
         self._sessions.pop(session_key, None)

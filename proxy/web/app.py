@@ -67,7 +67,7 @@ from proxy.web.relay import relay_handler
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
 TASKS: web.AppKey[TaskOwner] = web.AppKey("tasks", TaskOwner)
-THROTTLE_EXPIRY_S: Final = 60.0
+COUNTER_EXPIRY_S: Final = 60.0
 USAGE_FLUSH_S: Final = 5.0
 PURGE_EVERY_S: Final = 6 * 3600.0
 log = get_logger("app")
@@ -169,7 +169,7 @@ async def start_maintenance(app: web.Application) -> None:
     tasks = app[TASKS]
     tasks.spawn(run_flusher(app[SESSIONS]), name="sessions_flush")
     tasks.spawn(run_purger(app[SESSIONS], app[CLOCK]), name="sessions_purge")
-    tasks.spawn(expire_throttle(app), name="throttle_expire")
+    tasks.spawn(expire_counters(app), name="counters_expire")
     tasks.spawn(flush_usage_forever(app), name="usage_flush")
     tasks.spawn(purge_forever(app), name="retention_purge")
 
@@ -179,11 +179,14 @@ async def stop_maintenance(app: web.Application) -> None:
     await app[TASKS].cancel_all()
 
 
-async def expire_throttle(app: web.Application) -> None:
-    """Drop old failed-login counters every minute."""
+async def expire_counters(app: web.Application) -> None:
+    """Every minute: drop old failed-login counters and card-network sightings."""
+    interval = timedelta(minutes=app[SETTINGS].limits.card_networks_minutes)
     while True:
-        await asyncio.sleep(THROTTLE_EXPIRY_S)
-        app[THROTTLE].expire(app[CLOCK]())
+        await asyncio.sleep(COUNTER_EXPIRY_S)
+        now = app[CLOCK]()
+        app[THROTTLE].expire(now)
+        app[ABUSE].expire_networks(now, interval)
 
 
 async def flush_usage(app: web.Application) -> None:

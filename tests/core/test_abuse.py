@@ -91,3 +91,21 @@ def test_what_crossing_a_limit_does(limit: str, policy: str, action: str) -> Non
 
     crossed = LimitCrossed(limit, 2, 1)  # type: ignore[arg-type]
     assert action_for(crossed, AbuseLimits(card_networks_action=policy)) == action  # type: ignore[arg-type]
+
+
+def test_network_sightings_of_idle_cards_are_forgotten_after_the_interval() -> None:
+    """The sweep keeps recent sightings (they still count) and drops cards seen only before
+    the interval, so an unused card's networks do not stay in memory."""
+    monitor = AbuseMonitor()
+    hour = timedelta(hours=1)
+    limits = AbuseLimits(card_networks=1, card_networks_interval=hour)
+    monitor.network_seen("idle", "192.0.2.0/24", limits, T0)
+    monitor.network_seen("busy", "198.51.100.0/24", limits, T0)
+    monitor.network_seen("busy", "198.51.100.0/24", limits, T0 + 50 * timedelta(minutes=1))
+    assert monitor.expire_networks(T0 + 30 * timedelta(minutes=1), hour) == 0
+    assert len(monitor) == 2
+    assert monitor.expire_networks(T0 + 61 * timedelta(minutes=1), hour) == 1
+    assert len(monitor) == 1
+    # the busy card's recent network still counts: a second one crosses the limit
+    crossed = monitor.network_seen("busy", "203.0.113.0/24", limits, T0 + hour)
+    assert crossed is not None and crossed.limit == "card_networks"
