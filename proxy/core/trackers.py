@@ -5,7 +5,7 @@ parent domains, else None. Each entry names who runs it, what it does and where 
 documented (the source a reviewer can cite in a procurement file). The list is deliberately
 short and hand-checked: a host that is *not* here is still reported as a third party by the
 vendor review, only without a name attached. Pure data, no I/O.
-Not here: finding third-party hosts in pages (core/review.py), blocking them (rules).
+Not here: finding third-party hosts in pages (core/review/thirdparty.py), blocking them (rules).
 """
 
 from __future__ import annotations

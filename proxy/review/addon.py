@@ -19,7 +19,7 @@ listens on 127.0.0.1 only and is the upstream HTTP proxy of clamshell's ``Upstre
 Memory is bounded: at most ``MAX_OBSERVED`` observed flows and ``MAX_KEPT`` saved flows.
 Only the reviewed vendor's flows are kept for the .mitm file; other vendors' requests are
 observed (for the cross-vendor pseudonym check) but not saved.
-Not here: starting mitmproxy (runner.py), the report (report.py), detectors (core/review.py).
+Not here: starting mitmproxy (runner.py), the report (report.py), detectors (core/review/).
 """
 
 from __future__ import annotations

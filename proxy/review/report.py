@@ -11,7 +11,7 @@ flows, ``.mitm`` (mitmproxy's ``io.FlowWriter``, created with mode 0600, refusin
 overwrite). Files go only into ``out_dir``. Retention: the .mitm file holds the reviewed
 vendor's raw requests (incl. the review card's pseudonym and vendor cookies); the reviewer
 deletes it once the report is filed (docs/review.md).
-Not here: detectors (core/review.py), capturing flows (addon.py), starting anything.
+Not here: detectors (core/review/), capturing flows (addon.py), starting anything.
 """
 
 from __future__ import annotations

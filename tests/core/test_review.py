@@ -1,4 +1,4 @@
-"""Vendor review detectors (proxy/core/review.py) and the tracker list, table-driven."""
+"""Vendor review detectors (proxy/core/review/) and the tracker list, table-driven."""
 
 from __future__ import annotations
 

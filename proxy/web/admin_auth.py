@@ -1,0 +1,124 @@
+"""The admin credential: where the token comes from, and how a request proves it holds it.
+
+Contract: ``admin_token(settings)`` is ``$CLAMSHELL_ADMIN_TOKEN`` when set (32+ URL-safe
+characters, else ``AdminTokenError``), else the unpadded URL-safe base64 of the 32 random
+bytes in ``data_dir/admin.token`` (created 0600 on first use). ``authenticate(request)`` accepts
+``Authorization: Bearer <token>`` or the ``COOKIE`` the login form sets, compared in constant
+time, and otherwise raises ``AdminRefused(401)`` with ``WWW-Authenticate: Bearer``;
+``require_csrf(request)`` makes a cookie-authenticated change carry ``AdminAuth.csrf``.
+Also here, because every admin module needs them and AUTH is typed by ``AdminAuth``: the admin
+app's keys (``MAIN``, ``AUTH``, ``STYLES``) and ``AdminRefused``, the console's one refusal.
+Not here: the middleware that calls these and renders refusals (admin.py), the sign-in form
+and cookie (admin_dashboard.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from aiohttp import web
+
+from proxy.core.settings import Settings
+from proxy.errors import ClamshellError
+from proxy.secretfiles import read_or_create_secret
+
+TOKEN_ENV: Final = "CLAMSHELL_ADMIN_TOKEN"  # noqa: S105 — a variable name
+TOKEN_FILE: Final = "admin.token"  # noqa: S105 — a file name
+TOKEN_SHAPE: Final = re.compile(r"^[A-Za-z0-9._~-]{32,256}$")  # safe in a header and a cookie
+COOKIE: Final = "clamshell_admin"
+CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="clamshell-admin"'}
+
+
+class AdminTokenError(ClamshellError):
+    """``CLAMSHELL_ADMIN_TOKEN`` is set but too short or has unsafe characters."""
+
+
+class AdminRefused(ClamshellError):
+    """A request the console refuses, with its status, message and extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        problems: Iterable[str] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_hint, self.public_message = status, message
+        self.problems, self.headers = list(problems), dict(headers or {})
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAuth:
+    """The admin token and the form CSRF token derived from it."""
+
+    token: str
+
+    @property
+    def csrf(self) -> str:
+        """An HMAC of a fixed label under the token: only a holder of the token can know it."""
+        mac = hmac.digest(self.token.encode(), b"clamshell-admin-csrf", hashlib.sha256)
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+    def accepts(self, presented: object, *, expected: str | None = None) -> bool:
+        """Constant-time comparison with the token (or with ``expected``)."""
+        if not isinstance(presented, str):
+            return False
+        want = self.token if expected is None else expected
+        return hmac.compare_digest(_raw(presented), _raw(want))
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")  # compare_digest refuses non-ASCII str
+
+
+MAIN: web.AppKey[web.Application] = web.AppKey("admin_main", web.Application)
+AUTH: web.AppKey[AdminAuth] = web.AppKey("admin_auth", AdminAuth)
+STYLES: web.AppKey[str] = web.AppKey("admin_styles", str)
+
+
+def admin_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
+    """The admin token: from the environment, else derived from ``data_dir/admin.token``."""
+    given = environ.get(TOKEN_ENV, "").strip()
+    if given:
+        if not TOKEN_SHAPE.match(given):
+            raise AdminTokenError(
+                f"{TOKEN_ENV} must be 32-256 characters from A-Z a-z 0-9 . _ ~ - "
+                "(e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+            )
+        return given
+    raw = read_or_create_secret(Path(settings.data_dir) / TOKEN_FILE)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def authenticate(request: web.Request) -> Literal["bearer", "cookie"]:
+    """Which credential matched; an ``Authorization`` header, if sent, must be the one."""
+    auth = request.app[AUTH]
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, presented = header.strip().partition(" ")
+        if scheme.lower() == "bearer" and auth.accepts(presented.strip()):
+            return "bearer"
+        raise AdminRefused(401, "The bearer token is not the admin token.", headers=CHALLENGE)
+    if auth.accepts(request.cookies.get(COOKIE)):
+        return "cookie"
+    raise AdminRefused(401, "Sign in with the admin token.", headers=CHALLENGE)
+
+
+async def require_csrf(request: web.Request) -> None:
+    """A cookie-authenticated change must carry the page's token (form field or header)."""
+    presented: object = request.headers.get("X-CSRF-Token")
+    if presented is None and request.content_type == "application/x-www-form-urlencoded":
+        presented = (await request.post()).get("csrf")
+    auth = request.app[AUTH]
+    if not auth.accepts(presented, expected=auth.csrf):
+        raise AdminRefused(403, "The form is out of date; reload the page and try again.")

@@ -1,0 +1,95 @@
+"""The admin console's HTML handlers: sign-in, sign-out, the dashboard, its reload button.
+
+Contract: handlers for ``GET /`` (the dashboard), ``GET /admin.css``, ``GET``/``POST /login``
+(a correct pasted token sets the HttpOnly, SameSite=Strict ``COOKIE`` and redirects to ``/``;
+a wrong one is ``AdminRefused(401)``), ``POST /logout`` and ``POST /reload`` (303 to
+``/#reloads``). They gather values from the main app and hand them to admin_pages.py; ``html``
+is the one constructor of their HTML responses.
+Not here: the HTML itself (admin_pages.py), authentication and CSRF checks for these routes
+(admin_auth.py, run by the middleware in admin.py), the JSON API (admin_api.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+from aiohttp import web
+
+from proxy.logconfig import get_logger
+from proxy.web.admin_auth import AUTH, CHALLENGE, COOKIE, MAIN, STYLES, AdminRefused
+from proxy.web.admin_pages import DashboardView, dashboard_page, login_page
+from proxy.web.admin_views import (
+    CHART_DAYS,
+    reload_view,
+    suspension_view,
+    third_party_rows,
+    usage_rows,
+    vendor_views,
+)
+from proxy.web.keys import CLOCK, RULEBOOK, SESSIONS, SETTINGS, SUSPENSIONS
+
+log = get_logger("admin")
+
+
+def html(text: str, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    """An HTML response."""
+    return web.Response(text=text, status=status, content_type="text/html", headers=headers)
+
+
+async def stylesheet(request: web.Request) -> web.Response:
+    """The portal's look plus the console's tables and chart colours."""
+    return web.Response(text=request.app[STYLES], content_type="text/css")
+
+
+async def login_form(request: web.Request) -> web.Response:
+    """The sign-in form for people."""
+    return html(login_page(request.app[MAIN][SETTINGS].consortium_name))
+
+
+async def login_submit(request: web.Request) -> web.Response:
+    """Check the pasted token; on success set the HttpOnly, SameSite=Strict cookie."""
+    auth = request.app[AUTH]
+    token = (await request.post()).get("token")
+    if not auth.accepts(token.strip() if isinstance(token, str) else None):
+        log.info("admin_login_failed")
+        raise AdminRefused(401, "That is not the admin token.", headers=CHALLENGE)
+    response = web.Response(status=303, headers={"Location": "/"})
+    response.set_cookie(
+        COOKIE, auth.token, httponly=True, samesite="Strict", secure=request.secure, path="/"
+    )
+    log.info("admin_logged_in")
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    """Forget the cookie."""
+    response = web.Response(status=303, headers={"Location": "/login"})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+async def reload_form(request: web.Request) -> web.Response:
+    """The dashboard's "Reload rules" button; the result shows in the reload table."""
+    await request.app[MAIN][RULEBOOK].reload_async()
+    return web.Response(status=303, headers={"Location": "/#reloads"})
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    """The HTML dashboard."""
+    main = request.app[MAIN]
+    now = main[CLOCK]()
+    days = tuple(now.date() - timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1))
+    book = main[RULEBOOK]
+    view = DashboardView(
+        consortium=main[SETTINGS].consortium_name,
+        csrf=request.app[AUTH].csrf,
+        active_sessions=await main[SESSIONS].count_active(now),
+        vendors=vendor_views(book),
+        reloads=[reload_view(r) for r in reversed(book.history)],
+        days=days,
+        usage=await usage_rows(main, days[0], days[-1]),
+        third_parties=await third_party_rows(main, days[0], days[-1]),
+        suspensions=[suspension_view(s) for s in main[SUSPENSIONS].list_active(now)],
+    )
+    return html(dashboard_page(view))
