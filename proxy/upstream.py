@@ -1,18 +1,21 @@
-"""The upstream client: the one owner of the aiohttp ``ClientSession``, guarded against SSRF.
+"""The upstream client: the one owner of connections to vendors, guarded against SSRF.
 
-Contract: ``UpstreamClient.create(settings)`` (inside a running event loop) builds the only
-``ClientSession`` of the code base and ``close()`` ends it. ``send()`` makes exactly the
-request it is given and returns the response with its body unread (the caller streams it with
-``iter_body`` and releases it): no redirects followed, no decompression, no cookies, no
-headers of aiohttp's own beyond Host, Content-Length and Transfer-Encoding, explicit
-connect / first-byte / idle-read deadlines, TLS verified. Failures become ``UpstreamError``s
-with patron-safe messages: unreachable (refused, DNS, TLS, bad response) → 502, too slow →
-504, a forbidden address → 502 with the same page as "unreachable" (DESIGN P6).
+Contract: ``UpstreamClient.create(settings)`` (inside a running event loop) builds the
+connection pool (upstream_pool.py; in review mode instead the code base's only aiohttp
+``ClientSession``, which reaches vendors through the recording proxy) and ``close()`` ends
+it. ``send()`` makes exactly the request it is given and returns an ``UpstreamResponse``
+with its body unread (the caller streams it with ``iter_body`` and releases it): no
+redirects followed, no decompression, no cookies, no headers beyond the policy's own and
+the body's framing, explicit connect / first-byte / idle-read deadlines, TLS verified. Every
+address connected to is one the ``GuardedResolver`` returned (answers cached for DNS_TTL).
+Failures become ``UpstreamError``s with patron-safe messages: unreachable (refused, DNS,
+TLS, bad response) → 502, too slow → 504, a forbidden address → 502 with the same page as
+"unreachable" (DESIGN P6).
 Admin overrides (``upstream_overrides``: vendor host → ``scheme://ip:port``) keep the vendor's
 host name in the URL, so the Host header, SNI and certificate checks stay the vendor's; only
 the resolver knows the real address.
-Not here: which hosts a rule covers and what headers may leave (core), per-session cookie
-jars, rewriting, rendering errors (web/errors.py).
+Not here: HTTP/1.1 on the wire (upstream_pool.py), which hosts a rule covers and what
+headers may leave (core), per-session cookie jars, rewriting, rendering errors.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import contextlib
 import functools
 import socket
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Final, Protocol
@@ -31,6 +34,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from aiohttp import hdrs
 from aiohttp.abc import AbstractResolver, ResolveResult
+from multidict import CIMultiDictProxy
 from yarl import URL
 
 from proxy.core.addresses import forbidden_reason
@@ -38,6 +42,7 @@ from proxy.core.hostmap import DEFAULT_PORTS, Origin, Scheme
 from proxy.core.settings import Settings, Timeouts
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.upstream_pool import Address, ConnectionPool, PoolKey, UpstreamConnectionError
 
 log = get_logger("upstream")
 
@@ -242,23 +247,115 @@ def _request_target(path_qs: str) -> str:
     return quote(path_qs, safe=_TARGET_SAFE)
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamTarget:
+    """Where a request goes: the URL's scheme, host, port, and the raw request target."""
+
+    scheme: Scheme
+    host: str
+    port: int
+    path_qs: str
+
+    def __str__(self) -> str:
+        default = self.port == DEFAULT_PORTS[self.scheme]
+        authority = self.host if default else f"{self.host}:{self.port}"
+        return f"{self.scheme}://{authority}{self.path_qs}"
+
+    @classmethod
+    def of(cls, url: URL) -> UpstreamTarget:
+        """From a yarl URL (tests, callers that already have one)."""
+        scheme: Scheme = "https" if url.scheme == "https" else "http"
+        return cls(scheme, url.raw_host or "", url.port or DEFAULT_PORTS[scheme], url.raw_path_qs)
+
+
+class UpstreamResponse(Protocol):
+    """A vendor's response with its body unread: what ``send`` returns."""
+
+    status: int
+
+    @property
+    def reason(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def headers(self) -> CIMultiDictProxy[str]: ...
+    @property
+    def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def content_type(self) -> str: ...
+    def chunks(self) -> AsyncIterator[bytes]: ...
+    async def read(self) -> bytes: ...
+    def release(self) -> None: ...
+
+
+class _AiohttpResponse:
+    """aiohttp's ClientResponse as an ``UpstreamResponse`` (review mode's proxied path)."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+
+    @property
+    def reason(self) -> str:
+        return self._response.reason or ""
+
+    @property
+    def host(self) -> str:
+        return self._response.url.host or ""
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self._response.headers
+
+    @property
+    def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return self._response.raw_headers
+
+    @property
+    def content_length(self) -> int | None:
+        return self._response.content_length
+
+    @property
+    def content_type(self) -> str:
+        return self._response.content_type
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._response.content.iter_any()
+
+    async def read(self) -> bytes:
+        return await self._response.read()
+
+    def release(self) -> None:
+        self._response.release()
+
+
 class UpstreamClient:
-    """The pooled connection to vendors; create it once per app and close it on shutdown."""
+    """The pooled connections to vendors; create it once per app and close it on shutdown.
+
+    Requests go through ``ConnectionPool`` (upstream_pool.py). Review mode's recording HTTP
+    proxy is reached through aiohttp's client instead, the one ``ClientSession`` of the code
+    base, created only then.
+    """
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,  # noqa: TID251 (a type, not a construction)
+        pool: ConnectionPool | None,
+        session: aiohttp.ClientSession | None,  # noqa: TID251 (a type, not a construction)
         resolver: GuardedResolver,
         *,
         overrides: Mapping[str, Override],
         timeouts: Timeouts,
         proxy: str | None = None,
     ) -> None:
+        self._pool = pool
         self._session = session
         self._resolver = resolver
         self._overrides = overrides
         self.timeouts = timeouts
         self._proxy = proxy
+        self._dns: dict[tuple[str, int], tuple[float, list[Address]]] = {}
         # id(Timeouts) → (it, its ClientTimeout): built once per distinct value, looked up by
         # identity (hashing a pydantic model per request showed in the profile).
         self._client_timeouts: dict[int, tuple[Timeouts, aiohttp.ClientTimeout]] = {}
@@ -273,7 +370,7 @@ class UpstreamClient:
         proxy: str | None = None,
         base_resolver: AbstractResolver | None = None,
     ) -> UpstreamClient:
-        """Build the session; call inside the running loop (e.g. in a ``cleanup_ctx``).
+        """Build the pool (or, for review mode, the session); call inside the running loop.
 
         Args:
             ca_file: an extra CA bundle to trust besides the system's (review mode, tests).
@@ -283,10 +380,16 @@ class UpstreamClient:
         proxy = _checked_proxy(proxy)  # before anything that would need closing
         overrides = parse_overrides(settings.upstream_overrides)
         resolver = GuardedResolver(overrides, base_resolver or aiohttp.ThreadedResolver())
-        connector = _connector(resolver, tls_context(ca_file))
+        context = tls_context(ca_file)
+        if proxy is None:
+            client = cls(None, None, resolver, overrides=overrides, timeouts=settings.timeouts)
+            client._pool = ConnectionPool(
+                client._addresses, context, limit=POOL_LIMIT, limit_per_host=POOL_LIMIT_PER_HOST
+            )
+            return client
         # The one ClientSession of the code base (CONVENTIONS 6: one owner per resource).
         session = aiohttp.ClientSession(  # noqa: TID251
-            connector=connector,
+            connector=_connector(resolver, context),
             cookie_jar=aiohttp.DummyCookieJar(),  # per-session jars live in the relay
             auto_decompress=False,
             trust_env=False,  # no HTTP(S)_PROXY / .netrc from the environment
@@ -295,6 +398,7 @@ class UpstreamClient:
             requote_redirect_url=False,
         )
         return cls(
+            None,
             session,
             resolver,
             overrides=overrides,
@@ -302,17 +406,17 @@ class UpstreamClient:
             proxy=proxy,
         )
 
-    def target_url(self, origin: Origin, path_qs: str) -> URL:
-        """The URL to request: the vendor's host, with an override's scheme and port if any.
+    def target_url(self, origin: Origin, path_qs: str) -> UpstreamTarget:
+        """Where to send: the vendor's host, with an override's scheme and port if any.
 
-        ``path_qs`` is the raw request target (``request.raw_path``); it is kept byte for byte.
+        ``path_qs`` is the raw request target (``request.raw_path``); it is kept byte for byte
+        (printable ASCII as is, anything else %-escaped).
         """
         override = self._overrides.get(origin.host)
         scheme, port = (
             (override.scheme, override.port) if override else (origin.scheme, origin.port)
         )
-        authority = origin.host if port == DEFAULT_PORTS[scheme] else f"{origin.host}:{port}"
-        return URL(f"{scheme}://{authority}{_request_target(path_qs)}", encoded=True)
+        return UpstreamTarget(scheme, origin.host, port, _request_target(path_qs))
 
     @staticmethod
     def host_header(origin: Origin) -> str:
@@ -336,44 +440,84 @@ class UpstreamClient:
     async def send(
         self,
         method: str,
-        url: URL,
+        url: UpstreamTarget | URL,
         *,
-        headers: Mapping[str, str] | list[tuple[str, str]],
+        headers: Mapping[str, str] | Sequence[tuple[str, str]],
         body: AsyncIterable[bytes] | bytes | None = None,
         timeouts: TimeoutValues | None = None,
-    ) -> aiohttp.ClientResponse:
+    ) -> UpstreamResponse:
         """Send one request; return once the response headers are in, body unread.
 
         Args:
             url: from ``target_url``; for an overridden host pass ``Host`` in ``headers``.
-            headers: exactly what the header policy built; aiohttp adds only Host,
-                Content-Length or Transfer-Encoding.
+            headers: exactly what the header policy built; only the body's framing
+                (Content-Length or Transfer-Encoding) is added.
             body: streamed when an async iterable (chunked unless Content-Length is given).
             timeouts: a rule's ``RuleTimeouts`` or full ``Timeouts``; unset values are the
                 global ones.
         """
         t = self.timeouts_for(timeouts)
-        self._check_literal(url)
+        target = url if isinstance(url, UpstreamTarget) else UpstreamTarget.of(url)
+        self._check_literal(target.host)
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else headers
         try:
-            async with asyncio.timeout(t.first_byte):
-                response = await self._session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    compress=None,
-                    proxy=self._proxy,
-                    timeout=self._client_timeout_for(t),
-                )
+            if self._pool is None:
+                return await self._send_proxied(method, target, pairs, body, t)
+            return await self._pool.request(
+                PoolKey(target.scheme, target.host, target.port),
+                method,
+                target.path_qs,
+                pairs,
+                body,
+                connect=t.connect,
+                first_byte=t.first_byte,
+                idle_read=t.idle_read,
+            )
+        except UpstreamError:
+            raise  # ForbiddenUpstream from the resolver: already logged
         except TimeoutError as exc:  # also aiohttp's ServerTimeoutError / ConnectionTimeoutError
-            log.warning("upstream_timed_out", host=url.host, cause=type(exc).__name__)
+            log.warning("upstream_timed_out", host=target.host, cause=type(exc).__name__)
             raise UpstreamTimeout() from exc
-        except aiohttp.ClientError as exc:
-            log.warning("upstream_unreachable", host=url.host, cause=type(exc).__name__)
+        except (UpstreamConnectionError, aiohttp.ClientError, OSError) as exc:
+            log.warning("upstream_unreachable", host=target.host, cause=type(exc).__name__)
             raise UpstreamUnreachable() from exc
+
+    async def _send_proxied(
+        self,
+        method: str,
+        target: UpstreamTarget,
+        headers: Sequence[tuple[str, str]],
+        body: AsyncIterable[bytes] | bytes | None,
+        t: Timeouts,
+    ) -> UpstreamResponse:
+        """Through review mode's HTTP proxy, with aiohttp's client."""
+        assert self._session is not None
+        async with asyncio.timeout(t.first_byte):
+            response = await self._session.request(
+                method,
+                URL(str(target), encoded=True),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                compress=None,
+                proxy=self._proxy,
+                timeout=self._client_timeout_for(t),
+            )
         _narrow_read_timeout(response, t.idle_read)
-        return response
+        return _AiohttpResponse(response)
+
+    async def _addresses(self, host: str, port: int) -> list[Address]:
+        """Checked addresses for a host (GuardedResolver), cached for DNS_TTL seconds."""
+        now = asyncio.get_running_loop().time()
+        cached = self._dns.get((host, port))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        answers = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
+        found = [(a["family"], a["host"], a["port"]) for a in answers]
+        if len(self._dns) > 4096:
+            self._dns.clear()
+        self._dns[(host, port)] = (now + DNS_TTL, found)
+        return found
 
     def _client_timeout_for(self, t: Timeouts) -> aiohttp.ClientTimeout:
         cached = self._client_timeouts.get(id(t))
@@ -383,9 +527,8 @@ class UpstreamClient:
             cached = self._client_timeouts[id(t)] = (t, _client_timeout(t))
         return cached[1]
 
-    def _check_literal(self, url: URL) -> None:
-        """aiohttp connects to an IP-literal host without asking the resolver: check it here."""
-        host = url.raw_host or ""
+    def _check_literal(self, host: str) -> None:
+        """An IP-literal host would skip the resolver's checks (aiohttp's): check it here."""
         addr = _ip_or_none(host)
         if addr is None or host.lower() in self._overrides:
             return
@@ -395,12 +538,15 @@ class UpstreamClient:
 
     async def close(self) -> None:
         """Close pooled connections and the resolver."""
-        await self._session.close()
+        if self._pool is not None:
+            await self._pool.close()
+        if self._session is not None:
+            await self._session.close()
         await self._resolver.close()
 
 
 def _narrow_read_timeout(response: aiohttp.ClientResponse, idle_read: float) -> None:
-    """At most ``idle_read`` seconds of silence while the body streams.
+    """At most ``idle_read`` seconds of silence while the body streams (aiohttp path).
 
     The new value applies from the next chunk on (a timer already running keeps its
     length). The timer is not restarted here: aiohttp stops it while *we* are not reading
@@ -411,27 +557,27 @@ def _narrow_read_timeout(response: aiohttp.ClientResponse, idle_read: float) -> 
         connection.protocol.read_timeout = idle_read
 
 
-async def read_small(response: aiohttp.ClientResponse) -> bytes:
+async def read_small(response: UpstreamResponse) -> bytes:
     """A body known to be small (its Content-Length), read at once; failures as in iter_body."""
     with _body_errors(response):
         return await response.read()
 
 
 @contextlib.contextmanager
-def _body_errors(response: aiohttp.ClientResponse) -> Iterator[None]:
+def _body_errors(response: UpstreamResponse) -> Iterator[None]:
     """Read failures become UpstreamErrors (logged once, with the host only)."""
     try:
         yield
-    except TimeoutError as exc:  # sock_read: the vendor went silent mid-body
-        log.warning("upstream_timed_out", host=response.url.host, cause=type(exc).__name__)
+    except TimeoutError as exc:  # the vendor went silent mid-body
+        log.warning("upstream_timed_out", host=response.host, cause=type(exc).__name__)
         raise UpstreamTimeout() from exc
-    except aiohttp.ClientError as exc:  # reset, truncated body, bad chunking
-        log.warning("upstream_unreachable", host=response.url.host, cause=type(exc).__name__)
+    except (UpstreamConnectionError, aiohttp.ClientError) as exc:  # reset, truncated, bad chunks
+        log.warning("upstream_unreachable", host=response.host, cause=type(exc).__name__)
         raise UpstreamUnreachable() from exc
 
 
-async def iter_body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def iter_body(response: UpstreamResponse) -> AsyncIterator[bytes]:
     """The response body as it arrives (still encoded); read failures become UpstreamErrors."""
     with _body_errors(response):
-        async for chunk in response.content.iter_any():
+        async for chunk in response.chunks():
             yield chunk

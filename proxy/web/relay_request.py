@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from aiohttp import ClientResponse, web
+from aiohttp import web
 
 from proxy.core import pseudonym
 from proxy.core.headers import Header, outgoing_headers
@@ -27,6 +27,7 @@ from proxy.core.rules import VendorRule
 from proxy.core.urlmap import UrlMapper, translate_params
 from proxy.errors import ClamshellError
 from proxy.stores.sessions import Session
+from proxy.upstream import UpstreamResponse
 from proxy.web.compiled import RuleSetTools
 from proxy.web.keys import (
     EPOCHS,
@@ -94,7 +95,7 @@ def pseudonym_header(
 
 async def send_upstream(
     request: web.Request, vendor: Resolved, session: Session, now: datetime
-) -> ClientResponse:
+) -> UpstreamResponse:
     """The upstream request: policy-built headers, the session's vendor cookies, the body."""
     app, rule, origin = request.app, vendor.rule, vendor.origin
     secure = origin.scheme == "https"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aiohttp import ClientResponse, web
+from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.core.cookiejar import rescope_set_cookie
@@ -23,7 +23,7 @@ from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.rules_loader import is_public_suffix
 from proxy.stores.sessions import Session
-from proxy.upstream import UpstreamError, iter_body, read_small
+from proxy.upstream import UpstreamError, UpstreamResponse, iter_body, read_small
 from proxy.web.bodies import (
     BodyPlan,
     plan_body,
@@ -43,7 +43,7 @@ async def respond(
     request: web.Request,
     vendor: Resolved,
     session: Session,
-    upstream: ClientResponse,
+    upstream: UpstreamResponse,
     now: datetime,
 ) -> tuple[web.StreamResponse, int, BodyPlan | None]:
     """Map the headers, keep the cookies, and stream (or rewrite) the body."""
@@ -124,7 +124,7 @@ def keep_cookies(
             headers.add("Set-Cookie", rescoped)
 
 
-async def send_small(upstream: ClientResponse, headers: CIMultiDict[str]) -> web.Response:
+async def send_small(upstream: UpstreamResponse, headers: CIMultiDict[str]) -> web.Response:
     """A small pass-through body goes out with its headers in one write (profiled: each
     extra socket write costs more than the rest of the relay's per-request policy work).
     aiohttp sets Content-Length from the body itself."""
@@ -134,7 +134,7 @@ async def send_small(upstream: ClientResponse, headers: CIMultiDict[str]) -> web
 
 
 async def stream_body(
-    request: web.Request, response: web.StreamResponse, upstream: ClientResponse, vendor: str
+    request: web.Request, response: web.StreamResponse, upstream: UpstreamResponse, vendor: str
 ) -> int:
     """Copy the body; a failure after the headers went out can only cut the connection."""
     size = 0
