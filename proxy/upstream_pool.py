@@ -10,8 +10,9 @@ connections go to an address the caller's ``resolve`` returned (the guarded reso
 to the response head), ``idle_read`` (silence while the caller waits for the next body
 chunk; time the caller spends elsewhere is not counted, and a full buffer pauses the socket).
 A reused connection that the vendor had already closed is retried once on a fresh one when
-the request can be replayed (no streamed body). Failures raise ``TimeoutError`` or
-``UpstreamConnectionError``; the caller turns them into patron-safe errors.
+the request can be replayed (an idempotent method, no streamed body). Failures raise
+``TimeoutError`` or ``UpstreamConnectionError``; the caller turns them into patron-safe
+errors.
 
 Why not aiohttp's client, which the project used before: profiled in bench/relay.py at ~190
 µs per relayed request, most of it generic machinery the relay switches off anyway (request
@@ -40,6 +41,9 @@ HIGH_WATER: Final = 256 * 1024  # buffered body bytes at which the socket is pau
 LOW_WATER: Final = 64 * 1024  # ...and resumed
 IDLE_KEEP: Final = 30.0  # seconds an idle pooled connection may wait for its next request
 NO_BODY_STATUSES: Final = frozenset({204, 304})  # RFC 9110 §6.4.1: never a body
+# Only these may be sent again on a fresh connection (RFC 9110 §9.2.2: "a proxy MUST NOT
+# automatically retry non-idempotent requests").
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # A CR, LF or NUL in a request line or header would start a new header or request
 # (request splitting, RFC 9112 §2.2): refused before anything is written.
 _UNSAFE: Final = re.compile(r"[\r\n\x00]")
@@ -339,7 +343,7 @@ class ConnectionPool:
         idle_read: float,
     ) -> PooledResponse:
         """Send the request; return once the response head is in (body unread)."""
-        replayable = body is None or isinstance(body, bytes)
+        replayable = method in IDEMPOTENT_METHODS and (body is None or isinstance(body, bytes))
         while True:
             conn, reused = await self._acquire(key, connect)
             try:

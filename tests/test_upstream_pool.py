@@ -174,18 +174,59 @@ async def test_chunked_and_close_delimited_bodies(pools: Callable[..., Connectio
         assert await get(pools(until_close.port)) == b"200 all of it"
 
 
-async def test_a_connection_the_vendor_closed_while_idle_is_retried_once(
+def first_request_only(raw: bytes) -> Answer:
+    """Answers the first request on each connection and drops the connection on the second:
+    the race where a vendor closes an idle connection just as the next request is sent."""
+    served: set[int] = set()
+
+    async def answer(_head: bytes, writer: asyncio.StreamWriter) -> bool:
+        if id(writer) in served:
+            return False  # closed without a word
+        served.add(id(writer))
+        writer.write(raw)
+        return True
+
+    return answer
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+async def test_an_idempotent_request_on_a_dropped_connection_is_sent_again(
     pools: Callable[..., ConnectionPool],
 ) -> None:
-    """The vendor closes after each answer without saying so: the next request is sent again
-    on a fresh connection instead of failing (replayable requests only)."""
-    script = Scripted(respond(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", keep=False))
+    script = Scripted(first_request_only(OK))
     async with await serve(script):
         pool = pools(script.port)
         assert await get(pool) == b"200 ok"
-        await asyncio.sleep(0.05)  # the close reaches us while the connection is idle... or not
+        assert await get(pool, "PUT", b"a=1") == b"200 ok"
+        assert script.connections == 2 and script.bodies[-2:] == [b"a=1", b"a=1"]
+
+
+async def test_a_post_is_never_sent_again_by_the_proxy(
+    pools: Callable[..., ConnectionPool],
+) -> None:
+    """RFC 9110 §9.2.2: a proxy must not retry a non-idempotent request by itself."""
+    script = Scripted(first_request_only(OK))
+    async with await serve(script):
+        pool = pools(script.port)
+        assert await get(pool) == b"200 ok"
+        with pytest.raises(UpstreamConnectionError):
+            await get(pool, "POST", b"a=1")
+        assert script.connections == 1
+
+
+async def test_a_connection_closed_while_idle_is_not_used(
+    pools: Callable[..., ConnectionPool],
+) -> None:
+    """A vendor's close that has arrived takes the connection out of the pool at once."""
+    script = Scripted(respond(OK, keep=False))
+    async with await serve(script):
+        pool = pools(script.port)
+        assert await get(pool) == b"200 ok"
+        await asyncio.sleep(0.05)
         assert await get(pool, "POST", b"a=1") == b"200 ok"
-        assert script.connections == 2 and script.bodies[-1] == b"a=1"
+        assert script.connections == 2
 
 
 async def test_an_unread_body_closes_its_connection(pools: Callable[..., ConnectionPool]) -> None:
