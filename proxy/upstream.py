@@ -28,7 +28,7 @@ import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -282,6 +282,8 @@ class UpstreamResponse(Protocol):
     @property
     def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]: ...
     @property
+    def decoded_headers(self) -> list[tuple[str, str]]: ...
+    @property
     def content_length(self) -> int | None: ...
     @property
     def content_type(self) -> str: ...
@@ -312,6 +314,10 @@ class _AiohttpResponse:
     @property
     def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
         return self._response.raw_headers
+
+    @property
+    def decoded_headers(self) -> list[tuple[str, str]]:
+        return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.raw_headers]
 
     @property
     def content_length(self) -> int | None:
@@ -459,7 +465,12 @@ class UpstreamClient:
         t = self.timeouts_for(timeouts)
         target = url if isinstance(url, UpstreamTarget) else UpstreamTarget.of(url)
         self._check_literal(target.host)
-        pairs = list(headers.items()) if isinstance(headers, Mapping) else headers
+        # list first: the relay's case, and cheaper than an isinstance() against an ABC
+        pairs: Sequence[tuple[str, str]] = (
+            headers
+            if isinstance(headers, list | tuple)
+            else list(cast(Mapping[str, str], headers).items())
+        )
         try:
             if self._pool is None:
                 return await self._send_proxied(method, target, pairs, body, t)

@@ -213,11 +213,14 @@ class _Connection(asyncio.Protocol):
                 return None
             if self.error is not None:
                 raise self.error
-            self._waiter = self.loop.create_future()
+            waiter = self._waiter = self.loop.create_future()
+            # A bare timer, not asyncio.timeout(): this runs for every chunk of a big body, and
+            # the timer only has to fail this one future (profiled: 3× cheaper per chunk).
+            timer = self.loop.call_later(idle_read, _expire, waiter)
             try:
-                async with asyncio.timeout(idle_read):
-                    await self._waiter
+                await waiter
             finally:
+                timer.cancel()
                 self._waiter = None
 
     @property
@@ -235,13 +238,14 @@ class _Connection(asyncio.Protocol):
 class PooledResponse:
     """A vendor's response head, and its body as it arrives."""
 
-    __slots__ = ("_conn", "_headers", "_pool", "_released", "idle_read", "status")
+    __slots__ = ("_conn", "_decoded", "_headers", "_pool", "_released", "idle_read", "status")
 
     def __init__(self, conn: _Connection, pool: ConnectionPool, idle_read: float) -> None:
         self._conn = conn
         self._pool = pool
         self._released = False
         self._headers: CIMultiDictProxy[str] | None = None
+        self._decoded: list[tuple[str, str]] | None = None
         self.idle_read = idle_read
         self.status = conn.status
 
@@ -258,10 +262,18 @@ class PooledResponse:
         return tuple(self._conn.raw_headers)
 
     @property
+    def decoded_headers(self) -> list[tuple[str, str]]:
+        """The header fields as text, in order, duplicates kept (RFC 9110 §5.5: latin-1)."""
+        if self._decoded is None:
+            self._decoded = [
+                (n.decode("latin-1"), v.decode("latin-1")) for n, v in self._conn.raw_headers
+            ]
+        return self._decoded
+
+    @property
     def headers(self) -> CIMultiDictProxy[str]:
-        if self._headers is None:  # RFC 9110 §5.5: field values are latin-1 at most
-            pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._conn.raw_headers]
-            self._headers = CIMultiDictProxy(CIMultiDict(pairs))
+        if self._headers is None:
+            self._headers = CIMultiDictProxy(CIMultiDict(self.decoded_headers))
         return self._headers
 
     @property
@@ -285,6 +297,13 @@ class PooledResponse:
 
     async def read(self) -> bytes:
         """The whole body."""
+        conn = self._conn
+        if conn.complete and not conn.error:  # all of it is here already (small bodies)
+            body = b"".join(conn.chunks)
+            conn.chunks.clear()
+            conn.buffered = 0
+            self.release()
+            return body
         return b"".join([chunk async for chunk in self.chunks()])
 
     def release(self) -> None:
@@ -482,6 +501,11 @@ class ConnectionPool:
         for conn in list(self._in_use):
             conn.close()
         await asyncio.sleep(0)  # let transports run their connection_lost
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("no data from the vendor within idle_read"))
 
 
 def _returning(conn: _Connection) -> Callable[[], _Connection]:

@@ -18,7 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.core.cookiejar import rescope_set_cookie
-from proxy.core.headers import Header, incoming_headers
+from proxy.core.headers import incoming_headers
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.rules_loader import is_public_suffix
@@ -60,7 +60,7 @@ async def respond(
         max_decoded=request.app[SETTINGS].max_rewrite_megabytes * 2**20,
     )
     mapped = incoming_headers(
-        decoded_headers(upstream.raw_headers),
+        upstream.decoded_headers,
         mapper=tools.mapper,
         body_rewritten=plan is not None,
     )
@@ -154,8 +154,3 @@ def cut_short(request: web.Request, vendor: str, exc: Exception) -> None:
     log.warning("upstream_body_failed", vendor=vendor, error=type(exc).__name__)
     if request.transport is not None:
         request.transport.close()
-
-
-def decoded_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[Header]:
-    """Raw header pairs as text, duplicates kept (RFC 9110 §5.5: field values are latin-1)."""
-    return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
