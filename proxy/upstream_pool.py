@@ -37,6 +37,8 @@ from typing import Final
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+POOL_LIMIT: Final = 256  # open upstream connections in all
+POOL_LIMIT_PER_HOST: Final = 100  # per vendor (host, port, TLS): caps what one vendor can hog
 HIGH_WATER: Final = 256 * 1024  # buffered body bytes at which the socket is paused
 LOW_WATER: Final = 64 * 1024  # ...and resumed
 IDLE_KEEP: Final = 30.0  # seconds an idle pooled connection may wait for its next request
@@ -105,8 +107,9 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received = True
-        if self.complete:
-            return  # bytes after a HEAD response's head (or junk): the connection is not reused
+        if self.complete:  # bytes after a HEAD response's head, or unasked-for: never reused
+            self.keep_alive = False
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
