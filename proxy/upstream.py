@@ -54,15 +54,9 @@ from proxy.upstream_guard import (
     parse_overrides,
     refused,
 )
-from proxy.upstream_pool import (
-    POOL_LIMIT,
-    POOL_LIMIT_PER_HOST,
-    Address,
-    ConnectionPool,
-    PoolKey,
-    UpstreamConnectionError,
-)
+from proxy.upstream_pool import POOL_LIMIT, POOL_LIMIT_PER_HOST, Address, ConnectionPool
 from proxy.upstream_review import ProxiedSender
+from proxy.upstream_wire import PoolKey, UpstreamConnectionError
 
 __all__ = [  # what callers import from here (the errors and the guard's values included)
     "UNREACHABLE_MESSAGE",
