@@ -321,7 +321,8 @@ class UpstreamClient:
         return found
 
     def _check_literal(self, host: str) -> None:
-        """An IP-literal host would skip the resolver's checks (aiohttp's): check it here."""
+        """Refuse a forbidden IP-literal host before any connection: aiohttp (review mode)
+        connects to literals without asking the resolver; the pool's resolver checks them too."""
         addr = ip_or_none(host)
         if addr is None or host.lower() in self._overrides:
             return

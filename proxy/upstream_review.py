@@ -23,6 +23,7 @@ from yarl import URL
 from proxy.core.settings import Timeouts
 from proxy.upstream_guard import DNS_TTL, GuardedResolver
 from proxy.upstream_pool import POOL_LIMIT, POOL_LIMIT_PER_HOST
+from proxy.upstream_wire import decode_fields
 
 # Headers aiohttp would add on its own (Accept: */*, Accept-Encoding: gzip…, User-Agent:
 # Python/3.11 aiohttp/3.x, Content-Type: application/octet-stream for bodies). Each is a
@@ -76,7 +77,7 @@ class _AiohttpResponse:
 
     @property
     def decoded_headers(self) -> list[tuple[str, str]]:
-        return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.raw_headers]
+        return decode_fields(self.raw_headers)
 
     @property
     def content_length(self) -> int | None:

@@ -244,9 +244,7 @@ class PooledResponse:
     def decoded_headers(self) -> list[tuple[str, str]]:
         """The header fields as text, in order, duplicates kept (RFC 9110 §5.5: latin-1)."""
         if self._decoded is None:
-            self._decoded = [
-                (n.decode("latin-1"), v.decode("latin-1")) for n, v in self._conn.raw_headers
-            ]
+            self._decoded = decode_fields(self._conn.raw_headers)
         return self._decoded
 
     @property
@@ -290,6 +288,11 @@ class PooledResponse:
         if not self._released:
             self._released = True
             self._give_back(self._conn)
+
+
+def decode_fields(raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Header fields as text, in order, duplicates kept (RFC 9110 §5.5: latin-1 at most)."""
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
 
 
 def encode_head(
