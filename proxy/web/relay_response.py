@@ -68,9 +68,9 @@ async def respond(
     keep_cookies(request, vendor, session, mapped.set_cookies, headers, now)
     if rule.third_party == "block":
         headers.add("Content-Security-Policy", tools.block_csp)
-    if plan is None and upstream.content_length is not None and upstream.content_length <= CHUNK:
-        small = await send_small(upstream, headers)
-        return small, upstream.content_length, None
+    length = upstream.content_length
+    if plan is None and length is not None and length <= CHUNK and request.method != "HEAD":
+        return await send_small(upstream, headers), length, None
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     if plan is None:
         await response.prepare(request)

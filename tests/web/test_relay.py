@@ -349,3 +349,14 @@ async def test_small_pass_through_keeps_headers_exactly_once(stack: Stack) -> No
     assert resp.headers.getall("Content-Type") == ["image/png"]
     body = await resp.read()
     assert body.startswith(b"\x89PNG") and int(resp.headers["Content-Length"]) == len(body)
+
+
+async def test_head_keeps_the_vendors_content_length(stack: Stack) -> None:
+    """A HEAD answer says how long the body would be (RFC 9110 §9.3.2), not 0."""
+    auth = await signed_in(stack)
+    got = await stack.client.get("/img/fig1-1x.png", headers={"Host": CDN, **auth})
+    length = len(await got.read())
+    resp = await stack.client.head("/img/fig1-1x.png", headers={"Host": CDN, **auth})
+    assert resp.status == 200
+    assert int(resp.headers["Content-Length"]) == length > 0
+    assert await resp.read() == b""
