@@ -72,7 +72,9 @@ async def start_peer() -> AsyncIterator[StartPeer]:
         await peer.stop()
 
 
-def make_client(peer: Sip2Peer, credentials: Sip2Credentials | None = None, **kw: Any) -> Sip2Client:
+def make_client(
+    peer: Sip2Peer, credentials: Sip2Credentials | None = None, **kw: Any
+) -> Sip2Client:
     """A client for ``peer`` with short timeouts."""
     settings = Sip2Settings(
         host=kw.pop("host", "127.0.0.1"), port=peer.port, timeout=kw.pop("timeout", 1.0), **kw
@@ -247,8 +249,11 @@ async def test_login_first_on_every_connection(start_peer: StartPeer) -> None:
     """With login_user set, each new connection sends 93 before its first 63."""
     peer = await start_peer(PeerMode(login=("sipuser", "s3cret")))
     client = make_client(
-        peer, Sip2Credentials(login_password="s3cret"), login_user="sipuser",
-        login_password_file=Path("/run/secrets/sip2"), location_code="WEB",
+        peer,
+        Sip2Credentials(login_password="s3cret"),
+        login_user="sipuser",
+        login_password_file=Path("/run/secrets/sip2"),
+        location_code="WEB",
     )
     await client.check(CARD, PIN)
     await client.check(CARD, PIN)
@@ -261,7 +266,9 @@ async def test_login_rejected_is_unavailable(start_peer: StartPeer) -> None:
     """A refused 93 (wrong SIP2 password in the config) → 503, logged with the ILS host."""
     peer = await start_peer(PeerMode(login=("sipuser", "s3cret")))
     client = make_client(
-        peer, Sip2Credentials(login_password="wrong"), login_user="sipuser",
+        peer,
+        Sip2Credentials(login_password="wrong"),
+        login_user="sipuser",
         login_password_file=Path("/run/secrets/sip2"),
     )
     with capture_logs() as logs, pytest.raises(Sip2LoginRejected) as caught:
@@ -420,7 +427,9 @@ async def test_wrong_sequence_number_is_refused(start_peer: StartPeer) -> None:
 
 
 @pytest.mark.parametrize("mode", ["auto", "off"])
-async def test_personal_fields_never_reach_verdict_or_logs(start_peer: StartPeer, mode: str) -> None:
+async def test_personal_fields_never_reach_verdict_or_logs(
+    start_peer: StartPeer, mode: str
+) -> None:
     """Canary name, address, e-mail, phone and birth date appear in no verdict or log."""
     peer = await start_peer(PeerMode(shuffle_seed=7))
     client = make_client(peer, checksum=mode)
