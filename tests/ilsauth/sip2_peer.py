@@ -10,7 +10,8 @@ proxy/core/sip2.py on purpose, so the tests do not check the codec against itsel
 
 ``PeerMode`` selects the behaviours: field order, optional fields missing, checksums on/off, slow
 answers, close after every answer, malformed answers, a demanded 93 login, a 96 first, corrupted
-checksums, another encoding, ``\\r\\n`` endings. The peer counts connections (and the peak of
+checksums, another encoding, ``\\r\\n`` endings, a close just as a reused connection's request
+arrives. The peer counts connections (and the peak of
 simultaneously open ones) and records every message it received.
 """
 
@@ -49,6 +50,7 @@ class PeerMode:
     minimal: bool = False
     delay: float = 0.0
     close_after_answer: bool = False
+    close_on_reuse: bool = False  # drop a connection when its second request arrives, unanswered
     malformed: bytes | None = None
     login: tuple[str, str] | None = None
     resend_first: bool = False
@@ -166,6 +168,9 @@ class Sip2Peer:
             return self._frame(b"941" if state.logged_in else b"940", sequence, state)
         if not state.logged_in or command not in (b"63", b"23"):
             return None
+        if self.mode.close_on_reuse and state.answered:
+            return None  # an ILS whose idle timeout struck just as the request arrived
+        state.answered = True
         if self.mode.malformed is not None:
             return self.mode.malformed
         return self._frame(self._patron_answer(body), sequence, state)
@@ -229,3 +234,4 @@ class _Session:
     error_detection: bool
     last_text: bytes = b"96"  # a 97 before any answer gets a 96 (SIP2 2.00 p.16)
     last_sequence: int | None = None
+    answered: bool = False

@@ -300,6 +300,17 @@ async def test_ils_closing_after_every_answer(start_peer: StartPeer) -> None:
     assert peer.commands() == ["63"] * 4
 
 
+async def test_connection_closed_on_reuse_is_replaced(start_peer: StartPeer) -> None:
+    """A reused connection that the ILS closes instead of answering → one fresh retry."""
+    peer = await start_peer(PeerMode(close_on_reuse=True))
+    client = make_client(peer)
+    for _ in range(3):
+        assert (await client.check(CARD, PIN)).allowed
+    await client.close()
+    assert peer.connections == 3
+    assert peer.commands() == ["63"] * 5
+
+
 async def test_keep_alive_reuses_one_connection(start_peer: StartPeer) -> None:
     """Sequential checks share one connection."""
     peer = await start_peer()
