@@ -1,11 +1,12 @@
 """Asking a library's ILS about a card over SIP2: a small asyncio client with a connection pool.
 
-Why our own client: the PyPI package ``sip2`` (Sip2 1.1, 2021) uses blocking sockets, reads an
-answer with one ``recv(4096)`` (no framing), writes every request and answer — card, PIN, name —
-to a ``sip2.log`` file in the working directory, and its checksum verification is broken;
-``pysip2`` (0.1.0) implements only the ACS (server) side, adds msgspec and anyio, and its typed
-models keep the personal fields we must drop. No maintained async SIP2 client exists, and a card
-check needs four messages, so the protocol is ours: pure and table-tested in proxy/core/sip2.py.
+Why our own client (PyPI checked 2026-12): ``sip2`` (Sip2 1.1, 2021) uses blocking sockets, reads
+an answer with one ``recv(4096)`` (no framing), logs every request and answer — card, PIN, name —
+at its default DEBUG level to a ``sip2.log`` file in the working directory, falls back to plain
+text when TLS fails, and its checksum check accepts any checksum. ``pysip2`` (0.1.0) implements
+only the ACS (server) side, adds msgspec and anyio, and its typed models keep the personal fields
+we must drop. No maintained async SIP2 client exists and a card check needs four messages, so the
+protocol is ours: pure and table-tested in proxy/core/sip2.py. No new dependency.
 
 Contract:
 - ``Sip2Client(settings, credentials).check(card, pin)`` → ``Sip2Verdict`` (see proxy/core/sip2.py:
@@ -67,7 +68,7 @@ log = get_logger("sip2")
 UNAVAILABLE_MESSAGE: Final = (
     "We can't check your card right now. Please try again in a few minutes."
 )
-MAX_RESENDS: Final = 3  # 96/97 rounds per request before giving up (Evergreen SIPServer: 3 tries)
+MAX_RESENDS: Final = 3  # 96/97 rounds per request: a link that keeps corrupting is an outage
 MAX_FRAME_BYTES: Final = 65536  # a 64 without item lists is well under 1 KiB; bounds a babbling ILS
 QUEUE_WAIT_FACTOR: Final = 3  # a check waits at most 3 × timeout for a free pooled connection
 CLOSE_WAIT: Final = 1.0  # seconds to wait for a clean close before giving up on it
