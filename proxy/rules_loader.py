@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from proxy.core.rules import VendorRule
 from proxy.core.ruleset import RuleIndex, check_ruleset
 from proxy.errors import ConfigError, Problem
-from proxy.yamlsource import KeyPath, dotted, line_of, load_yaml
+from proxy.yamlsource import KeyPath, dotted, line_of, load_yaml, read_limited
 
 RULE_SUFFIXES = (".yaml", ".yml")
 
@@ -84,11 +84,9 @@ def parse_rule_file(
 ) -> tuple[VendorRule | None, dict[KeyPath, int], list[Problem]]:
     """One file → (rule or None, line map, problems); ``library_codes`` None skips that check."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data, lines = load_yaml(read_limited(path), str(path))
     except (OSError, UnicodeDecodeError) as exc:
         return None, {}, [Problem(str(path), None, "", f"cannot read: {exc}")]
-    try:
-        data, lines = load_yaml(text, str(path))
     except ConfigError as exc:
         return None, {}, exc.problems
     if not isinstance(data, dict):

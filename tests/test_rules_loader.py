@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,45 @@ def test_reload_with_broken_set_keeps_old_rules(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text(GOOD.replace("jstor", "muse"), encoding="utf-8")
     assert book.reload().ok
     assert {r.id for r in book.current.rules} == {"jstor", "muse"}
+
+
+ALIAS_BOMB = """id: bomb
+title: Bomb
+url: https://www.bomb.org/
+hosts: [www.bomb.org]
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def test_R12_alias_bomb_is_refused_fast_and_old_rules_kept(tmp_path: Path) -> None:
+    """R12: a YAML alias bomb is refused at its first anchor, quickly; a reload keeps the rules."""
+    write(tmp_path, "a.yaml", GOOD)
+    book = Rulebook.open(tmp_path, frozenset({"MAIN"}))
+    path = write(tmp_path, "bomb.yaml", ALIAS_BOMB)
+    started = time.monotonic()
+    result = book.reload()
+    assert time.monotonic() - started < 2.0
+    assert not result.ok
+    assert result.problems == (f"{path}:5: YAML anchors and aliases are not allowed",)
+    assert [r.id for r in book.current.rules] == ["jstor"]
+
+
+def test_R12_a_single_alias_is_refused_with_its_line(tmp_path: Path) -> None:
+    """R12: even one harmless-looking alias is refused, naming the alias's file and line."""
+    path = write(tmp_path, "a.yaml", GOOD + "never_proxy: [*x]\n")
+    assert problems_of(tmp_path) == [f"{path}:8: YAML anchors and aliases are not allowed"]
+
+
+def test_R12_oversized_rule_file_is_refused_by_name(tmp_path: Path) -> None:
+    """R12: a rule file over 1 MiB is refused with a message naming the file."""
+    write(tmp_path, "a.yaml", GOOD)
+    big = write(tmp_path, "big.yaml", GOOD.replace("jstor", "big") + "#" * (1024 * 1024) + "\n")
+    assert problems_of(tmp_path) == [f"{big}: file is larger than 1048576 bytes; refused"]
