@@ -54,10 +54,13 @@ def rule_files(directory: Path) -> list[Path]:
     )
 
 
-def load_rules(directory: Path | str, library_codes: Iterable[str] | None) -> LoadedRules:
+def load_rules(
+    directory: Path | str, library_codes: Iterable[str] | None, *, proxy_host: str | None = None
+) -> LoadedRules:
     """Load and check every rule file; raise ConfigError with all problems.
 
-    ``library_codes`` None skips the check that rules name defined libraries (no proxy.yaml).
+    ``library_codes`` None skips the check that rules name defined libraries (no proxy.yaml);
+    ``proxy_host`` (``Settings.proxy_host``) None skips the check that no rule covers it.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -71,7 +74,7 @@ def load_rules(directory: Path | str, library_codes: Iterable[str] | None) -> Lo
         if rule is not None:
             parsed.append((rule, str(path), lines))
     rules = [r for r, _, _ in parsed]
-    for sp in check_ruleset(rules, is_public_suffix=is_public_suffix):
+    for sp in check_ruleset(rules, is_public_suffix=is_public_suffix, proxy_host=proxy_host):
         _, source, lines = parsed[sp.rule_index]
         problems.append(Problem(source, line_of(lines, sp.key), dotted(sp.key), sp.message))
     if problems:
