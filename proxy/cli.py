@@ -116,6 +116,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
 def rules_check(args: argparse.Namespace) -> int:
     """``rules check [DIR]``: every problem in every file; exit 1 if any."""
+    proxy_host: str | None = None
     if args.directory is not None and not Path(args.config).exists():
         codes: frozenset[str] | None = None  # no config: library codes cannot be checked
         directory = Path(args.directory)
@@ -123,9 +124,10 @@ def rules_check(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
         codes = frozenset(lib.code for lib in settings.libraries)
         directory = Path(args.directory or settings.rules_dir)
+        proxy_host = settings.proxy_host
     if codes is None:
         print(f"note: {args.config} not found; library codes are not checked", file=sys.stderr)
-    loaded = load_rules(directory, codes)
+    loaded = load_rules(directory, codes, proxy_host=proxy_host)
     print(f"{directory}: {len(loaded.rules)} rules OK")
     return 0
 
@@ -137,7 +139,8 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     configure_logging(args.log_format or settings.log_format)
-    book = Rulebook.open(settings.rules_dir, frozenset(lib.code for lib in settings.libraries))
+    codes = frozenset(lib.code for lib in settings.libraries)
+    book = Rulebook.open(settings.rules_dir, codes, settings.proxy_host)
 
     async def run() -> None:
         await serve_forever(await build_app(settings, book), settings, on_ready=settle_heap)

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from proxy.core.settings import Settings
 from proxy.errors import ConfigError, Problem
 from proxy.rules_loader import validation_problems
-from proxy.yamlsource import load_yaml
+from proxy.yamlsource import load_yaml, read_limited
 
 ENV_OVERRIDES: Mapping[str, str] = {  # environment variable -> top-level key
     "CLAMSHELL_DATA_DIR": "data_dir",
@@ -32,7 +32,7 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
     """Load, override from the environment, validate and resolve paths."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path)
     except FileNotFoundError:
         raise ConfigError(
             [

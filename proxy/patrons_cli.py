@@ -3,8 +3,10 @@
 Contract: ``add_patrons_parser(subparsers)`` adds the commands to the main parser;
 ``run_patrons(args, settings)`` runs one and returns the exit code.
 ``import``: bad rows are printed to stderr as ``FILE:LINE: reason``, then one summary line
-to stdout; exit 0 when the file was processed, 1 when it could not be read or no row was
-valid (nothing is changed then). ``check``: the card number is read from a hidden prompt,
+to stdout; exit 0 when every row was imported, 1 when any row was rejected, the file could
+not be read, no row was valid, or a ``--replace`` was refused (nothing is changed then:
+rejected rows or a cut-off file without ``--allow-partial``, or more removals than
+``--max-remove``, default 5%; R13). ``check``: the card number is read from a hidden prompt,
 or from the first line of stdin when stdin is not a terminal — never from argv, where it
 would land in shell history and ``ps``. It prints what the registry knows and whether the
 card could log in remotely, and why not; it never prints or logs the card number. Exit 0
@@ -27,7 +29,7 @@ from proxy.core.cards import barcode_problem, library_for_barcode, normalize_bar
 from proxy.core.login import CardFacts, LoginRefused, Refusal, decide_login
 from proxy.core.settings import Settings
 from proxy.errors import ClamshellError
-from proxy.stores.patron_import import ImportSummary, import_csv
+from proxy.stores.patron_import import DEFAULT_MAX_REMOVE, ImportSummary, RemoveLimit, import_csv
 from proxy.stores.patrons import PatronRecord, PatronRegistry
 
 # Refusal -> what staff are told (patrons get core/login.py's MESSAGES instead)
@@ -52,6 +54,18 @@ def add_patrons_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         action="store_true",
         help="make the registry equal to the file (cards missing from it lose access)",
     )
+    importer.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="--replace even when rows were rejected or the file ends mid-line",
+    )
+    importer.add_argument(
+        "--max-remove",
+        type=remove_limit,
+        default=DEFAULT_MAX_REMOVE,
+        metavar="N|P%",
+        help=f"--replace removes at most N patrons or P%% of them (default {DEFAULT_MAX_REMOVE})",
+    )
     commands.add_parser(
         "check",
         help="why a card can or cannot log in (card read from a prompt or stdin, never argv)",
@@ -61,6 +75,14 @@ def add_patrons_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
             "block", help="block the card behind a pseudonym a vendor reported (abuse report)"
         )
     )
+
+
+def remove_limit(text: str) -> RemoveLimit:
+    """``--max-remove`` value: ``500`` or ``5%``."""
+    try:
+        return RemoveLimit.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run_patrons(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,11 +100,24 @@ def run_patrons(args: argparse.Namespace, settings: Settings) -> int:
 def import_command(args: argparse.Namespace, settings: Settings) -> int:
     """``patrons import FILE [--replace]``."""
     with PatronRegistry.open(Path(settings.data_dir)) as registry:
-        summary = import_csv(registry, args.file, settings, replace=args.replace, progress=True)
+        summary = import_csv(
+            registry,
+            args.file,
+            settings,
+            replace=args.replace,
+            progress=True,
+            allow_partial=args.allow_partial,
+            max_remove=args.max_remove,
+        )
     for problem in summary.problems:
         print(problem, file=sys.stderr)
     if summary.unlisted_problems:
         print(f"... and {summary.unlisted_problems} more rejected rows", file=sys.stderr)
+    if summary.ends_mid_line:
+        print(
+            f"{args.file}:{summary.ends_mid_line}: the file ends mid-line (a truncated export?)",
+            file=sys.stderr,
+        )
     print(f"{args.file}: {summary_line(summary)}")
     return summary.exit_code
 
@@ -93,6 +128,8 @@ def summary_line(summary: ImportSummary) -> str:
         f"imported {summary.imported}, updated {summary.updated}, "
         f"unchanged {summary.unchanged}, rejected {summary.rejected}, removed {summary.removed}"
     )
+    if summary.refused:
+        return f"{counts}; {summary.refused}"
     return counts if summary.committed else f"{counts}; no valid rows, nothing was changed"
 
 

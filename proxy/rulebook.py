@@ -9,6 +9,7 @@ Not here: parsing (rules_loader), the per-request lookup (core/ruleset.RuleIndex
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,19 +39,29 @@ class Rulebook:
     library_codes: frozenset[str]
     current: LoadedRules
     history: list[ReloadResult] = field(default_factory=list)
+    proxy_host: str | None = None  # no rule may cover it (checked on every load, R17)
+    # Reloads run in threads (SIGHUP and the admin API): one at a time, so the last to
+    # finish is the last started and the history list is never written twice at once.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
-    def open(cls, directory: Path | str, library_codes: frozenset[str]) -> Rulebook:
+    def open(
+        cls, directory: Path | str, library_codes: frozenset[str], proxy_host: str | None = None
+    ) -> Rulebook:
         """Load the first rule set; raises ConfigError (nothing to fall back on yet)."""
-        loaded = load_rules(directory, library_codes)
-        book = cls(Path(directory), library_codes, loaded)
+        loaded = load_rules(directory, library_codes, proxy_host=proxy_host)
+        book = cls(Path(directory), library_codes, loaded, proxy_host=proxy_host)
         book._remember(True, len(loaded.rules), ())
         return book
 
     def reload(self) -> ReloadResult:
         """Load again; keep the old rules if anything is wrong."""
+        with self._lock:
+            return self._reload_locked()
+
+    def _reload_locked(self) -> ReloadResult:
         try:
-            loaded = load_rules(self.directory, self.library_codes)
+            loaded = load_rules(self.directory, self.library_codes, proxy_host=self.proxy_host)
         except ConfigError as exc:
             problems = tuple(str(p) for p in exc.problems)
             log.warning(
@@ -62,7 +73,8 @@ class Rulebook:
         return self._remember(True, len(loaded.rules), ())
 
     async def reload_async(self) -> ReloadResult:
-        """``reload`` off the event loop (file reads go through a thread)."""
+        """``reload`` off the event loop (file reads go through a thread): the one reload
+        entry point of the running server, for SIGHUP and the admin console alike (R12)."""
         return await asyncio.to_thread(self.reload)
 
     @property

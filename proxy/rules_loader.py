@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from proxy.core.rules import VendorRule
 from proxy.core.ruleset import RuleIndex, check_ruleset
 from proxy.errors import ConfigError, Problem
-from proxy.yamlsource import KeyPath, dotted, line_of, load_yaml
+from proxy.yamlsource import KeyPath, dotted, line_of, load_yaml, read_limited
 
 RULE_SUFFIXES = (".yaml", ".yml")
 
@@ -54,10 +54,13 @@ def rule_files(directory: Path) -> list[Path]:
     )
 
 
-def load_rules(directory: Path | str, library_codes: Iterable[str] | None) -> LoadedRules:
+def load_rules(
+    directory: Path | str, library_codes: Iterable[str] | None, *, proxy_host: str | None = None
+) -> LoadedRules:
     """Load and check every rule file; raise ConfigError with all problems.
 
-    ``library_codes`` None skips the check that rules name defined libraries (no proxy.yaml).
+    ``library_codes`` None skips the check that rules name defined libraries (no proxy.yaml);
+    ``proxy_host`` (``Settings.proxy_host``) None skips the check that no rule covers it.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -71,7 +74,7 @@ def load_rules(directory: Path | str, library_codes: Iterable[str] | None) -> Lo
         if rule is not None:
             parsed.append((rule, str(path), lines))
     rules = [r for r, _, _ in parsed]
-    for sp in check_ruleset(rules, is_public_suffix=is_public_suffix):
+    for sp in check_ruleset(rules, is_public_suffix=is_public_suffix, proxy_host=proxy_host):
         _, source, lines = parsed[sp.rule_index]
         problems.append(Problem(source, line_of(lines, sp.key), dotted(sp.key), sp.message))
     if problems:
@@ -84,11 +87,9 @@ def parse_rule_file(
 ) -> tuple[VendorRule | None, dict[KeyPath, int], list[Problem]]:
     """One file → (rule or None, line map, problems); ``library_codes`` None skips that check."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data, lines = load_yaml(read_limited(path), str(path))
     except (OSError, UnicodeDecodeError) as exc:
         return None, {}, [Problem(str(path), None, "", f"cannot read: {exc}")]
-    try:
-        data, lines = load_yaml(text, str(path))
     except ConfigError as exc:
         return None, {}, exc.problems
     if not isinstance(data, dict):

@@ -7,6 +7,9 @@ into place with ``os.link``, which never overwrites — when two processes race,
 up with the winner's secret, and nobody ever reads a half-written file. A secret file that
 is group/world-accessible, not owned by us, not a regular file (or a symlink), or of the
 wrong size is refused with a ``ClamshellError`` that says how to fix it.
+``ensure_private_dir`` also tightens an existing folder that others may enter or read (e.g.
+a ``data_dir`` made 0755 by hand) to 0700 and logs ``data_dir_tightened``; a loose folder
+owned by another user is refused, not changed (R24).
 Not here: what the secret is used for (core/keyedhash.py, stores/*).
 """
 
@@ -20,6 +23,9 @@ import stat
 from pathlib import Path
 
 from proxy.errors import ClamshellError
+from proxy.logconfig import get_logger
+
+log = get_logger("secrets")
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -40,10 +46,35 @@ def read_or_create_secret(path: Path, nbytes: int = 32) -> bytes:
 
 
 def ensure_private_dir(directory: Path) -> None:
-    """Create ``directory`` (and parents) with the new leaf at mode 0700."""
+    """Create ``directory`` (and parents) with the new leaf at mode 0700, or tighten an
+    existing one to 0700; SecretFileError when it is loose and not ours to change."""
     if not directory.is_dir():
         directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         os.chmod(directory, DIR_MODE)  # mkdir's mode is filtered by the umask
+        return
+    info = directory.stat()
+    loose = stat.S_IMODE(info.st_mode) & 0o077
+    if not loose:
+        return
+    if info.st_uid != os.geteuid():
+        raise SecretFileError(
+            f"{directory}: mode {stat.S_IMODE(info.st_mode):04o} lets other users in, and it "
+            f"is owned by uid {info.st_uid}, not by this user: run `chmod 700 {directory}` "
+            "as its owner, or use a data_dir of this user's own"
+        )
+    try:
+        os.chmod(directory, stat.S_IMODE(info.st_mode) & ~0o077)
+    except OSError as exc:
+        raise SecretFileError(
+            f"{directory}: mode {stat.S_IMODE(info.st_mode):04o} lets other users in and "
+            f"cannot be changed ({exc.strerror}): run `chmod 700 {directory}`"
+        ) from None
+    log.warning(
+        "data_dir_tightened",
+        path=str(directory),
+        old_mode=f"{stat.S_IMODE(info.st_mode):04o}",
+        new_mode=f"{stat.S_IMODE(info.st_mode) & ~0o077:04o}",
+    )
 
 
 def _read_secret(path: Path, nbytes: int) -> bytes:

@@ -25,6 +25,7 @@ from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.tlsconfig import reload_cert_chain, server_context
 from proxy.web.admin import start_admin
+from proxy.web.app import TASKS
 from proxy.web.keys import RULEBOOK
 
 log = get_logger("server")
@@ -155,11 +156,23 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return server_context(Path(settings.tls.cert), Path(settings.tls.key))
 
 
-def reload(app: web.Application, settings: Settings, context: ssl.SSLContext | None) -> None:
-    """SIGHUP: reload the vendor rules and the certificate (each keeps the old on failure)."""
-    app[RULEBOOK].reload()
+def reload(
+    app: web.Application, settings: Settings, context: ssl.SSLContext | None
+) -> asyncio.Task[None]:
+    """SIGHUP: start ``reload_now`` as a task and return at once (the loop keeps serving)."""
+    return app[TASKS].spawn(reload_now(app, settings, context), name="sighup_reload")
+
+
+async def reload_now(
+    app: web.Application, settings: Settings, context: ssl.SSLContext | None
+) -> None:
+    """Reload the vendor rules (in a thread) and the certificate; each keeps the old on
+    failure. The rules go through ``Rulebook.reload_async``, the admin API's reload too (R12:
+    a reload on the loop stalled every request while many files were parsed)."""
+    await app[RULEBOOK].reload_async()
     if context is not None and settings.tls is not None:
         try:
+            # On the loop: two small files, and the context is in use by handshakes here.
             reload_cert_chain(context, Path(settings.tls.cert), Path(settings.tls.key))
             log.info("tls_reloaded")
         except ClamshellError as exc:

@@ -68,3 +68,22 @@ def test_missing_file_is_one_clear_problem(tmp_path: Path) -> None:
     """A missing config names the path, without a traceback."""
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "nope.yaml", env={})
+
+
+def test_R12_anchors_in_proxy_yaml_are_refused(tmp_path: Path) -> None:
+    """R12: proxy.yaml refuses YAML anchors and aliases too, naming file and line."""
+    path = tmp_path / "proxy.yaml"
+    path.write_text("libraries: &libs []\nrules_dir: vendor_rules\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:1: YAML anchors and aliases are not allowed"
+    ]
+
+
+def test_R12_oversized_proxy_yaml_is_refused(tmp_path: Path) -> None:
+    """R12: a proxy.yaml over 1 MiB is refused with a message naming it."""
+    path = tmp_path / "proxy.yaml"
+    path.write_text("#" * (1024 * 1024 + 1) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="file is larger than 1048576 bytes"):
+        load_settings(path, env={})

@@ -76,15 +76,15 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.write_text(json.dumps(CONFIG))  # JSON is YAML
     (folder / "export.csv").write_text(EXPORT)
     result = run(path, "patrons", "import", str(folder / "export.csv"))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # EXPORT has one rejected row (R13)
     return path
 
 
 def test_import_prints_problems_and_summary(config: Path) -> None:
-    """Bad rows go to stderr as FILE:LINE: reason; the summary line goes to stdout."""
+    """Bad rows go to stderr as FILE:LINE: reason; the summary line goes to stdout; exit 1."""
     export = config.parent / "export.csv"
     result = run(config, "patrons", "import", str(export))
-    assert result.returncode == 0
+    assert result.returncode == 1
     assert result.stdout.strip() == (
         f"{export}: imported 0, updated 0, unchanged 5, rejected 1, removed 0"
     )
@@ -156,3 +156,44 @@ def test_check_with_empty_stdin(config: Path) -> None:
     result = run(config, "patrons", "check", stdin="")
     assert result.returncode == 1
     assert "no card number given" in result.stderr
+
+
+def fresh_config(folder: Path, cards: int) -> tuple[Path, bytes]:
+    """A proxy.yaml in ``folder`` whose registry holds ``cards`` MAIN cards; the export's bytes."""
+    path = folder / "proxy.yaml"
+    path.write_text(json.dumps(CONFIG))
+    header = "barcode,pin,last_name,library,ptype,expires,status\n"
+    rows = "".join(f"{main_card(n)},1111,,MAIN,adult,2099-12-31,ok\n" for n in range(1, cards + 1))
+    export = (header + rows).encode()
+    (folder / "full.csv").write_bytes(export)
+    assert run(path, "patrons", "import", str(folder / "full.csv")).returncode == 0
+    return path, export
+
+
+def test_R13_truncated_replace_is_refused(tmp_path: Path) -> None:
+    """R13: --replace of an export cut mid-line removes nothing, names FILE:LINE and exits 1."""
+    config, export = fresh_config(tmp_path, 300)
+    cut = len(export) // 2 + 5
+    assert export[cut - 1 : cut + 1].count(b"\n") == 0
+    short = tmp_path / "short.csv"
+    short.write_bytes(export[:cut])
+    line = export[:cut].count(b"\n") + 1
+    result = run(config, "patrons", "import", str(short), "--replace")
+    assert result.returncode == 1
+    assert f"{short}:{line}: the file ends mid-line (a truncated export?)" in result.stderr
+    assert "--replace refused" in result.stdout and "removed 0" in result.stdout
+    again = run(config, "patrons", "import", str(tmp_path / "full.csv"), "--replace")
+    assert again.returncode == 0 and "unchanged 300, rejected 0, removed 0" in again.stdout
+
+
+def test_R13_max_remove_option(tmp_path: Path) -> None:
+    """R13: --max-remove guards --replace (default 5%); a bad value is a usage error."""
+    config, export = fresh_config(tmp_path, 20)
+    fewer = tmp_path / "fewer.csv"
+    fewer.write_bytes(b"".join(export.splitlines(keepends=True)[:-2]))  # 2 of 20 gone: 10%
+    refused = run(config, "patrons", "import", str(fewer), "--replace")
+    assert refused.returncode == 1 and "more than --max-remove 5%" in refused.stdout
+    allowed = run(config, "patrons", "import", str(fewer), "--replace", "--max-remove", "2")
+    assert allowed.returncode == 0 and "removed 2" in allowed.stdout
+    bad = run(config, "patrons", "import", str(fewer), "--replace", "--max-remove", "lots")
+    assert bad.returncode == 2 and "expected a count like 500" in bad.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +113,129 @@ def test_reload_with_broken_set_keeps_old_rules(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text(GOOD.replace("jstor", "muse"), encoding="utf-8")
     assert book.reload().ok
     assert {r.id for r in book.current.rules} == {"jstor", "muse"}
+
+
+ALIAS_BOMB = """id: bomb
+title: Bomb
+url: https://www.bomb.org/
+hosts: [www.bomb.org]
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def test_R12_alias_bomb_is_refused_fast_and_old_rules_kept(tmp_path: Path) -> None:
+    """R12: a YAML alias bomb is refused at its first anchor, quickly; a reload keeps the rules."""
+    write(tmp_path, "a.yaml", GOOD)
+    book = Rulebook.open(tmp_path, frozenset({"MAIN"}))
+    path = write(tmp_path, "bomb.yaml", ALIAS_BOMB)
+    started = time.monotonic()
+    result = book.reload()
+    assert time.monotonic() - started < 2.0
+    assert not result.ok
+    assert result.problems == (f"{path}:5: YAML anchors and aliases are not allowed",)
+    assert [r.id for r in book.current.rules] == ["jstor"]
+
+
+def test_R12_a_single_alias_is_refused_with_its_line(tmp_path: Path) -> None:
+    """R12: even one harmless-looking alias is refused, naming the alias's file and line."""
+    path = write(tmp_path, "a.yaml", GOOD + "never_proxy: [*x]\n")
+    assert problems_of(tmp_path) == [f"{path}:8: YAML anchors and aliases are not allowed"]
+
+
+def test_R12_oversized_rule_file_is_refused_by_name(tmp_path: Path) -> None:
+    """R12: a rule file over 1 MiB is refused with a message naming the file."""
+    write(tmp_path, "a.yaml", GOOD)
+    big = write(tmp_path, "big.yaml", GOOD.replace("jstor", "big") + "#" * (1024 * 1024) + "\n")
+    assert problems_of(tmp_path) == [f"{big}: file is larger than 1048576 bytes; refused"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "message"),
+    [
+        ("headers:\n  set:\n    Content-Length: '0'\n", 9, "headers.set: 'Content-Length' may"),
+        ("pseudonym:\n  header: Cookie\n", 9, "pseudonym.header: 'Cookie' cannot carry"),
+        ("never_proxy: []\nheaders: {}\n", None, None),
+    ],
+)
+def test_R17_header_problems_name_file_and_line(
+    tmp_path: Path, extra: str, line: int | None, message: str | None
+) -> None:
+    """R17: headers a rule may not set or use for the pseudonym are refused at file:line."""
+    path = write(tmp_path, "a.yaml", GOOD + extra)
+    if message is None:
+        assert len(load_rules(tmp_path, frozenset({"MAIN"})).rules) == 1
+        return
+    (problem,) = problems_of(tmp_path)
+    assert problem.startswith(f"{path}:{line}: {message}")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "message"),
+    [
+        ("www.jstor.org\n", "www.jstor.org\n  - www.jstor.org:22\n", 6, "hosts[1]: port 22"),
+        ("[jstor.org]", "[jstor.org, lib.org]", 6, "domains[1]: 'lib.org' covers the proxy"),
+        ("www.jstor.org\n", "www.jstor.org\n  - ezp.lib.org\n", 6, "hosts[1]: 'ezp.lib.org' is"),
+        ("[jstor.org]", "[jstor.org, amazonaws.com]", 6, "domains[1]: 'amazonaws.com' is a sh"),
+        ("[jstor.org]", "[jstor.org, nip.io]", 6, "domains[1]: 'nip.io' is under 'nip.io'"),
+        ("www.jstor.org\n", "www.jstor.org\n  - 127.0.0.1.nip.io\n", 6, "hosts[1]: '127.0.0.1"),
+    ],
+)
+def test_R17_host_problems_name_file_and_line(
+    tmp_path: Path, old: str, new: str, line: int, message: str
+) -> None:
+    """R17: ports, the proxy's host, shared and wildcard-DNS domains are refused at file:line."""
+    path = write(tmp_path, "a.yaml", GOOD.replace(old, new))
+    with pytest.raises(ConfigError) as info:
+        load_rules(tmp_path, frozenset({"MAIN"}), proxy_host="ezp.lib.org")
+    assert [str(p)[: len(f"{path}:{line}: {message}")] for p in info.value.problems] == [
+        f"{path}:{line}: {message}"
+    ]
+
+
+def test_R17_rulebook_reload_checks_the_proxy_host(tmp_path: Path) -> None:
+    """R17: a reload refuses a rule covering the proxy host and keeps the old rules."""
+    write(tmp_path, "a.yaml", GOOD)
+    book = Rulebook.open(tmp_path, frozenset({"MAIN"}), "ezp.lib.org")
+    path = write(tmp_path, "b.yaml", GOOD.replace("jstor", "lib"))
+    result = book.reload()
+    assert not result.ok and [r.id for r in book.current.rules] == ["jstor"]
+    assert result.problems == (
+        f"{path}:6: domains[0]: 'lib.org' covers the proxy's own host 'ezp.lib.org': "
+        "the proxy would relay to itself",
+    )
+
+
+def test_R17_rules_check_command_checks_the_proxy_host(tmp_path: Path) -> None:
+    """R17: `rules check` with proxy.yaml refuses a rule covering the proxy's own host."""
+    (tmp_path / "b.yaml").write_text(
+        "id: b\ntitle: B\nurl: https://www.b.org/\nhosts: [www.b.org, x.proxy.localhost]\n"
+    )
+    config = str(REPO / "proxy.yaml")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "run_proxy.py"),
+            "--config",
+            config,
+            "rules",
+            "check",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert (
+        f"{tmp_path}/b.yaml:4: hosts[1]: 'x.proxy.localhost' is the proxy's own host "
+        "'proxy.localhost' or under it: the proxy would relay to itself"
+    ) in result.stderr.splitlines()

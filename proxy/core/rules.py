@@ -10,7 +10,7 @@ Each key maps to an EZproxy directive, noted beside it; vendor_rules/README.md d
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -23,7 +23,13 @@ from pydantic import (
     model_validator,
 )
 
-from proxy.core.headers import HOP_BY_HOP, IDENTIFYING_REQUEST_HEADERS
+from proxy.core.headers import (
+    ALLOWED_REQUEST_HEADERS,
+    HOP_BY_HOP,
+    IDENTIFYING_REQUEST_HEADERS,
+    NEXT_HOP_AUTH,
+    SET_BY_PROXY,
+)
 from proxy.core.hostmap import HostMapError, Origin, hostname_problem
 
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -49,6 +55,68 @@ DEFAULT_REWRITE_TYPES: tuple[str, ...] = (
 
 Rotate = Literal["session", "daily", "weekly", "monthly", "never"]
 
+# --- R17: what a rule may never set, and which ports it may name ---------------------------
+# Request framing and body negotiation: a rule-set copy beside the proxy's own lets the vendor
+# read a different request boundary than the proxy wrote (RFC 9112 §6.3, request smuggling;
+# a duplicate Content-Length did). core/headers.py has no such table, so it is named here.
+FRAMING_HEADERS: Final = frozenset({"content-length", "transfer-encoding", "expect"})
+PROXY_HEADER_PREFIX: Final = "proxy-"  # RFC 9110 §11.7: meant for a proxy, never a vendor
+# Never in ``headers.set`` nor as ``pseudonym.header``: framing, hop-by-hop, next-hop auth,
+# what the proxy itself sets (Host), and everything that identifies a patron (DESIGN P1).
+NEVER_SET_BY_RULE: Final = (
+    FRAMING_HEADERS | HOP_BY_HOP | NEXT_HOP_AUTH | SET_BY_PROXY | IDENTIFYING_REQUEST_HEADERS
+)
+# The pseudonym gets a header of its own: not one the browser sends and the policy forwards.
+NEVER_PSEUDONYM: Final = NEVER_SET_BY_RULE | ALLOWED_REQUEST_HEADERS
+# Ports a rule may always name (RFC 9110 §4.2.1/§4.2.2 defaults and their usual alternates).
+WEB_PORTS: Final = frozenset({80, 443, 8080, 8443})
+# Registered ports of services that are not web servers (IANA service names): a rule naming
+# one would point the relay at a mail, database, remote-shell or cluster-admin service (P6).
+# Ports below 1024 other than WEB_PORTS are refused as a whole.
+NON_WEB_PORTS: Final = frozenset(
+    {
+        1080,  # socks
+        1433,  # ms-sql-s
+        1521,  # oracle
+        1883,  # mqtt
+        2049,  # nfs
+        2375,  # docker
+        2376,  # docker-s
+        2379,  # etcd-client
+        2380,  # etcd-server
+        3306,  # mysql
+        3389,  # ms-wbt-server (RDP)
+        4369,  # epmd
+        5432,  # postgresql
+        5672,  # amqp
+        5900,  # rfb (VNC)
+        5984,  # couchdb
+        6379,  # redis
+        6443,  # kubernetes API
+        8500,  # consul
+        9042,  # cassandra
+        9092,  # kafka
+        9200,  # elasticsearch
+        9300,  # elasticsearch transport
+        10250,  # kubelet
+        11211,  # memcache
+        27017,  # mongodb
+    }
+)
+
+
+def port_problem(port: int) -> str | None:
+    """Why a rule may not name ``port``, or None: WEB_PORTS (the scheme defaults among them),
+    or ≥ 1024 and not a known non-web service."""
+    if port in WEB_PORTS:
+        return None
+    if port < 1024 or port in NON_WEB_PORTS:
+        return (
+            f"port {port} is not a web port (allowed: 80, 443, 8080, 8443, or 1024 and above "
+            "unless a known non-web service)"
+        )
+    return None
+
 
 def _host_entry(raw: str) -> str:
     text = raw.strip().rstrip("/")  # EZproxy configs often carry a stray trailing slash
@@ -56,7 +124,7 @@ def _host_entry(raw: str) -> str:
         origin = Origin.parse(text)
     except HostMapError as exc:
         raise ValueError(str(exc)) from None
-    problem = hostname_problem(origin.host)
+    problem = hostname_problem(origin.host) or port_problem(origin.port)
     if problem:
         raise ValueError(problem)
     return origin.url_prefix()
@@ -100,7 +168,14 @@ class Pseudonym(Frozen):
     @field_validator("header")
     @classmethod
     def _header(cls, value: str) -> str:
-        return _check_header_name(value)
+        _check_header_name(value)
+        lower = value.lower()
+        if lower in NEVER_PSEUDONYM or lower.startswith(PROXY_HEADER_PREFIX):
+            raise ValueError(
+                f"{value!r} cannot carry the pseudonym: it frames the request, is set by the "
+                "proxy or the browser, or identifies the patron (use e.g. X-Patron-Pseudonym)"
+            )
+        return value
 
 
 class HeaderRules(Frozen):
@@ -123,6 +198,7 @@ class HeaderRules(Frozen):
         for name, val in value.items():
             _check_header_name(name)
             _check_forwardable(name)
+            _check_settable(name)
             if CONTROL_CHARS.search(str(val)):
                 raise ValueError(f"{name}: header value must not contain control characters")
         return {name: str(val) for name, val in value.items()}
@@ -219,6 +295,13 @@ class VendorRule(Frozen):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {value!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"not an http(s) URL: {value!r}") from None
+        problem = port_problem(port) if port is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -257,6 +340,15 @@ def _check_forwardable(name: str) -> None:
         raise ValueError(
             f"{name!r} is never sent to vendors (it identifies the patron or "
             "belongs to one connection; DESIGN P1)"
+        )
+
+
+def _check_settable(name: str) -> None:
+    lower = name.lower()
+    if lower in NEVER_SET_BY_RULE or lower.startswith(PROXY_HEADER_PREFIX):
+        raise ValueError(
+            f"{name!r} may not be set by a rule: it frames the request or is the proxy's own "
+            "(a second Content-Length smuggles requests)"
         )
 
 

@@ -2,7 +2,8 @@
 
 Contract: ``check_ruleset`` takes rules already valid on their own and returns every problem
 across them (duplicate ids, a host or domain claimed twice, libraries proxy.yaml does not
-define, public-suffix domains, IP literals or localhost); ``RuleIndex`` answers "which rule
+define, public-suffix domains, IP literals or localhost, the proxy's own host, wildcard-DNS
+and shared-hosting domains); ``RuleIndex`` answers "which rule
 covers this host?" in O(labels). Pure: the public-suffix test is passed in as a function.
 Not here: files and YAML (rules_loader), the per-request decision (core/decide).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from proxy.core.hostmap import Origin
 from proxy.core.rules import VendorRule
@@ -80,13 +82,21 @@ def check_ruleset(
     rules: Sequence[VendorRule],
     *,
     is_public_suffix: Callable[[str], bool],
+    proxy_host: str | None = None,
 ) -> list[SetProblem]:
-    """Every problem across the rules; an empty list means the set may be loaded."""
+    """Every problem across the rules; an empty list means the set may be loaded.
+
+    ``proxy_host`` (from proxy.yaml's public_url; None without a config) may be neither a
+    rule's host or domain, nor under one, nor above one.
+    """
     problems: list[SetProblem] = []
     problems += _duplicate_ids(rules)
     problems += _claimed_twice(rules)
     for i, rule in enumerate(rules):
         problems += _rule_hosts(i, rule, is_public_suffix)
+        problems += _shared_names(i, rule)
+        if proxy_host:
+            problems += _proxy_host(i, rule, proxy_host.lower())
     return problems
 
 
@@ -145,4 +155,106 @@ def _rule_hosts(
             out.append(
                 SetProblem(i, ("domains", j), f"{domain!r} is a local name, not a vendor domain")
             )
+    return out
+
+
+# Wildcard-DNS services: any name under them resolves to the address it spells
+# (10.0.0.1.nip.io → 10.0.0.1), so a rule naming them names every address (DESIGN P6, R17).
+# None is on the public suffix list, so the PSL check cannot catch them.
+WILDCARD_DNS_DOMAINS: Final = frozenset(
+    {
+        "nip.io",
+        "sslip.io",
+        "xip.io",
+        "traefik.me",
+        "localtest.me",
+        "lvh.me",
+        "vcap.me",
+        "lacolhost.com",
+    }
+)
+# Shared hosting and CDN domains: one tenant's site sits beside any other's, so a rule may
+# name one tenant's host (d123.cloudfront.net) but never the shared domain itself (R17).
+# Most are on the PSL's private section too (checked with the bundled list: cloudfront.net,
+# herokuapp.com, azurewebsites.net, appspot.com, github.io… are; amazonaws.com, fastly.net,
+# windows.net, googleusercontent.com, wordpress.com are not): named here so the check does
+# not depend on the list's version.
+SHARED_HOSTING_DOMAINS: Final = frozenset(
+    {
+        "amazonaws.com",
+        "cloudfront.net",
+        "herokuapp.com",
+        "azurewebsites.net",
+        "azureedge.net",
+        "windows.net",
+        "appspot.com",
+        "googleapis.com",
+        "googleusercontent.com",
+        "firebaseapp.com",
+        "web.app",
+        "github.io",
+        "gitlab.io",
+        "vercel.app",
+        "netlify.app",
+        "pages.dev",
+        "workers.dev",
+        "fastly.net",
+        "akamaihd.net",
+        "blogspot.com",
+        "wordpress.com",
+        "ngrok.io",
+        "ngrok-free.app",
+        "readthedocs.io",
+    }
+)
+
+
+def _under(name: str, parent: str) -> bool:
+    """True when ``name`` is ``parent`` or a subdomain of it."""
+    return name == parent or name.endswith("." + parent)
+
+
+def _names(rule: VendorRule) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every (key, name) a rule claims: exact hosts and domains."""
+    out: list[tuple[tuple[str | int, ...], str]] = [
+        (("hosts", j), o.host) for j, o in enumerate(rule.origins)
+    ]
+    return out + [(("domains", j), d) for j, d in enumerate(rule.domains)]
+
+
+def _shared_names(i: int, rule: VendorRule) -> list[SetProblem]:
+    out = []
+    for key, name in _names(rule):
+        wildcard = next((w for w in WILDCARD_DNS_DOMAINS if _under(name, w)), None)
+        if wildcard is not None:
+            out.append(
+                SetProblem(
+                    i,
+                    key,
+                    f"{name!r} is under {wildcard!r}, a wildcard-DNS domain whose names resolve "
+                    "to any address; never a vendor",
+                )
+            )
+        elif key[0] == "domains" and name in SHARED_HOSTING_DOMAINS:
+            out.append(
+                SetProblem(
+                    i,
+                    key,
+                    f"{name!r} is a shared hosting domain: it would proxy every tenant's site "
+                    "(name the vendor's own host under it in hosts instead)",
+                )
+            )
+    return out
+
+
+def _proxy_host(i: int, rule: VendorRule, proxy_host: str) -> list[SetProblem]:
+    out = []
+    for key, name in _names(rule):
+        if _under(name, proxy_host):
+            message = f"{name!r} is the proxy's own host {proxy_host!r} or under it"
+        elif key[0] == "domains" and _under(proxy_host, name):
+            message = f"{name!r} covers the proxy's own host {proxy_host!r}"
+        else:
+            continue
+        out.append(SetProblem(i, key, message + ": the proxy would relay to itself"))
     return out

@@ -168,6 +168,9 @@ class Settings(Frozen):
     retention: Retention = Retention()
     limits: UsageLimits = UsageLimits()
     access_log: bool = False
+    # --- R23: the access log's path column (a reading history); see docs/privacy.md -------
+    access_log_format: Literal["no_path", "combined"] = "no_path"
+    # ----------------------------------------------------------------------------------------
     max_rewrite_megabytes: Annotated[int, Field(ge=1, le=4096)] = 64  # decoded size cap
     tls: TLS | None = None
     upstream_ca: str | None = None  # extra CA bundle to trust for vendors (tests, private CAs)

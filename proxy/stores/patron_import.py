@@ -18,7 +18,14 @@ a kill) leaves the previous registry as it was. When no row is valid nothing is 
 in particular ``replace`` with an empty or all-bad export never empties the registry.
 Memory does not grow with the file: at most ``MAX_PROBLEMS`` problem lines are kept (the
 rest are only counted) and seen cards live in SQLite. ``ImportSummary.exit_code`` is 0 when
-the file was processed and 1 when nothing was committed.
+every row was imported, 1 when any row was rejected or nothing was committed.
+
+``replace`` guards (R13: a truncated export once deleted 395,654 of 400,000 patrons). A
+replace commits nothing at all when any row was rejected — this includes a file that *ends
+mid-line*, defined as: its last byte is not a line break and its last data row was rejected
+(short or invalid) — unless ``allow_partial``. And it commits nothing when it would remove
+more existing patrons than ``max_remove`` allows (``RemoveLimit``: a count or a percentage
+of the registry; 5% by default), ``allow_partial`` or not. ``ImportSummary.refused`` says why.
 Not here: hashing and SQL (stores/patrons.py), card-number rules (core/cards.py), argument
 parsing and printing (patrons_cli.py).
 """
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,12 +58,44 @@ SECRET_COLUMNS: Final = ("pin", "last_name")  # at least one; login_with picks p
 BATCH_SIZE: Final = 5000
 MAX_PROBLEMS: Final = 1000
 STATUS_LIST: Final = ", ".join(sorted(STATUSES))
+REMOVE_LIMIT: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")  # "500" or "5%"
 
 log = get_logger("patrons")
 
 
 class PatronImportError(ClamshellError):
     """The file cannot be imported at all (unreadable, bad header); nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveLimit:
+    """How many existing patrons a ``replace`` may remove: a count, or a percentage."""
+
+    amount: float
+    percent: bool
+
+    @classmethod
+    def parse(cls, text: str) -> RemoveLimit:
+        """``"500"`` (patrons) or ``"5%"`` (of the registry); ValueError otherwise."""
+        match = REMOVE_LIMIT.match(text)
+        if match is None or (match[2] and float(match[1]) > 100):
+            raise ValueError(f"expected a count like 500 or a percentage like 5%, got {text!r}")
+        if not match[2] and "." in match[1]:
+            raise ValueError(f"a count of patrons is a whole number, got {text!r}")
+        return cls(float(match[1]), bool(match[2]))
+
+    def allows(self, removing: int, existing: int) -> bool:
+        """True when removing ``removing`` of ``existing`` patrons stays within the limit."""
+        if self.percent:
+            return removing * 100 <= self.amount * existing
+        return removing <= self.amount
+
+    def __str__(self) -> str:
+        return f"{self.amount:g}%" if self.percent else f"{int(self.amount)}"
+
+
+# A routine export loses a few cards (expired, moved away); a cut or filtered file loses most.
+DEFAULT_MAX_REMOVE: Final = RemoveLimit(5.0, percent=True)
 
 
 @dataclass(slots=True)
@@ -69,6 +109,9 @@ class ImportSummary:
     removed: int = 0
     problems: list[str] = field(default_factory=list)
     committed: bool = False
+    ends_mid_line: int | None = None  # the line of a cut-off last row (see module docstring)
+    refused: str | None = None  # why a replace committed nothing
+    last_rejected: bool = False  # the last data row read was rejected
 
     @property
     def unlisted_problems(self) -> int:
@@ -77,12 +120,13 @@ class ImportSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when the file was processed, 1 when nothing was committed."""
-        return 0 if self.committed else 1
+        """0 when every row was imported; 1 when a row was rejected or nothing was committed."""
+        return 0 if self.committed and not self.rejected else 1
 
     def reject(self, problem: str) -> None:
         """Count a bad row; keep its message while under the cap."""
         self.rejected += 1
+        self.last_rejected = True
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(problem)
 
@@ -112,7 +156,14 @@ class _Valid(NamedTuple):
 
 
 def import_csv(
-    registry: PatronRegistry, path: Path, settings: Settings, *, replace: bool, progress: bool
+    registry: PatronRegistry,
+    path: Path,
+    settings: Settings,
+    *,
+    replace: bool,
+    progress: bool,
+    allow_partial: bool = False,
+    max_remove: RemoveLimit = DEFAULT_MAX_REMOVE,
 ) -> ImportSummary:
     """Import ``path`` (UTF-8, a BOM is fine); see the module docstring."""
     try:
@@ -129,6 +180,8 @@ def import_csv(
                 settings=settings,
                 replace=replace,
                 on_batch=bar,
+                allow_partial=allow_partial,
+                max_remove=max_remove,
             )
         finally:
             if bar is not None:
@@ -154,9 +207,12 @@ def import_lines(
     settings: Settings,
     replace: bool,
     on_batch: Callable[[], object] | None = None,
+    allow_partial: bool = False,
+    max_remove: RemoveLimit = DEFAULT_MAX_REMOVE,
 ) -> ImportSummary:
     """Import CSV text lines (``import_csv`` without the file); ``source`` names it."""
-    rows = _Rows(lines)
+    tail = _Tail(lines)
+    rows = _Rows(tail)
     summary = ImportSummary()
     try:
         columns = _read_header(rows, source)
@@ -165,7 +221,13 @@ def import_lines(
                 writer.write(batch)
                 if on_batch is not None:
                     on_batch()
-            if writer.written == 0:
+            if tail.unterminated and summary.last_rejected:
+                summary.ends_mid_line = rows.line
+            if replace and writer.written:
+                summary.refused = _replace_refusal(
+                    summary, writer.unseen(), registry.count(), allow_partial, max_remove
+                )
+            if writer.written == 0 or summary.refused:
                 writer.discard()
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
         raise PatronImportError(
@@ -176,7 +238,51 @@ def import_lines(
         summary.imported, summary.updated = writer.imported, writer.updated
         summary.unchanged, summary.removed = writer.unchanged, writer.removed
     log.info("patrons_imported", **_counts(summary), replace=replace)
+    if summary.refused:
+        log.warning("patrons_replace_refused", rejected=summary.rejected)
     return summary
+
+
+def _replace_refusal(
+    summary: ImportSummary,
+    removing: int,
+    existing: int,
+    allow_partial: bool,
+    max_remove: RemoveLimit,
+) -> str | None:
+    """Why a replace must commit nothing, or None (see the module docstring)."""
+    if summary.rejected and not allow_partial:
+        cut = (
+            f"; the file ends mid-line at line {summary.ends_mid_line} (a truncated export?)"
+            if summary.ends_mid_line
+            else ""
+        )
+        rows = "1 row was" if summary.rejected == 1 else f"{summary.rejected} rows were"
+        return (
+            f"--replace refused: {rows} rejected{cut}; nothing was "
+            "changed (fix the file, or pass --allow-partial to remove cards missing from it "
+            "anyway)"
+        )
+    if not max_remove.allows(removing, existing):
+        return (
+            f"--replace refused: it would remove {removing} of {existing} patrons, more than "
+            f"--max-remove {max_remove}; nothing was changed (check that the export is "
+            "complete, or pass a larger --max-remove)"
+        )
+    return None
+
+
+class _Tail:
+    """Lines passed through; ``unterminated`` tells whether the last one lacked a line break."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = lines
+        self.unterminated = False
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._lines:
+            self.unterminated = not line.endswith(("\n", "\r"))
+            yield line
 
 
 class _Rows:
@@ -242,6 +348,7 @@ def _batches(
         if isinstance(checked, str):
             summary.reject(f"{source}:{rows.line}: {checked}")
             continue
+        summary.last_rejected = False
         barcode, secret, lib, ptype, expires, status = checked
         batch.append(
             registry.hashed_row(

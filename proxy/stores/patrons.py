@@ -89,6 +89,9 @@ WHERE (secret_hash, library, ptype, expires, status)
 REMOVE_UNSEEN: Final = (
     "DELETE FROM patrons WHERE card_hash NOT IN (SELECT card_hash FROM import_stage.rows)"
 )
+COUNT_UNSEEN: Final = (  # the --max-remove guard (patron_import.py) asks before the merge
+    "SELECT count(*) FROM patrons WHERE card_hash NOT IN (SELECT card_hash FROM import_stage.rows)"
+)
 SELECT_ONE: Final = (
     "SELECT card_hash, library, ptype, expires, status, secret_hash FROM patrons"
     " WHERE card_hash = ?"
@@ -145,6 +148,10 @@ class BulkWriter:
     def discard(self) -> None:
         """Roll everything back at the end of the block instead of committing."""
         self.discarded = True
+
+    def unseen(self) -> int:
+        """Cards in the registry that no staged row names: what ``replace`` would remove."""
+        return int(self._conn.execute(COUNT_UNSEEN).fetchone()[0])
 
 
 class PatronRegistry:

@@ -131,3 +131,78 @@ def test_covers_respects_domains_and_never_proxy(host: str, covered: bool) -> No
 def test_licensed_to(libraries: Any, ptypes: Any, library: str, ptype: str, ok: bool) -> None:
     """Licensing is per member library and optionally per patron type."""
     assert rule(libraries=libraries, ptypes=ptypes).licensed_to(library, ptype) is ok
+
+
+def error_messages(**changes: Any) -> dict[tuple[Any, ...], str]:
+    """Location → message of each error for an invalid rule."""
+    with pytest.raises(ValidationError) as info:
+        rule(**changes)
+    return {e["loc"]: e["msg"] for e in info.value.errors()}
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Content-Length", "may not be set by a rule"),
+        ("transfer-encoding", "never sent to vendors"),  # hop-by-hop: the existing message
+        ("Expect", "may not be set by a rule"),
+        ("Proxy-Foo", "may not be set by a rule"),
+        ("Host", "never sent to vendors"),
+        ("Cookie", "never sent to vendors"),
+        ("Authorization", "never sent to vendors"),
+    ],
+)
+def test_R17_rules_may_not_set_framing_or_proxy_headers(name: str, message: str) -> None:
+    """R17: headers.set refuses Content-Length and every framing, proxy or identifying header."""
+    messages = error_messages(headers={"set": {name: "1"}})
+    assert message in messages[("headers", "set")]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Cookie",
+        "Host",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Authorization",
+        "X-Forwarded-For",
+        "Proxy-Authorization",
+        "Connection",
+        "Accept",
+    ],
+)
+def test_R17_pseudonym_header_may_not_be_a_special_header(name: str) -> None:
+    """R17: the pseudonym never rides in a framing, identifying or browser-sent header."""
+    messages = error_messages(pseudonym={"header": name})
+    assert "cannot carry the pseudonym" in messages[("pseudonym", "header")]
+
+
+def test_R17_a_custom_pseudonym_header_and_set_header_still_pass() -> None:
+    """R17: ordinary custom headers stay allowed for pseudonyms and headers.set."""
+    r = rule(pseudonym={"header": "X-Vendor-User"}, headers={"set": {"X-Api-Key": "k"}})
+    assert r.pseudonym is not None and r.pseudonym.header == "X-Vendor-User"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["www.jstor.org:22", "www.jstor.org:25", "http://www.jstor.org:6379", "x.jstor.org:3306"],
+)
+def test_R17_non_web_ports_are_refused(entry: str) -> None:
+    """R17: a host naming SSH, SMTP, Redis, MySQL… ports is refused at its entry."""
+    messages = error_messages(hosts=["www.jstor.org", entry], domains=["jstor.org"])
+    assert "is not a web port" in messages[("hosts", 1)]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["www.jstor.org:8080", "www.jstor.org:8443", "http://www.jstor.org:80", "a.jstor.org:9443"],
+)
+def test_R17_web_ports_are_allowed(entry: str) -> None:
+    """R17: 80, 443, 8080, 8443 and other ports from 1024 not in the non-web table pass."""
+    assert len(rule(hosts=["www.jstor.org", entry]).hosts) == 2
+
+
+def test_R17_url_with_a_non_web_port_is_refused() -> None:
+    """R17: the starting URL may not name a non-web port either."""
+    assert "is not a web port" in error_messages(url="https://www.jstor.org:22/")[("url",)]

@@ -58,3 +58,37 @@ def test_index_finds_exact_hosts_and_domains() -> None:
     assert index.rule_for("b.org") is None
     assert index.origin_for("legacy.b.org").url_prefix() == "http://legacy.b.org:8080"
     assert index.origin_for("cdn.a.org").url_prefix() == "https://cdn.a.org"
+
+
+def test_R17_rules_covering_the_proxy_host_are_refused() -> None:
+    """R17: a rule may not name the proxy's host, a host under it, or a domain above it."""
+    rules = [
+        make("a", hosts=["www.a.org", "proxy.lib.org"]),
+        make("b", hosts=["www.b.org", "www-jstor-org.proxy.lib.org"]),
+        make("c", domains=["lib.org"]),
+    ]
+    problems = check_ruleset(rules, is_public_suffix=never_public, proxy_host="proxy.lib.org")
+    assert [(p.rule_index, p.key) for p in problems] == [
+        (0, ("hosts", 1)),
+        (1, ("hosts", 1)),
+        (2, ("domains", 0)),
+    ]
+    assert all("the proxy would relay to itself" in p.message for p in problems)
+    assert check_ruleset(rules, is_public_suffix=never_public) == []  # no proxy host: no check
+
+
+def test_R17_wildcard_dns_and_shared_hosting_domains_are_refused() -> None:
+    """R17: nip.io-style names are refused anywhere; shared hosting domains as a domain."""
+    rules = [
+        make("a", hosts=["www.a.org", "10.0.0.1.nip.io"]),
+        make("b", domains=["sslip.io"]),
+        make("c", domains=["amazonaws.com"]),
+        make("d", hosts=["www.d.org", "d123.cloudfront.net"]),  # one tenant's host: fine
+    ]
+    problems = check_ruleset(rules, is_public_suffix=never_public)
+    assert [(p.rule_index, p.key) for p in problems] == [
+        (0, ("hosts", 1)),
+        (1, ("domains", 0)),
+        (2, ("domains", 0)),
+    ]
+    assert "wildcard-DNS" in problems[0].message and "shared hosting" in problems[2].message

@@ -18,9 +18,11 @@ from proxy.core.cards import CheckScheme, make_check_digit, normalize_barcode, n
 from proxy.core.settings import Settings
 from proxy.stores.patron_import import (
     BATCH_SIZE,
+    DEFAULT_MAX_REMOVE,
     MAX_PROBLEMS,
     ImportSummary,
     PatronImportError,
+    RemoveLimit,
     import_csv,
     import_lines,
 )
@@ -108,9 +110,24 @@ def registry(data_dir: Path) -> Iterator[PatronRegistry]:
         yield reg
 
 
-def run_import(registry: PatronRegistry, path: Path, *, replace: bool = False) -> ImportSummary:
+def run_import(
+    registry: PatronRegistry,
+    path: Path,
+    *,
+    replace: bool = False,
+    allow_partial: bool = False,
+    max_remove: RemoveLimit = DEFAULT_MAX_REMOVE,
+) -> ImportSummary:
     """Import without a progress bar."""
-    return import_csv(registry, path, SETTINGS, replace=replace, progress=False)
+    return import_csv(
+        registry,
+        path,
+        SETTINGS,
+        replace=replace,
+        progress=False,
+        allow_partial=allow_partial,
+        max_remove=max_remove,
+    )
 
 
 def snapshot(registry: PatronRegistry) -> list[tuple[Any, ...]]:
@@ -165,7 +182,9 @@ def test_replace_makes_the_registry_equal_to_the_file(
 ) -> None:
     """With --replace, cards gone from the export lose access."""
     rows = [main_row(1), main_row(3)]
-    summary = run_import(populated, write_csv(tmp_path / "second.csv", rows), replace=True)
+    everything = RemoveLimit(100, percent=True)  # 2 of 3 is far over the default guard
+    path = write_csv(tmp_path / "second.csv", rows)
+    summary = run_import(populated, path, replace=True, max_remove=everything)
     assert (summary.imported, summary.updated, summary.unchanged, summary.removed) == (1, 0, 1, 2)
     assert populated.count() == 2
     assert populated.lookup(card("21234", 2)) is None
@@ -243,11 +262,12 @@ REJECTIONS = [
 def test_each_bad_row_is_reported_and_skipped(
     registry: PatronRegistry, tmp_path: Path, bad: dict[str, str], reason: str
 ) -> None:
-    """A bad row is skipped as FILE:LINE: reason, quoting none of its values; others go in."""
+    """A bad row is skipped as FILE:LINE: reason, quoting none of its values; others go in
+    (and the exit code is 1, R13)."""
     path = write_csv(tmp_path / "p.csv", [main_row(1), bad, main_row(2)])
     summary = run_import(registry, path)
     assert summary.problems == [f"{path}:3: {reason}"]
-    assert (summary.imported, summary.rejected, summary.exit_code) == (2, 1, 0)
+    assert (summary.imported, summary.rejected, summary.exit_code) == (2, 1, 1)
     quoted = [
         v.strip() for k, v in bad.items() if k not in ("library", "status") and len(v.strip()) > 2
     ]
@@ -401,7 +421,7 @@ import json, sys, time
 from pathlib import Path
 import proxy.stores.patrons as patrons
 from proxy.core.settings import Settings
-from proxy.stores.patron_import import import_lines
+from proxy.stores.patron_import import RemoveLimit, import_lines
 from tests.stores.test_patron_import import HEADER, main_row
 data_dir, libraries, count, phase = Path(sys.argv[1]), json.loads(sys.argv[2]), *sys.argv[3:]
 count = int(count)
@@ -427,7 +447,10 @@ patrons.IMPORT_CACHE_KIB = 64  # a tiny cache makes the merge spill pages into t
 registry = patrons.PatronRegistry.open(data_dir)
 registry._conn.set_progress_handler(during_merge, 10_000)
 settings = Settings.model_validate({"libraries": libraries})
-import_lines(registry, lines(), source="x", settings=settings, replace=True)
+everything = RemoveLimit(100, percent=True)  # past the --max-remove guard, into the merge
+import_lines(
+    registry, lines(), source="x", settings=settings, replace=True, max_remove=everything
+)
 """
 
 
@@ -522,10 +545,130 @@ def test_canaries_never_reach_any_file_in_data_dir(data_dir: Path, tmp_path: Pat
     assert (summary.imported, summary.rejected) == (3, 1)
     assert registry.authenticate(CANARY_CARDS[0], CANARY_PINS[0], "pin")[1]
     assert (data_dir / f"{DB_FILE}-wal").exists() and scan(data_dir) == []
-    assert run_import(registry, path, replace=True).unchanged == 3
+    assert run_import(registry, path, replace=True, allow_partial=True).unchanged == 3
     registry.set_status(registry.card_hash(CANARY_CARDS[1]), "blocked")
     registry.authenticate(CANARY_CARDS[1], CANARY_NAMES[1], "last_name")
     assert scan(data_dir) == []
     registry.close()
     assert scan(data_dir) == []
     assert {p.name for p in data_dir.iterdir()} >= {DB_FILE, "pepper.key"}
+
+
+# --- R13: --replace guards -----------------------------------------------------------------
+
+
+def many_rows(count: int, first: int = 1) -> list[dict[str, str]]:
+    """``count`` valid MAIN rows with serials from ``first``."""
+    return [main_row(n) for n in range(first, first + count)]
+
+
+def test_R13_truncated_export_removes_nothing(registry: PatronRegistry, tmp_path: Path) -> None:
+    """R13: --replace with an export cut mid-line changes nothing, says so at FILE:LINE, exits 1."""
+    full = write_csv(tmp_path / "full.csv", many_rows(2000))
+    assert run_import(registry, full).imported == 2000
+    data = full.read_bytes()
+    cut = len(data) // 3
+    while data[cut - 1 : cut] == b"\n" or data[cut : cut + 1] == b"\n":
+        cut += 7  # cut inside a row, never at its end
+    short = tmp_path / "short.csv"
+    short.write_bytes(data[:cut])
+    before = snapshot(registry)
+    summary = run_import(registry, short, replace=True)
+    last_line = data[:cut].count(b"\n") + 1
+    assert summary.ends_mid_line == last_line
+    assert summary.problems[-1].startswith(f"{short}:{last_line}: ")
+    assert summary.refused is not None and "ends mid-line" in summary.refused
+    assert (summary.committed, summary.removed, summary.exit_code) == (False, 0, 1)
+    assert snapshot(registry) == before
+    partial = run_import(registry, short, replace=True, allow_partial=True)
+    assert partial.refused is not None and "--max-remove 5%" in partial.refused  # 2/3 missing
+    assert snapshot(registry) == before
+
+
+def test_R13_rejected_rows_keep_their_cards(registry: PatronRegistry, tmp_path: Path) -> None:
+    """R13: with 3 of 4 rows rejected (MM/DD/YYYY dates) --replace removes none of those cards."""
+    assert run_import(registry, write_csv(tmp_path / "a.csv", many_rows(4))).imported == 4
+    rows = [main_row(1)] + [main_row(n, expires="01/31/2031") for n in (2, 3, 4)]
+    path = write_csv(tmp_path / "b.csv", rows)
+    summary = run_import(registry, path, replace=True, max_remove=RemoveLimit(100, True))
+    assert summary.problems == [
+        f"{path}:{line}: expires is not an ISO date (YYYY-MM-DD)" for line in (3, 4, 5)
+    ]
+    assert summary.refused is not None and "3 rows were rejected" in summary.refused
+    assert (summary.removed, summary.exit_code, registry.count()) == (0, 1, 4)
+
+
+def test_R13_allow_partial_replaces_despite_rejected_rows(
+    registry: PatronRegistry, tmp_path: Path
+) -> None:
+    """R13: --allow-partial lets --replace go ahead past rejected rows, and still exits 1."""
+    assert run_import(registry, write_csv(tmp_path / "a.csv", many_rows(4))).imported == 4
+    rows = [main_row(1), main_row(2), main_row(3, status="nope")]
+    path = write_csv(tmp_path / "b.csv", rows)
+    summary = run_import(
+        registry, path, replace=True, allow_partial=True, max_remove=RemoveLimit(2, False)
+    )
+    assert (summary.refused, summary.removed, summary.exit_code) == (None, 2, 1)
+    assert registry.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("kept", "limit", "removed"),
+    [
+        (38, DEFAULT_MAX_REMOVE, 2),  # 2 of 40 = 5%: allowed
+        (37, DEFAULT_MAX_REMOVE, None),  # 3 of 40 = 7.5%: refused
+        (37, RemoveLimit.parse("3"), 3),
+        (36, RemoveLimit.parse("3"), None),
+        (30, RemoveLimit.parse("25%"), 10),
+        (1, RemoveLimit.parse("50%"), None),
+    ],
+)
+def test_R13_max_remove_guard(
+    registry: PatronRegistry,
+    tmp_path: Path,
+    kept: int,
+    limit: RemoveLimit,
+    removed: int | None,
+) -> None:
+    """R13: a --replace that would remove more than --max-remove (default 5%) changes nothing."""
+    assert run_import(registry, write_csv(tmp_path / "a.csv", many_rows(40))).imported == 40
+    before = snapshot(registry)
+    path = write_csv(tmp_path / "b.csv", many_rows(kept))
+    summary = run_import(registry, path, replace=True, max_remove=limit)
+    if removed is None:
+        assert summary.refused is not None and f"--max-remove {limit}" in summary.refused
+        assert (summary.committed, summary.exit_code) == (False, 1)
+        assert snapshot(registry) == before
+    else:
+        assert (summary.refused, summary.removed, summary.exit_code) == (None, removed, 0)
+        assert registry.count() == kept
+
+
+def test_R13_missing_final_newline_alone_is_not_a_cut(
+    registry: PatronRegistry, tmp_path: Path
+) -> None:
+    """R13: a file without a final line break whose last row is valid imports normally."""
+    path = write_csv(tmp_path / "a.csv", many_rows(3))
+    path.write_bytes(path.read_bytes().rstrip(b"\r\n"))
+    summary = run_import(registry, path, replace=True)
+    assert (summary.ends_mid_line, summary.imported, summary.exit_code) == (None, 3, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("5%", RemoveLimit(5, True)),
+        ("500", RemoveLimit(500, False)),
+        (" 0 ", RemoveLimit(0, False)),
+    ],
+)
+def test_R13_remove_limit_parses(text: str, expected: RemoveLimit) -> None:
+    """R13: --max-remove takes a count of patrons or a percentage of the registry."""
+    assert RemoveLimit.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "x", "-1", "101%", "2.5", "5 %%"])
+def test_R13_remove_limit_refuses_nonsense(text: str) -> None:
+    """R13: anything but a whole count or a percentage up to 100 is refused."""
+    with pytest.raises(ValueError, match=r"expected a count|whole number"):
+        RemoveLimit.parse(text)
