@@ -132,6 +132,9 @@ class TLS(Frozen):
     cert: str  # PEM chain: leaf for <proxy host> and *.<proxy host>, then intermediates
     key: str  # PEM private key, mode 0600
     http_redirect_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    # HSTS on portal pages always; includeSubDomains only on request (it pins every name under
+    # the proxy host to HTTPS for a year).
+    hsts_include_subdomains: bool = False
 
 
 class ReviewCard(Frozen):

@@ -74,7 +74,8 @@ from proxy.web.admin_dashboard import (
 from proxy.web.admin_models import ErrorOut
 from proxy.web.admin_openapi import openapi_document
 from proxy.web.admin_pages import ADMIN_CSS, layout, login_page
-from proxy.web.errors import checked_host
+from proxy.web.edge_headers import SERVER_NAME, hide_server_version
+from proxy.web.errors import check_framing, checked_host
 from proxy.web.keys import SETTINGS
 
 __all__ = [
@@ -146,6 +147,7 @@ async def start_admin(main: web.Application) -> web.AppRunner | None:
     host, port = settings.admin.listen.host, settings.admin.listen.port
     if not is_loopback(host):
         log.warning("admin_listening_publicly", host=host, port=port)
+    hide_server_version()
     runner = web.AppRunner(build_admin_app(main), access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
@@ -169,6 +171,7 @@ def is_loopback(host: str) -> bool:
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Every admin response, errors included, gets the same protective headers."""
     response.headers.update(SECURITY_HEADERS)
+    response.headers["Server"] = SERVER_NAME
 
 
 @web.middleware
@@ -231,6 +234,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
 
 def check_host(request: web.Request) -> None:
     """One well-formed Host (``[::1]:8081`` too: the admin may listen on IPv6 loopback)."""
+    check_framing(request)
     hosts = request.headers.getall("Host", [])
     if len(hosts) == 1 and IPV6_HOST.match(hosts[0]) and request.raw_path.startswith("/"):
         return
