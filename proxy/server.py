@@ -20,7 +20,8 @@ from typing import Any, Final
 from aiohttp import hdrs, http_parser, web
 
 from proxy.accesslog import PrivacyAccessLogger, access_logger
-from proxy.core.settings import Settings
+from proxy.connlimit import ConnectionCounter, GatedSite
+from proxy.core.settings import ServerLimits, Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.tlsconfig import reload_cert_chain, server_context
@@ -52,11 +53,14 @@ async def start_site(
     access_log: bool = False,
     ssl_context: ssl.SSLContext | None = None,
     client_idle: float = 15.0,
+    counter: ConnectionCounter | None = None,
 ) -> web.AppRunner:
     """Start one listener; the caller cleans the runner up.
 
     ``client_idle`` bounds slow-header and idle keep-alive connections (CONVENTIONS "Traps":
-    under AppRunner the keep-alive timer is the only guard, and it defaults to about an hour).
+    under AppRunner the keep-alive timer is the only guard, and it defaults to about an hour)
+    and TLS handshakes. ``counter`` caps connections per address and in all at accept time
+    (default: the caps of ``server:``'s defaults).
     """
     hide_server_version()
     logging_options: dict[str, Any] = {"access_log": None}
@@ -66,7 +70,16 @@ async def start_site(
         app, handle_signals=False, keepalive_timeout=client_idle, **logging_options
     )
     await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context).start()
+    gate = counter or ConnectionCounter.from_settings(ServerLimits())
+    await GatedSite(
+        runner,
+        host,
+        port,
+        backlog=1024,
+        ssl_context=ssl_context,
+        counter=gate,
+        handshake_timeout=client_idle,
+    ).start()
     return runner
 
 
@@ -117,6 +130,7 @@ async def serve_forever(
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: reload(app, settings, context))
+    counter = ConnectionCounter.from_settings(settings.server, settings.trusted_proxies)
     runners = [
         await start_site(
             app,
@@ -124,12 +138,18 @@ async def serve_forever(
             settings.listen.port,
             access_log=settings.access_log,
             ssl_context=context,
+            client_idle=settings.timeouts.client_idle,
+            counter=counter,
         )
     ]
     if settings.tls is not None and settings.tls.http_redirect_port:
         runners.append(
             await start_site(
-                redirect_app(settings), settings.listen.host, settings.tls.http_redirect_port
+                redirect_app(settings),
+                settings.listen.host,
+                settings.tls.http_redirect_port,
+                client_idle=settings.timeouts.client_idle,
+                counter=counter,
             )
         )
     admin = await start_admin(app)

@@ -155,6 +155,14 @@ class Admin(Frozen):
     listen: Listen = Listen(host="127.0.0.1", port=8081)
 
 
+class ServerLimits(Frozen):
+    """Connection caps at accept time (a flood from one host must not starve the others)."""
+
+    max_connections_per_address: Annotated[int, Field(ge=1, le=1_000_000)] = 256
+    # Lowered at start-up to what RLIMIT_NOFILE allows (half the free descriptors).
+    max_connections: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+
+
 class Settings(Frozen):
     """Everything in proxy.yaml."""
 
@@ -178,6 +186,7 @@ class Settings(Frozen):
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     timeouts: Timeouts = Timeouts()
     admin: Admin = Admin()
+    server: ServerLimits = ServerLimits()
 
     @field_validator("public_url")
     @classmethod
