@@ -153,6 +153,9 @@ class Admin(Frozen):
 
     enabled: bool = True
     listen: Listen = Listen(host="127.0.0.1", port=8081)
+    # A console sign-in (server-side session) ends after this idle time or this age.
+    session_idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    session_hours: Annotated[int, Field(ge=1, le=24 * 7)] = 8
 
 
 class ServerLimits(Frozen):
