@@ -17,15 +17,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
-from aiohttp import http_parser, web
+from aiohttp import hdrs, http_parser, web
 
 from proxy.accesslog import PrivacyAccessLogger, access_logger
-from proxy.core.settings import Settings
+from proxy.connlimit import ConnectionCounter, GatedSite
+from proxy.core.settings import ServerLimits, Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.tlsconfig import reload_cert_chain, server_context
 from proxy.web.admin import start_admin
 from proxy.web.app import TASKS
+from proxy.web.edge_headers import SERVER_NAME, hide_server_version
+from proxy.web.errors import BadRequestShape, checked_host
 from proxy.web.keys import RULEBOOK
 
 log = get_logger("server")
@@ -51,12 +54,16 @@ async def start_site(
     access_log: bool = False,
     ssl_context: ssl.SSLContext | None = None,
     client_idle: float = 15.0,
+    counter: ConnectionCounter | None = None,
 ) -> web.AppRunner:
     """Start one listener; the caller cleans the runner up.
 
     ``client_idle`` bounds slow-header and idle keep-alive connections (CONVENTIONS "Traps":
-    under AppRunner the keep-alive timer is the only guard, and it defaults to about an hour).
+    under AppRunner the keep-alive timer is the only guard, and it defaults to about an hour)
+    and TLS handshakes. ``counter`` caps connections per address and in all at accept time
+    (default: the caps of ``server:``'s defaults).
     """
+    hide_server_version()
     logging_options: dict[str, Any] = {"access_log": None}
     if access_log:
         logging_options = {"access_log": access_logger(), "access_log_class": PrivacyAccessLogger}
@@ -64,15 +71,30 @@ async def start_site(
         app, handle_signals=False, keepalive_timeout=client_idle, **logging_options
     )
     await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=1024, ssl_context=ssl_context).start()
+    gate = counter or ConnectionCounter.from_settings(ServerLimits())
+    await GatedSite(
+        runner,
+        host,
+        port,
+        backlog=1024,
+        ssl_context=ssl_context,
+        counter=gate,
+        handshake_timeout=client_idle,
+    ).start()
     return runner
 
 
 def redirect_app(settings: Settings) -> web.Application:
-    """The plain-HTTP listener of an HTTPS deployment: it only redirects to https."""
+    """The plain-HTTP listener of an HTTPS deployment: it only redirects to https, and only
+    for the proxy host and its subdomains (any other Host is 400: never an open redirect)."""
 
     async def to_https(request: web.Request) -> web.StreamResponse:
-        host = request.host.split(":", 1)[0]
+        try:
+            host = checked_host(request).split(":", 1)[0]
+        except BadRequestShape as exc:
+            return web.Response(status=exc.status_hint, text=exc.public_message)
+        if not is_proxy_name(host, settings.proxy_host):
+            return web.Response(status=400, text=BadRequestShape.public_message)
         port = settings.proxy_port
         authority = host if port is None else f"{host}:{port}"
         return web.Response(
@@ -81,7 +103,18 @@ def redirect_app(settings: Settings) -> web.Application:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", to_https)
+    app.on_response_prepare.append(name_server)
     return app
+
+
+def is_proxy_name(host: str, proxy_host: str) -> bool:
+    """``host`` is the proxy host or one of its subdomains (both already lowercase)."""
+    return host == proxy_host or host.endswith("." + proxy_host)
+
+
+async def name_server(_request: web.Request, response: web.StreamResponse) -> None:
+    """``Server: clamshell`` on the redirect listener's answers too."""
+    response.headers[hdrs.SERVER] = SERVER_NAME
 
 
 async def serve_forever(
@@ -98,6 +131,7 @@ async def serve_forever(
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: reload(app, settings, context))
+    counter = ConnectionCounter.from_settings(settings.server, settings.trusted_proxies)
     runners = [
         await start_site(
             app,
@@ -105,12 +139,18 @@ async def serve_forever(
             settings.listen.port,
             access_log=settings.access_log,
             ssl_context=context,
+            client_idle=settings.timeouts.client_idle,
+            counter=counter,
         )
     ]
     if settings.tls is not None and settings.tls.http_redirect_port:
         runners.append(
             await start_site(
-                redirect_app(settings), settings.listen.host, settings.tls.http_redirect_port
+                redirect_app(settings),
+                settings.listen.host,
+                settings.tls.http_redirect_port,
+                client_idle=settings.timeouts.client_idle,
+                counter=counter,
             )
         )
     admin = await start_admin(app)

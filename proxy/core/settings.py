@@ -132,6 +132,9 @@ class TLS(Frozen):
     cert: str  # PEM chain: leaf for <proxy host> and *.<proxy host>, then intermediates
     key: str  # PEM private key, mode 0600
     http_redirect_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    # HSTS on portal pages always; includeSubDomains only on request (it pins every name under
+    # the proxy host to HTTPS for a year).
+    hsts_include_subdomains: bool = False
 
 
 class ReviewCard(Frozen):
@@ -150,6 +153,17 @@ class Admin(Frozen):
 
     enabled: bool = True
     listen: Listen = Listen(host="127.0.0.1", port=8081)
+    # A console sign-in (server-side session) ends after this idle time or this age.
+    session_idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    session_hours: Annotated[int, Field(ge=1, le=24 * 7)] = 8
+
+
+class ServerLimits(Frozen):
+    """Connection caps at accept time (a flood from one host must not starve the others)."""
+
+    max_connections_per_address: Annotated[int, Field(ge=1, le=1_000_000)] = 256
+    # Lowered at start-up to what RLIMIT_NOFILE allows (half the free descriptors).
+    max_connections: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
 
 
 class Settings(Frozen):
@@ -178,6 +192,7 @@ class Settings(Frozen):
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     timeouts: Timeouts = Timeouts()
     admin: Admin = Admin()
+    server: ServerLimits = ServerLimits()
 
     @field_validator("public_url")
     @classmethod

@@ -5,11 +5,12 @@ sessions, stats, suspensions, clock) through ``main[KEY]`` and owns none of them
 ``start_admin(main)`` binds ``settings.admin.listen`` when enabled (logging
 ``admin_listening_publicly`` off loopback) and returns the runner for the caller to clean up.
 Every path but ``/login``, ``/logout`` and ``/admin.css`` needs the admin token, as
-``Authorization: Bearer <token>`` or the HttpOnly SameSite=Strict cookie the login form sets,
-compared in constant time; otherwise 401 with ``WWW-Authenticate: Bearer``. Any method but
-GET/HEAD is refused with 403 when cross-site (Origin / Sec-Fetch-Site, core/csrf.py), and, when
-authenticated by the cookie, without the page's CSRF token. Wrong method: 405. Every response
-carries a strict CSP (no script at all), ``X-Frame-Options: DENY``, no referrer, no caching.
+``Authorization: Bearer <token>`` (compared in constant time) or the HttpOnly SameSite=Strict
+cookie the login form sets, holding only a server-side console session's random id; otherwise
+401 with ``WWW-Authenticate: Bearer``. Any method but GET/HEAD is refused with 403 when
+cross-site (Origin / Sec-Fetch-Site, core/csrf.py), and, when authenticated by the cookie,
+without the page's CSRF token. Wrong method: 405. Every response carries a strict CSP (no
+script at all), ``X-Frame-Options: DENY``, no referrer, no caching.
 Here: the routes, the listener, and the middleware (``guard`` for the rules above, ``boundary``,
 the one place refusals and failures become responses: JSON under /api/, else a page).
 This module is also the console's public surface: ``admin_token``, ``AdminTokenError``,
@@ -29,6 +30,7 @@ import os
 import re
 import traceback
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from html import escape
 from pathlib import Path
 from typing import Any, Final
@@ -50,6 +52,7 @@ from proxy.web.admin_api import (
 )
 from proxy.web.admin_auth import (
     AUTH,
+    CONSOLE_SESSIONS,
     COOKIE,
     MAIN,
     STYLES,
@@ -57,6 +60,7 @@ from proxy.web.admin_auth import (
     TOKEN_FILE,
     AdminAuth,
     AdminRefused,
+    AdminSessions,
     AdminTokenError,
     admin_token,
     authenticate,
@@ -74,7 +78,8 @@ from proxy.web.admin_dashboard import (
 from proxy.web.admin_models import ErrorOut
 from proxy.web.admin_openapi import openapi_document
 from proxy.web.admin_pages import ADMIN_CSS, layout, login_page
-from proxy.web.errors import checked_host
+from proxy.web.edge_headers import SERVER_NAME, hide_server_version
+from proxy.web.errors import check_framing, checked_host
 from proxy.web.keys import SETTINGS
 
 __all__ = [
@@ -119,6 +124,10 @@ def build_admin_app(
     admin = web.Application(middlewares=[boundary, guard], client_max_size=64 * 1024)
     admin[MAIN] = main
     admin[AUTH] = AdminAuth(admin_token(main[SETTINGS], environ))
+    limits = main[SETTINGS].admin
+    admin[CONSOLE_SESSIONS] = AdminSessions(
+        timedelta(minutes=limits.session_idle_minutes), timedelta(hours=limits.session_hours)
+    )
     admin[STYLES] = PORTAL_CSS.read_text("utf-8") + ADMIN_CSS
     admin.on_response_prepare.append(add_security_headers)
     admin.router.add_get("/", dashboard)
@@ -146,6 +155,7 @@ async def start_admin(main: web.Application) -> web.AppRunner | None:
     host, port = settings.admin.listen.host, settings.admin.listen.port
     if not is_loopback(host):
         log.warning("admin_listening_publicly", host=host, port=port)
+    hide_server_version()
     runner = web.AppRunner(build_admin_app(main), access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
@@ -169,6 +179,7 @@ def is_loopback(host: str) -> bool:
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Every admin response, errors included, gets the same protective headers."""
     response.headers.update(SECURITY_HEADERS)
+    response.headers["Server"] = SERVER_NAME
 
 
 @web.middleware
@@ -231,6 +242,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
 
 def check_host(request: web.Request) -> None:
     """One well-formed Host (``[::1]:8081`` too: the admin may listen on IPv6 loopback)."""
+    check_framing(request)
     hosts = request.headers.getall("Host", [])
     if len(hosts) == 1 and IPV6_HOST.match(hosts[0]) and request.raw_path.startswith("/"):
         return

@@ -4,7 +4,10 @@ Contract: ``admin_token(settings)`` is ``$CLAMSHELL_ADMIN_TOKEN`` when set (32+ 
 characters, else ``AdminTokenError``), else the unpadded URL-safe base64 of the 32 random
 bytes in ``data_dir/admin.token`` (created 0600 on first use). ``authenticate(request)`` accepts
 ``Authorization: Bearer <token>`` or the ``COOKIE`` the login form sets, compared in constant
-time, and otherwise raises ``AdminRefused(401)`` with ``WWW-Authenticate: Bearer``;
+time, or a live console session, and otherwise raises ``AdminRefused(401)`` with
+``WWW-Authenticate: Bearer``. The console's cookie holds only the random id of a server-side
+``AdminSessions`` entry (idle and absolute expiry, revoked by sign-out), never the token, and is
+named ``__Host-clamshell_admin`` over HTTPS (``cookie_name``);
 ``require_csrf(request)`` makes a cookie-authenticated change carry ``AdminAuth.csrf``.
 Also here, because every admin module needs them and AUTH is typed by ``AdminAuth``: the admin
 app's keys (``MAIN``, ``AUTH``, ``STYLES``) and ``AdminRefused``, the console's one refusal.
@@ -19,8 +22,10 @@ import hashlib
 import hmac
 import os
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
@@ -29,11 +34,16 @@ from aiohttp import web
 from proxy.core.settings import Settings
 from proxy.errors import ClamshellError
 from proxy.secretfiles import read_or_create_secret
+from proxy.web.keys import CLOCK
 
 TOKEN_ENV: Final = "CLAMSHELL_ADMIN_TOKEN"  # noqa: S105 — a variable name
 TOKEN_FILE: Final = "admin.token"  # noqa: S105 — a file name
 TOKEN_SHAPE: Final = re.compile(r"^[A-Za-z0-9._~-]{32,256}$")  # safe in a header and a cookie
 COOKIE: Final = "clamshell_admin"
+# Over HTTPS: no Domain, Path=/, Secure, so no sibling host can set or shadow it (RFC 6265bis
+# §4.1.3.2).
+SECURE_COOKIE: Final = "__Host-" + COOKIE
+MAX_ADMIN_SESSIONS: Final = 64  # a few people sign in; the oldest goes first beyond this
 CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="clamshell-admin"'}
 
 
@@ -81,7 +91,54 @@ def _raw(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")  # compare_digest refuses non-ASCII str
 
 
+class AdminSessions:
+    """Console sign-ins held server-side: random ids (kept as SHA-256), idle and absolute expiry."""
+
+    def __init__(self, idle: timedelta, lifetime: timedelta) -> None:
+        self.idle, self.lifetime = idle, lifetime
+        self._live: dict[bytes, tuple[datetime, datetime]] = {}  # digest → (created, seen)
+
+    def create(self, now: datetime) -> str:
+        """A new session's id (the cookie value); the oldest is dropped beyond the maximum."""
+        self._live = {k: v for k, v in self._live.items() if self._alive(v, now)}
+        while len(self._live) >= MAX_ADMIN_SESSIONS:
+            del self._live[min(self._live, key=lambda k: self._live[k][0])]
+        session_id = secrets.token_urlsafe(32)
+        self._live[_digest(session_id)] = (now, now)
+        return session_id
+
+    def touch(self, session_id: str, now: datetime) -> bool:
+        """True (and the idle clock restarts) while the session lives; expired ones are dropped."""
+        key = _digest(session_id)
+        entry = self._live.get(key)
+        if entry is None:
+            return False
+        if not self._alive(entry, now):
+            del self._live[key]
+            return False
+        self._live[key] = (entry[0], now)
+        return True
+
+    def revoke(self, session_id: str) -> None:
+        """Sign-out: the id stops working at once."""
+        self._live.pop(_digest(session_id), None)
+
+    def _alive(self, entry: tuple[datetime, datetime], now: datetime) -> bool:
+        created, seen = entry
+        return now - seen < self.idle and now - created < self.lifetime
+
+
+def _digest(session_id: str) -> bytes:
+    return hashlib.sha256(_raw(session_id)).digest()
+
+
+def cookie_name(secure: bool) -> str:
+    """The console cookie's name: ``__Host-`` prefixed over HTTPS."""
+    return SECURE_COOKIE if secure else COOKIE
+
+
 MAIN: web.AppKey[web.Application] = web.AppKey("admin_main", web.Application)
+CONSOLE_SESSIONS: web.AppKey[AdminSessions] = web.AppKey("admin_sessions", AdminSessions)
 AUTH: web.AppKey[AdminAuth] = web.AppKey("admin_auth", AdminAuth)
 STYLES: web.AppKey[str] = web.AppKey("admin_styles", str)
 
@@ -109,7 +166,9 @@ def authenticate(request: web.Request) -> Literal["bearer", "cookie"]:
         if scheme.lower() == "bearer" and auth.accepts(presented.strip()):
             return "bearer"
         raise AdminRefused(401, "The bearer token is not the admin token.", headers=CHALLENGE)
-    if auth.accepts(request.cookies.get(COOKIE)):
+    session_id = request.cookies.get(cookie_name(request.secure))
+    now = request.app[MAIN][CLOCK]()
+    if session_id and request.app[CONSOLE_SESSIONS].touch(session_id, now):
         return "cookie"
     raise AdminRefused(401, "Sign in with the admin token.", headers=CHALLENGE)
 

@@ -1,8 +1,9 @@
 """The admin console's HTML handlers: sign-in, sign-out, the dashboard, its reload button.
 
 Contract: handlers for ``GET /`` (the dashboard), ``GET /admin.css``, ``GET``/``POST /login``
-(a correct pasted token sets the HttpOnly, SameSite=Strict ``COOKIE`` and redirects to ``/``;
-a wrong one is ``AdminRefused(401)``), ``POST /logout`` and ``POST /reload`` (303 to
+(a correct pasted token starts a server-side console session and sets its random id in the
+HttpOnly, SameSite=Strict cookie, then redirects to ``/``; a wrong one is
+``AdminRefused(401)``), ``POST /logout`` (revokes that session) and ``POST /reload`` (303 to
 ``/#reloads``). They gather values from the main app and hand them to admin_pages.py; ``html``
 is the one constructor of their HTML responses.
 Not here: the HTML itself (admin_pages.py), authentication and CSRF checks for these routes
@@ -17,7 +18,15 @@ from datetime import timedelta
 from aiohttp import web
 
 from proxy.logconfig import get_logger
-from proxy.web.admin_auth import AUTH, CHALLENGE, COOKIE, MAIN, STYLES, AdminRefused
+from proxy.web.admin_auth import (
+    AUTH,
+    CHALLENGE,
+    CONSOLE_SESSIONS,
+    MAIN,
+    STYLES,
+    AdminRefused,
+    cookie_name,
+)
 from proxy.web.admin_pages import DashboardView, dashboard_page, login_page
 from proxy.web.admin_views import (
     CHART_DAYS,
@@ -48,24 +57,35 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    """Check the pasted token; on success set the HttpOnly, SameSite=Strict cookie."""
+    """Check the pasted token; on success start a console session, its id in the cookie."""
     auth = request.app[AUTH]
     token = (await request.post()).get("token")
     if not auth.accepts(token.strip() if isinstance(token, str) else None):
         log.info("admin_login_failed")
         raise AdminRefused(401, "That is not the admin token.", headers=CHALLENGE)
+    session_id = request.app[CONSOLE_SESSIONS].create(request.app[MAIN][CLOCK]())
     response = web.Response(status=303, headers={"Location": "/"})
     response.set_cookie(
-        COOKIE, auth.token, httponly=True, samesite="Strict", secure=request.secure, path="/"
+        cookie_name(request.secure),
+        session_id,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
     )
     log.info("admin_logged_in")
     return response
 
 
 async def logout(request: web.Request) -> web.Response:
-    """Forget the cookie."""
+    """Revoke the console session server-side and forget the cookie."""
+    name = cookie_name(request.secure)
+    session_id = request.cookies.get(name)
+    if session_id:
+        request.app[CONSOLE_SESSIONS].revoke(session_id)
+        log.info("admin_logged_out")
     response = web.Response(status=303, headers={"Location": "/login"})
-    response.del_cookie(COOKIE, path="/")
+    response.del_cookie(name, path="/", secure=request.secure, httponly=True, samesite="Strict")
     return response
 
 

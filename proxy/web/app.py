@@ -42,6 +42,7 @@ from proxy.tasks import TaskOwner
 from proxy.upstream import UpstreamClient
 from proxy.web import login, portal
 from proxy.web.compiled import RuleSetCache
+from proxy.web.edge_headers import add_edge_headers, mark_relayed
 from proxy.web.errors import Handler, checked_host, error_boundary
 from proxy.web.keys import (
     ABUSE,
@@ -92,6 +93,7 @@ async def host_dispatch(request: web.Request, handler: Handler) -> web.StreamRes
     host = checked_host(request)
     if request.app[HOSTMAP].is_portal(host):
         return await handler(request)
+    mark_relayed(request)
     return await relay_handler(request, host)
 
 
@@ -111,6 +113,7 @@ async def build_app(
     app.on_startup.append(start_maintenance)
     app.on_shutdown.append(stop_maintenance)
     app.on_cleanup.append(close_resources)
+    app.on_response_prepare.append(add_edge_headers)
     portal.add_routes(app)
     login.add_routes(app)
     app.router.add_static("/static", STATIC_DIR, append_version=False)

@@ -4,7 +4,9 @@ Contract: ``error_boundary`` renders every ``ClamshellError`` as a friendly page
 ``status_hint`` and logs ``request_failed`` once with the error type (never its text from
 upstream, never the URL). Unexpected exceptions become a 500 page, not a traceback.
 ``BadRequestShape`` covers absolute-form request lines and odd Host values (aiohttp accepts
-both; see CONVENTIONS "Traps").
+both; see CONVENTIONS "Traps"), and framing that aiohttp's parser lets through
+(``check_framing``: HTTP versions other than 1.0/1.1 → 505, any Transfer-Encoding but a lone
+``chunked`` on HTTP/1.1 → 400). Refusals of the request's shape close the connection.
 Not here: deciding what is an error (handlers, core).
 """
 
@@ -16,11 +18,13 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
+from aiohttp.http import HttpVersion10, HttpVersion11
 
 from proxy.core.hostmap import HostMapError
 from proxy.core.targets import NotOurDatabase
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.web.edge_headers import mark_own_page
 from proxy.web.keys import SETTINGS
 from proxy.web.pages import error_page
 
@@ -29,6 +33,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # A Host header we accept: DNS name (or IPv4 for direct health checks) and optional port.
 HOST_HEADER: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::[0-9]{1,5})?$")
+# The only versions an HTTP/1 listener speaks; llhttp also parses "HTTP/2.0" and "HTTP/0.9"
+# request lines and aiohttp then answers in that version (RFC 9110 §6.2, §15.6.6: 505).
+SPOKEN_VERSIONS: Final = frozenset({HttpVersion10, HttpVersion11})
+# The only Transfer-Encoding a request may carry: "chunked" alone, on HTTP/1.1. A list such as
+# "identity, chunked" is accepted by the parser but read differently by other hops
+# (RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing; §6.3).
+REQUEST_TRANSFER_CODINGS: Final = ("chunked",)
 
 
 class BadRequestShape(ClamshellError):
@@ -36,6 +47,13 @@ class BadRequestShape(ClamshellError):
 
     status_hint = 400
     public_message = "This request could not be understood."
+
+
+class UnsupportedVersion(BadRequestShape):
+    """The request line names an HTTP version this listener does not speak."""
+
+    status_hint = 505
+    public_message = "This HTTP version is not supported."
 
 
 class NotFound(ClamshellError):
@@ -54,11 +72,25 @@ TITLES: Final = {
     500: "Something went wrong",
     502: "The database is not answering",
     504: "The database is too slow",
+    505: "HTTP version not supported",
 }
 
 
+def check_framing(request: web.BaseRequest) -> None:
+    """Refuse HTTP versions other than 1.0/1.1 (505) and any Transfer-Encoding but chunked."""
+    if request.version not in SPOKEN_VERSIONS:
+        raise UnsupportedVersion("unsupported http version")
+    codings = request.headers.getall("Transfer-Encoding", [])
+    if not codings:
+        return
+    lone = tuple(c.strip().lower() for c in ",".join(codings).split(","))
+    if request.version != HttpVersion11 or lone != REQUEST_TRANSFER_CODINGS:
+        raise BadRequestShape("transfer-encoding other than chunked")
+
+
 def checked_host(request: web.Request) -> str:
-    """The single, well-formed Host value (lowercased) or BadRequestShape."""
+    """The single, well-formed Host value (lowercased) or BadRequestShape; framing checked."""
+    check_framing(request)
     values = request.headers.getall("Host", [])
     if len(values) != 1 or not HOST_HEADER.match(values[0]):
         raise BadRequestShape("bad host header")
@@ -78,6 +110,7 @@ def render_error(
     """The friendly page for an error, with the consortium's name and a way back."""
     settings = request.app[SETTINGS]
     status = exc.status_hint
+    mark_own_page(request)
     html = error_page(
         TITLES.get(status, "Error"),
         exc.public_message,
@@ -96,7 +129,10 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except PUBLIC_ERRORS as exc:
         log.info("request_failed", error=type(exc).__name__, status=exc.status_hint)
-        return render_error(request, exc)
+        response = render_error(request, exc)
+        if isinstance(exc, BadRequestShape):
+            response.force_close()  # an unread body must not be parsed as the next request
+        return response
     except web.HTTPRedirection:
         raise
     except ConnectionResetError:  # the browser went away mid-response: not our failure

@@ -68,7 +68,13 @@ def test_token_form_signs_in_to_the_dashboard(browsing: Browsing, stack: Stack) 
 def test_dashboard_renders_chart_and_vendor_table(browsing: Browsing, stack: Stack) -> None:
     """With the console's cookie already set, the dashboard renders its SVG chart and vendors."""
     stack.server.call(seed_usage(stack, datetime.now(UTC).date()))
-    cookie = {"name": COOKIE, "value": stack.admin_token, "url": f"{stack.admin_url}/"}
-    browsing.context.add_cookies([cookie])
+    signed_in = browsing.context.request.post(  # the cookie holds a session id, not the token
+        f"{stack.admin_url}/login",
+        form={"token": stack.admin_token},
+        headers={"Origin": stack.admin_url},
+        max_redirects=0,
+    )
+    assert signed_in.status == 303
+    assert any(c["name"] == COOKIE for c in browsing.context.cookies())
     browsing.page.goto(f"{stack.admin_url}/")
     assert_dashboard(browsing)

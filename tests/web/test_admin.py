@@ -33,6 +33,7 @@ from proxy.web.admin import (
     is_loopback,
     start_admin,
 )
+from proxy.web.admin_auth import cookie_name
 from proxy.web.app import Overrides, build_app
 from proxy.web.keys import CLOCK, RULEBOOK, SESSIONS, STATS, SUSPENSIONS
 from tests.web.conftest import REPO, Clock, demo_settings
@@ -191,6 +192,58 @@ async def test_wrong_login_token_is_401(console: Console) -> None:
     assert resp.status == 401
     assert COOKIE not in resp.cookies
     assert "not the admin token" in await resp.text()
+
+
+async def test_console_cookie_is_a_random_session_id_not_the_token(console: Console) -> None:
+    """R20: the cookie holds a fresh random id per sign-in; the token itself is no cookie."""
+    first, second = await console.login(), await console.login()
+    console.client.session.cookie_jar.clear()
+    for cookie in (first, second):
+        assert console.token not in cookie["Cookie"]
+    assert first != second
+    as_cookie = {"Cookie": f"{COOKIE}={console.token}"}
+    assert (await console.client.get("/", headers=as_cookie)).status == 401
+    assert (await console.client.get("/", headers=first)).status == 200
+
+
+async def test_logout_revokes_the_console_session(console: Console) -> None:
+    """R20: after sign-out the old cookie is refused (401 and the sign-in form)."""
+    cookie = await console.login()
+    console.client.session.cookie_jar.clear()
+    resp = await console.client.post(
+        "/logout", headers={**cookie, "Origin": console.origin}, allow_redirects=False
+    )
+    assert resp.status == 303 and resp.headers["Location"] == "/login"
+    again = await console.client.get("/", headers=cookie)
+    assert again.status == 401 and 'name="token"' in await again.text()
+    assert (await console.client.get("/api/health", headers=console.bearer)).status == 200
+
+
+async def test_console_session_expires_when_idle(console: Console) -> None:
+    """R20: a console session unused for longer than the idle limit is refused."""
+    cookie = await console.login()
+    console.client.session.cookie_jar.clear()
+    console.clock.advance(minutes=29)
+    assert (await console.client.get("/", headers=cookie)).status == 200
+    console.clock.advance(minutes=31)
+    assert (await console.client.get("/", headers=cookie)).status == 401
+
+
+async def test_console_session_has_an_absolute_lifetime(console: Console) -> None:
+    """R20: even a busy console session ends after session_hours."""
+    cookie = await console.login()
+    console.client.session.cookie_jar.clear()
+    for _ in range(7 * 3 + 2):  # every 20 minutes for a bit less than 8 hours
+        console.clock.advance(minutes=20)
+        assert (await console.client.get("/", headers=cookie)).status == 200
+    console.clock.advance(minutes=20)
+    assert (await console.client.get("/", headers=cookie)).status == 401
+
+
+def test_console_cookie_is_host_prefixed_over_https() -> None:
+    """R20: over HTTPS the cookie is ``__Host-`` prefixed (no Domain, Path=/, Secure)."""
+    assert cookie_name(True) == "__Host-" + COOKIE
+    assert cookie_name(False) == COOKIE
 
 
 async def test_token_file_is_private_and_url_safe(console: Console) -> None:

@@ -153,3 +153,12 @@ async def test_vendor_with_untrusted_certificate_is_a_502(
     finally:
         await runner.cleanup()
         await vendor_runner.cleanup()
+
+
+async def test_hsts_on_portal_pages_in_tls_mode(browser_session: Any) -> None:
+    """R21: over TLS the portal's pages carry HSTS for a year (no includeSubDomains by default)."""
+    client, port, _card, _recorder = browser_session
+    for path in ("/", "/login", "/nope"):
+        resp = await client.get(f"https://proxy.localhost:{port}{path}")
+        assert resp.headers["Strict-Transport-Security"] == "max-age=31536000", path
+        assert resp.headers["Server"] == "clamshell"
