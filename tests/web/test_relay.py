@@ -157,15 +157,16 @@ async def test_form_post_is_relayed(stack: Stack) -> None:
 
 
 async def test_vendor_redirect_to_internal_address_is_not_followed(stack: Stack) -> None:
-    """A vendor 302 to 127.0.0.1 goes back to the browser unfollowed and unmapped."""
+    """R22: a vendor 302 to 127.0.0.1 is not followed, and not handed to the browser: a 502 page."""
     auth = await signed_in(stack)
     resp = await stack.client.get(
         "/redirect-to?to=http://127.0.0.1:1/secret",
         headers={"Host": WWW, **auth},
         allow_redirects=False,
     )
-    assert resp.status == 302
-    assert resp.headers["Location"] == "http://127.0.0.1:1/secret"
+    assert resp.status == 502
+    assert "Location" not in resp.headers
+    assert "127.0.0.1:1" not in await resp.text()
     assert [r.path for r in stack.vendor.records] == ["/redirect-to"]
 
 
