@@ -26,28 +26,40 @@ if TYPE_CHECKING:  # rules.py imports the tables below; urlmap imports rules (no
 
 Header = tuple[str, str]
 
-# Request headers a vendor may receive by default: content negotiation, caching and range
-# requests (RFC 9110 §12, §13, §14). Everything else is dropped unless a rule allows it.
+# Request headers a vendor may receive by default: content negotiation, cache directives and
+# range requests (RFC 9110 §12, §14). Everything else is dropped unless a rule allows it.
 ALLOWED_REQUEST_HEADERS: Final = frozenset(
     {
         "accept",
         "accept-encoding",
         "accept-language",
         "content-type",
-        "content-length",
-        "content-encoding",
         "range",
-        "if-range",
-        "if-none-match",
-        "if-modified-since",
-        "if-match",
-        "if-unmodified-since",
         "cache-control",
         "pragma",
         "x-requested-with",
         "user-agent",
     }
 )
+# The body's framing is set by the proxy from the bytes it actually sends, never copied from
+# the browser: aiohttp decodes coded request bodies, and a stale Content-Length left the rest
+# of the body to be read as a second request on a pooled connection (R1; RFC 9112 §6.3).
+BODY_FRAMING: Final = frozenset({"content-length", "content-encoding", "transfer-encoding"})
+# Cache validators are vendor-chosen strings (ETag) or times that a browser replays on a shared
+# PC, linking one patron's pseudonym to the next one's (R6): never sent either way. Without
+# If-Range a Range request gets its range of the current representation (RFC 9110 §13.1.5).
+REQUEST_VALIDATORS: Final = frozenset(
+    {"if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range"}
+)
+RESPONSE_VALIDATORS: Final = frozenset({"etag", "last-modified"})  # RFC 9110 §8.8
+# Methods never relayed: TRACE/TRACK echo the request (session cookie included) back to
+# scripts (cross-site tracing, RFC 9110 §9.3.8); CONNECT asks for a tunnel (§9.3.6).
+REFUSED_METHODS: Final = frozenset({"TRACE", "TRACK", "CONNECT"})
+RELAYED_METHODS: Final = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # the 405's Allow
+# Request content codings relayed (RFC 7694 §3: others get 415 with Accept-Encoding). aiohttp's
+# server decodes gzip/deflate/br/zstd request bodies inside its parser, before the handler's
+# stream: the bytes as sent cannot be had, so a coded body can only be refused (R1).
+RELAYED_REQUEST_CODINGS: Final = frozenset({"identity"})
 # Headers that identify the patron or the proxy session; never forwarded, not even when a rule
 # lists them in headers.allow (DESIGN P1).
 IDENTIFYING_REQUEST_HEADERS: Final = frozenset(
@@ -94,6 +106,7 @@ NEXT_HOP_AUTH: Final = frozenset({"proxy-authenticate", "proxy-authorization"}) 
 CLIENT_HINT_PREFIX: Final = "sec-ch-"  # User-Agent Client Hints: fingerprinting surface
 # Set by the proxy itself: the vendor's Host, never the browser's mapped host.
 SET_BY_PROXY: Final = frozenset({"host"})
+NEVER_SET: Final = IDENTIFYING_REQUEST_HEADERS | SET_BY_PROXY | BODY_FRAMING | HOP_BY_HOP
 # Content codings asked of vendors (others are stripped from Accept-Encoding). Not br: with the
 # brotli 1.1 that mitmproxy 11 pins, a br decoder cannot bound its output per step, so a br
 # bomb costs far more memory than a gzip one (proxy/contentcoding.py); a br body a vendor
@@ -135,6 +148,7 @@ STALE_AFTER_REWRITE: Final = frozenset(
         "etag",
     }
 )
+ALWAYS_DROPPED: Final = HOP_BY_HOP | NEXT_HOP_AUTH | DROPPED_RESPONSE_HEADERS | RESPONSE_VALIDATORS
 CONTROL_CHARS: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
@@ -181,11 +195,7 @@ def outgoing_headers(
         elif lower in allowed and not lower.startswith(CLIENT_HINT_PREFIX):
             out.append(_shaped(name, lower, value, policy))
     out = [h for h in out if h[1]]
-    out += [
-        (n, v)
-        for n, v in (policy.set or {}).items()
-        if n.lower() not in IDENTIFYING_REQUEST_HEADERS | SET_BY_PROXY
-    ]
+    out += [(n, v) for n, v in (policy.set or {}).items() if n.lower() not in NEVER_SET]
     if cookie:
         out.append(("Cookie", cookie))
     if pseudonym is not None:
@@ -196,7 +206,8 @@ def outgoing_headers(
 @functools.lru_cache(maxsize=256)  # per request; one entry per rule's headers.allow
 def _allowed(extra: frozenset[str]) -> frozenset[str]:
     """The names that may pass: the defaults and the rule's, never identifying or hop-by-hop."""
-    return (ALLOWED_REQUEST_HEADERS | extra) - IDENTIFYING_REQUEST_HEADERS - HOP_BY_HOP
+    never = IDENTIFYING_REQUEST_HEADERS | HOP_BY_HOP | BODY_FRAMING | REQUEST_VALIDATORS
+    return (ALLOWED_REQUEST_HEADERS | extra) - never
 
 
 def _shaped(name: str, lower: str, value: str, policy: OutgoingPolicy) -> Header:
@@ -250,7 +261,7 @@ def incoming_headers(
     upstream: Sequence[Header], *, mapper: UrlMapper, body_rewritten: bool
 ) -> IncomingHeaders:
     """Map, drop and keep response headers."""
-    drop = HOP_BY_HOP | NEXT_HOP_AUTH | DROPPED_RESPONSE_HEADERS | connection_named(upstream)
+    drop = ALWAYS_DROPPED | connection_named(upstream)
     if body_rewritten:
         drop |= STALE_AFTER_REWRITE
     out: list[Header] = []

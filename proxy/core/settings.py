@@ -94,6 +94,10 @@ class Timeouts(Frozen):
     client_idle: Annotated[float, Field(gt=0, le=3600)] = 15.0
     # Longest silence while a request body is being uploaded.
     client_body: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # R9: a whole request body must arrive within client_body_total seconds plus its size
+    # (declared, or seen so far) at client_body_min_rate bytes per second, or it gets a 408.
+    client_body_total: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    client_body_min_rate: Annotated[float, Field(gt=0)] = 8192.0
 
 
 class Throttle(Frozen):

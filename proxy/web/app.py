@@ -65,6 +65,7 @@ from proxy.web.keys import (
     ProxySecrets,
 )
 from proxy.web.relay import relay_handler
+from proxy.web.relay_request import install_expect_handler
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
 TASKS: web.AppKey[TaskOwner] = web.AppKey("tasks", TaskOwner)
@@ -118,6 +119,7 @@ async def build_app(
     login.add_routes(app)
     app.router.add_static("/static", STATIC_DIR, append_version=False)
     portal.add_catch_all(app)
+    install_expect_handler(app)  # after the last route: mapped hosts' 100 waits for the relay
     return app
 
 

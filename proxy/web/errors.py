@@ -68,6 +68,9 @@ TITLES: Final = {
     403: "Access not permitted",
     404: "Not found",
     405: "Method not allowed",
+    408: "The upload was too slow",
+    413: "The upload is too large",
+    415: "The upload cannot be relayed",
     429: "Too many attempts",
     500: "Something went wrong",
     502: "The database is not answering",
@@ -117,8 +120,12 @@ def render_error(
         consortium=settings.consortium_name,
         back=settings.public_url + "/",
     )
+    extra = getattr(exc, "response_headers", {})  # e.g. a 405's Allow, a 415's Accept-Encoding
     return web.Response(
-        status=status, text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
+        status=status,
+        text=html,
+        content_type="text/html",
+        headers={"Cache-Control": "no-store", **extra},
     )
 
 

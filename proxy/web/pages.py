@@ -112,3 +112,20 @@ def signed_out_page(consortium: str) -> str:
         'have been deleted.</p><p><a href="/login">Sign in again</a></p>'
     )
     return render_page("Signed out", body, consortium=consortium)
+
+
+def leaving_page(url: str, host: str, *, consortium: str, back: str) -> str:
+    """A vendor redirected to a site no rule covers: say so, and let the patron choose (R22).
+
+    The link carries ``rel="noreferrer"``: the next site learns nothing of the proxy's URL.
+    """
+    body = (
+        "<p>The database is sending you to a site outside the library's proxy:</p>"
+        f"<p><strong>{escape(host)}</strong></p>"
+        "<p>If you continue, that site will see your own internet address, and the library "
+        "cannot protect your privacy there.</p>"
+        f'<p><a href="{escape(url, quote=True)}" rel="noreferrer">Continue to '
+        f"{escape(host)}</a></p>"
+        f'<p><a href="{escape(back, quote=True)}">Back to the library databases</a></p>'
+    )
+    return render_page("You are leaving the library's proxy", body, consortium=consortium)

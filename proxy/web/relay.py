@@ -39,7 +39,7 @@ from proxy.web.login import client_network, login_url_for
 from proxy.web.relay_request import Resolved, mapper_for, send_upstream, tools_for
 from proxy.web.relay_response import respond
 from proxy.web.responses import found
-from proxy.web.session_cookie import current_session
+from proxy.web.session_cookie import current_session, forget_tossed_cookies
 
 log = get_logger("relay")
 
@@ -108,7 +108,9 @@ async def relay_handler(request: web.Request, host: str) -> web.StreamResponse:
     session = await current_session(request)
     if session is None:
         target = vendor.origin.url_prefix() + request.raw_path
-        return found(login_url_for(request.app[SETTINGS].public_url, target))
+        response = found(login_url_for(request.app[SETTINGS].public_url, target))
+        forget_tossed_cookies(request, response)  # R7: two session cookies are none
+        return response
     request[VENDOR_KEY] = vendor.rule.id
     if not vendor.rule.licensed_to(session.library, session.ptype):
         raise NotLicensed(vendor.rule.title)

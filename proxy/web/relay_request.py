@@ -4,8 +4,13 @@ Contract: ``send_upstream(request, vendor, session, now)`` sends the browser's r
 vendor through the one ``UpstreamClient``: headers from ``core.headers`` (allow-list,
 Referer/Origin turned back, the session's vendor cookies or the browser's own in ``pass``
 mode, the rule's pseudonym header), the target with ``request_params`` turned back, and the
-body streamed with a size cap and a slow-upload guard. ``tools_for`` hands out the rule set's
-compiled values.
+body streamed with a size cap and a slow-upload guard (an idle gap and a size-aware total
+deadline). Before the body is read, ``check_request`` refuses TRACE-like methods (405),
+coded request bodies (415: aiohttp decodes them, R1) and declared sizes over the cap (413),
+and only then answers ``Expect: 100-continue`` (``expect_handler`` keeps aiohttp from
+answering it for mapped hosts before the relay has decided). The body's framing is the
+proxy's own: the browser's Content-Length goes upstream only with the very bytes it counted.
+``tools_for`` hands out the rule set's compiled values.
 Not here: deciding whether to relay (relay.py), the response (relay_response.py), header
 policy itself (core/headers.py), SSRF checks and timeouts (upstream.py).
 """
@@ -16,14 +21,24 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from types import MappingProxyType
+from typing import ClassVar, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
 
 from proxy.core import pseudonym
-from proxy.core.headers import Header, outgoing_headers
+from proxy.core.cookieheader import vendor_cookie_header
+from proxy.core.headers import (
+    REFUSED_METHODS,
+    RELAYED_METHODS,
+    RELAYED_REQUEST_CODINGS,
+    Header,
+    outgoing_headers,
+)
 from proxy.core.hostmap import Origin
 from proxy.core.rules import VendorRule
+from proxy.core.settings import Timeouts
 from proxy.core.urlmap import UrlMapper, translate_params
 from proxy.errors import ClamshellError
 from proxy.stores.sessions import Session
@@ -31,6 +46,7 @@ from proxy.upstream import UpstreamResponse
 from proxy.web.compiled import RuleSetTools
 from proxy.web.keys import (
     EPOCHS,
+    HOSTMAP,
     JARS,
     PSEUDONYMS,
     RULEBOOK,
@@ -39,7 +55,7 @@ from proxy.web.keys import (
     UPSTREAM,
 )
 from proxy.web.login import CSRF_COOKIE
-from proxy.web.session_cookie import SESSION_COOKIE
+from proxy.web.session_cookie import SESSION_COOKIE, cookie_pairs
 
 CHUNK: Final = 64 * 1024  # request and small-response body unit
 MAX_TRANSLATED_FORM: Final = 2**20  # forms larger than this stream through untranslated
@@ -59,6 +75,30 @@ class RequestTooLarge(ClamshellError):
 
     status_hint = 413
     public_message = "This upload is too large to send through the library's proxy."
+
+
+class BodyLengthMismatch(ClamshellError):
+    """The body the browser sent is not as long as its Content-Length said."""
+
+    status_hint = 400
+    public_message = "This upload arrived incomplete. Please try again."
+
+
+class MethodNotRelayed(ClamshellError):
+    """A method the proxy never relays (TRACE, TRACK, CONNECT)."""
+
+    status_hint = 405
+    public_message = "This kind of request is not sent through the library's proxy."
+    # RFC 9110 §15.5.6: a 405 lists the methods that are allowed
+    response_headers: ClassVar = MappingProxyType({"Allow": RELAYED_METHODS})
+
+
+class CodedRequestBody(ClamshellError):
+    """A request body with a Content-Encoding (R1: aiohttp would hand over decoded bytes)."""
+
+    status_hint = 415
+    public_message = "This upload is compressed in a way the library's proxy does not relay."
+    response_headers: ClassVar = MappingProxyType({"Accept-Encoding": "identity"})  # RFC 7694 §3
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +159,8 @@ async def send_upstream(
     )
     names = per_rule.request_params
     body = await request_body(request, names)
+    if not isinstance(body, bytes) and request.content_length is not None:
+        headers.append(("Content-Length", str(request.content_length)))  # counted by the stream
     return await app[UPSTREAM].send(
         request.method,
         app[UPSTREAM].target_url(origin, upstream_target(request, names)),
@@ -126,6 +168,45 @@ async def send_upstream(
         body=body,
         timeouts=rule.timeouts,
     )
+
+
+def check_request(request: web.Request) -> None:
+    """Refuse, before any body byte is read, what is never relayed (R1, R22)."""
+    if request.method in REFUSED_METHODS:
+        raise MethodNotRelayed()
+    for value in request.headers.getall(hdrs.CONTENT_ENCODING, ()):
+        if any(c.strip().lower() not in RELAYED_REQUEST_CODINGS for c in value.split(",")):
+            raise CodedRequestBody()
+    if (request.content_length or 0) > MAX_REQUEST_BODY:
+        raise RequestTooLarge()
+
+
+async def expect_handler(request: web.Request) -> None:
+    """Every route's Expect handler (aiohttp calls it before any middleware): the portal
+    answers ``100 Continue`` at once, as aiohttp does; a mapped host's answer waits for the
+    relay's checks (``continue_body``), so a refused upload is never invited."""
+    if request.version != HttpVersion11:
+        return
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        raise web.HTTPExpectationFailed()
+    if request.app[HOSTMAP].is_portal(request.headers.get(hdrs.HOST, "").lower()):
+        await continue_body(request)
+
+
+def install_expect_handler(app: web.Application) -> None:
+    """Put ``expect_handler`` on every route registered so far (call after the last one).
+
+    aiohttp has no application-wide Expect hook and mapped hosts share the portal's routes.
+    """
+    for route in app.router.routes():
+        route._expect_handler = expect_handler  # aiohttp reads it in handle_expect_header
+
+
+async def continue_body(request: web.Request) -> None:
+    """Send ``100 Continue`` if the browser waits for it (RFC 9110 §10.1.1)."""
+    if request.version == HttpVersion11 and hdrs.EXPECT in request.headers:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # as aiohttp does: the response has not started
 
 
 def upstream_target(request: web.Request, names: frozenset[str]) -> str:
@@ -140,8 +221,10 @@ async def request_body(
     request: web.Request, names: frozenset[str]
 ) -> AsyncIterator[bytes] | bytes | None:
     """Streamed as is; a small urlencoded form is read whole when request_params apply."""
+    check_request(request)
     if not request.body_exists:
         return None
+    await continue_body(request)
     small = (request.content_length or MAX_TRANSLATED_FORM + 1) <= MAX_TRANSLATED_FORM
     if names and small and request.content_type == "application/x-www-form-urlencoded":
         form = (await request.read()).decode("latin-1")
@@ -150,28 +233,39 @@ async def request_body(
 
 
 def browser_cookies(request: web.Request) -> str | None:
-    """For ``cookies: pass``: the browser's cookies minus the proxy's own."""
-    kept = [
-        f"{name}={value}" for name, value in request.cookies.items() if name not in RESERVED_COOKIES
-    ]
-    return "; ".join(kept) or None
+    """For ``cookies: pass``: the browser's cookies minus any that name the proxy's own (R2:
+    the same parse that found the session token, so a token hidden in a value is dropped)."""
+    return vendor_cookie_header(cookie_pairs(request), RESERVED_COOKIES)
 
 
 async def bounded_body(request: web.Request) -> AsyncIterator[bytes]:
-    """Stream the request body upstream: at most MAX_REQUEST_BODY bytes, and no silence
-    longer than ``timeouts.client_body`` (a slow uploader cannot hold a connection open)."""
-    seen = 0
-    idle = request.app[SETTINGS].timeouts.client_body
+    """Stream the request body upstream: at most MAX_REQUEST_BODY bytes, exactly the declared
+    Content-Length if any, no silence longer than ``timeouts.client_body``, and all of it within
+    ``body_deadline`` (a trickle of one byte per idle gap cannot hold a connection open, R9)."""
+    declared = request.content_length
+    timeouts = request.app[SETTINGS].timeouts
+    loop = asyncio.get_running_loop()
+    started, seen = loop.time(), 0
     chunks = request.content.iter_chunked(CHUNK)
     while True:
+        left = started + body_deadline(timeouts, max(declared or 0, seen)) - loop.time()
         try:
-            async with asyncio.timeout(idle):
+            async with asyncio.timeout(min(timeouts.client_body, left)):
                 chunk = await anext(chunks)
         except StopAsyncIteration:
-            return
+            break
         except TimeoutError:
             raise ClientTooSlow() from None
         seen += len(chunk)
         if seen > MAX_REQUEST_BODY:
             raise RequestTooLarge()
+        if declared is not None and seen > declared:
+            raise BodyLengthMismatch()
         yield chunk
+    if declared is not None and seen != declared:
+        raise BodyLengthMismatch()
+
+
+def body_deadline(timeouts: Timeouts, size: int) -> float:
+    """Seconds a body of ``size`` bytes may take: a base, plus the size at the minimum rate."""
+    return timeouts.client_body_total + size / timeouts.client_body_min_rate

@@ -4,8 +4,11 @@ Contract: ``respond(request, vendor, session, upstream, now)`` turns the vendor'
 into the browser's: headers through ``core.headers.incoming_headers``, Set-Cookie into the
 session's server-side jar (or rescoped for ``cookies: pass``), the third-party CSP for
 ``third_party: block`` rules, and the body passed through byte-identical (small bodies in one
-write) or rewritten by the rule set's rewriter. A body that fails after its headers went out
-cuts the connection. Returns the response, the bytes read, and the rewrite plan if any.
+write) or rewritten by the rule set's rewriter. A redirect (R22) to an unlisted public http(s)
+site becomes the "you are leaving the library's proxy" page (200, not cached, the patron
+follows the link or not); one to an internal address or to another scheme is a 502 page.
+A body that fails after its headers went out cuts the connection. Returns the response, the
+bytes read, and the rewrite plan if any.
 Not here: the upstream request (relay_request.py), statistics (relay.py), rewriting itself
 (core/rewrite.py, web/bodies.py).
 """
@@ -13,12 +16,15 @@ Not here: the upstream request (relay_request.py), statistics (relay.py), rewrit
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.core.cookiejar import rescope_set_cookie
 from proxy.core.headers import incoming_headers
+from proxy.core.redirects import judge_location
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.rules_loader import is_public_suffix
@@ -34,9 +40,41 @@ from proxy.web.keys import (
     JARS,
     SETTINGS,
 )
+from proxy.web.pages import leaving_page
 from proxy.web.relay_request import CHUNK, RESERVED_COOKIES, Resolved, tools_for
 
 log = get_logger("relay")
+# The interstitial is the proxy's own page: never cached, and the next site gets no Referer.
+LEAVING_HEADERS: Final = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+class UnsafeRedirect(ClamshellError):
+    """A vendor redirected to an internal address or a non-http(s) URL (R22)."""
+
+    status_hint = 502
+    public_message = "The database tried to send you to an address the library's proxy won't open."
+
+
+def leaving_answer(request: web.Request, upstream: UpstreamResponse) -> web.Response | None:
+    """The page for a redirect out of the proxy, None to relay the response, or UnsafeRedirect."""
+    location = upstream.headers.get("Location")
+    if location is None:
+        return None
+    verdict = judge_location(location, tools_for(request).mapper.to_proxy(location))
+    if verdict == "refuse":
+        log.info("redirect_refused", status=upstream.status)
+        raise UnsafeRedirect()
+    if verdict == "stay" or not 300 <= upstream.status < 400:
+        return None
+    settings = request.app[SETTINGS]
+    url = location.strip()
+    page = leaving_page(
+        url,
+        urlsplit(url).hostname or "",
+        consortium=settings.consortium_name,
+        back=settings.public_url + "/",
+    )
+    return web.Response(text=page, content_type="text/html", headers=LEAVING_HEADERS)
 
 
 async def respond(
@@ -48,6 +86,9 @@ async def respond(
 ) -> tuple[web.StreamResponse, int, BodyPlan | None]:
     """Map the headers, keep the cookies, and stream (or rewrite) the body."""
     rule, tools = vendor.rule, tools_for(request)
+    leaving = leaving_answer(request, upstream)
+    if leaving is not None:
+        return leaving, 0, None
     plan = plan_body(
         tools.rewriter,
         rule,

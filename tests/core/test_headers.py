@@ -213,3 +213,46 @@ def test_csp_host_sources_are_mapped(mapper: UrlMapper) -> None:
         f"default-src 'self' http://www-jstor-org.{P} *.proxy.localhost cdn.other.com data:; "
         f"script-src 'nonce-abc' search-bigdb-test.{P}"
     )
+
+
+def test_cache_validators_never_pass_either_way(mapper: UrlMapper) -> None:
+    """R6: If-None-Match and the other validators stay home; ETag and Last-Modified too."""
+    validators = [
+        ("If-None-Match", '"patron-a"'),
+        ("If-Modified-Since", "Sun, 29 Nov 2026 12:00:00 GMT"),
+        ("If-Match", '"patron-a"'),
+        ("If-Unmodified-Since", "Sun, 29 Nov 2026 12:00:00 GMT"),
+        ("If-Range", '"patron-a"'),
+        ("Range", "bytes=0-9"),
+    ]
+    out = outgoing_headers(
+        validators,
+        policy=OutgoingPolicy(allow=frozenset({"if-none-match", "content-length"})),
+        mapper=mapper,
+        host="www.jstor.org",
+        cookie=None,
+        pseudonym=None,
+    )
+    assert names(out) == {"host", "range"}
+    got = incoming_headers(
+        [("ETag", '"patron-a"'), ("Last-Modified", "x"), ("Content-Type", "text/css")],
+        mapper=mapper,
+        body_rewritten=False,
+    )
+    assert names(got.headers) == {"content-type"}
+
+
+def test_body_framing_is_never_copied_from_the_browser(mapper: UrlMapper) -> None:
+    """R1: Content-Length, Content-Encoding and Transfer-Encoding are the proxy's to set."""
+    out = outgoing_headers(
+        [("Content-Length", "123"), ("Content-Encoding", "gzip"), ("Content-Type", "text/plain")],
+        policy=OutgoingPolicy(
+            allow=frozenset({"content-length", "content-encoding"}),
+            set={"Content-Length": "5", "Transfer-Encoding": "chunked"},
+        ),
+        mapper=mapper,
+        host="www.jstor.org",
+        cookie=None,
+        pseudonym=None,
+    )
+    assert names(out) == {"host", "content-type"}

@@ -157,15 +157,16 @@ async def test_form_post_is_relayed(stack: Stack) -> None:
 
 
 async def test_vendor_redirect_to_internal_address_is_not_followed(stack: Stack) -> None:
-    """A vendor 302 to 127.0.0.1 goes back to the browser unfollowed and unmapped."""
+    """R22: a vendor 302 to 127.0.0.1 is not followed, and not handed to the browser: a 502 page."""
     auth = await signed_in(stack)
     resp = await stack.client.get(
         "/redirect-to?to=http://127.0.0.1:1/secret",
         headers={"Host": WWW, **auth},
         allow_redirects=False,
     )
-    assert resp.status == 302
-    assert resp.headers["Location"] == "http://127.0.0.1:1/secret"
+    assert resp.status == 502
+    assert "Location" not in resp.headers
+    assert "127.0.0.1:1" not in await resp.text()
     assert [r.path for r in stack.vendor.records] == ["/redirect-to"]
 
 
@@ -360,3 +361,69 @@ async def test_head_keeps_the_vendors_content_length(stack: Stack) -> None:
     assert resp.status == 200
     assert int(resp.headers["Content-Length"]) == length > 0
     assert await resp.read() == b""
+
+
+async def test_redirect_to_an_unlisted_site_shows_the_leaving_page(stack: Stack) -> None:
+    """R22: a vendor 302 to a public site no rule covers is a 'you are leaving' page, not cached."""
+    auth = await signed_in(stack)
+    target = quote("https://www.example.org/elsewhere?a=1", safe="")
+    resp = await stack.client.get(
+        f"/redirect-to?to={target}", headers={"Host": WWW, **auth}, allow_redirects=False
+    )
+    assert resp.status == 200
+    assert "Location" not in resp.headers
+    assert resp.headers["Cache-Control"] == "no-store"
+    html = await resp.text()
+    assert "leaving the library" in html
+    assert 'href="https://www.example.org/elsewhere?a=1" rel="noreferrer"' in html
+
+
+@pytest.mark.parametrize(
+    "target", ["javascript:alert(document.cookie)", "http://169.254.169.254/latest", "file:///"]
+)
+async def test_redirect_to_a_script_or_metadata_url_is_502(
+    make_stack: StackFactory, aiohttp_server: Any, target: str
+) -> None:
+    """R22: a vendor redirect to javascript:, file: or the metadata address is a 502 page."""
+
+    async def send_away(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": target})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", send_away)
+    server = await aiohttp_server(app)
+    stack: Stack = await make_stack(
+        upstream_overrides={"away.acmejournals.test": f"http://127.0.0.1:{server.port}"}
+    )
+    auth = await signed_in(stack)
+    resp = await stack.client.get(
+        "/", headers={"Host": f"away-acmejournals-test.{PORTAL}", **auth}, allow_redirects=False
+    )
+    assert resp.status == 502
+    assert "Location" not in resp.headers
+    assert target not in await resp.text()
+
+
+async def test_validators_do_not_link_patrons(stack: Stack, aiohttp_server: Any) -> None:
+    """R6: patron A's ETag never reaches the browser, and B's If-None-Match never the vendor;
+    a PDF Range request still gets its 206."""
+    auth = await signed_in(stack)
+    resp = await stack.client.get("/pdf/article-1.pdf", headers={"Host": CDN, **auth})
+    assert "ETag" not in resp.headers and "Last-Modified" not in resp.headers
+    await stack.client.get(
+        "/headers",
+        headers={
+            "Host": WWW,
+            **auth,
+            "If-None-Match": '"tag-of-patron-a"',
+            "If-Modified-Since": "Sun, 29 Nov 2026 12:00:00 GMT",
+        },
+    )
+    assert stack.vendor.find("tag-of-patron-a") == []
+    assert stack.vendor.find("29 Nov 2026") == []
+    part = await stack.client.get(
+        "/pdf/article-1.pdf",
+        headers={"Host": CDN, **auth, "Range": "bytes=0-9", "If-Range": '"tag-of-patron-a"'},
+    )
+    assert part.status == 206
+    assert await part.read() == pdf_bytes(1)[:10]
