@@ -310,6 +310,7 @@ def test_fingerprint_surface() -> None:
         ("X-Consortium", "demo"),
         ("Cookie", "a=b"),
         ("Sec-CH-UA-Platform", "Linux"),
+        ("Content-Length", "12"),  # the pool's own framing of a POST body
     ]
     assert fingerprint_surface(headers) == {
         "user-agent": "UA",

@@ -177,6 +177,17 @@ def test_groups_map_through_flags_and_files(tmp_path: Path) -> None:
     assert {r.id: r.libraries for r in loaded.rules} == {"l": ("WEST",), "m": ("MAIN", "WEST")}
 
 
+def test_groups_file_with_yaml_aliases_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R12: the --groups file is read like rule files: YAML aliases are refused with the line."""
+    config = write(tmp_path / "config.txt", "Group Med\nTitle M\nURL https://m.example.org/\n")
+    mapfile = write(tmp_path / "groups.yaml", "a: &x [MAIN]\nMed: *x\n")
+    argv = ["rules", "import-ezproxy", str(config), "--out", str(tmp_path / "out")]
+    assert run("--config", str(REPO / "proxy.yaml"), *argv, "--groups", str(mapfile)) == 2
+    assert "groups.yaml:1: YAML anchors and aliases are not allowed" in capsys.readouterr().err
+
+
 def test_unmapped_groups_license_all_libraries_with_a_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from proxy.core.headers import (
     ALLOWED_REQUEST_HEADERS,
+    BODY_FRAMING,
     CLIENT_HINT_PREFIX,
     IDENTIFYING_REQUEST_HEADERS,
 )
@@ -26,6 +27,13 @@ from proxy.core.review.observed import Finding, Header, ObservedRequest, request
 # Identifying header names whose mere presence fails P1 (DESIGN P1). Cookie is judged by its
 # content instead: the vendor's own server-side jar legitimately sends one.
 IDENTIFYING_NAMES: Final = IDENTIFYING_REQUEST_HEADERS - {"cookie"}
+# What the relay itself sends beside the allow-list: framing is the pool's, not the browser's.
+KNOWN_REQUEST_HEADERS: Final = ALLOWED_REQUEST_HEADERS | BODY_FRAMING | {
+    "host",
+    "cookie",
+    "referer",
+    "origin",
+}
 # Headers that describe the browser rather than the request: the fingerprinting surface.
 FINGERPRINT_HEADERS: Final = frozenset(
     {"user-agent", "accept", "accept-language", "accept-encoding", "dnt", "sec-gpc"}
@@ -100,5 +108,5 @@ def fingerprint_surface(headers: Sequence[Header]) -> dict[str, str]:
         for name, value in headers
         if name.lower() in FINGERPRINT_HEADERS
         or name.lower().startswith(CLIENT_HINT_PREFIX)
-        or name.lower() not in ALLOWED_REQUEST_HEADERS | {"host", "cookie", "referer", "origin"}
+        or name.lower() not in KNOWN_REQUEST_HEADERS
     }
