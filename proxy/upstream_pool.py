@@ -168,8 +168,13 @@ class ConnectionPool:
                 if declared is None
                 else ("Content-Length", str(declared))
             )
-            transport.write(encode_head(method, target, kept, framing))
-            await _write_stream(conn, body, declared)
+            head = encode_head(method, target, kept, framing)
+            if declared == 0:  # the head alone completes the request: only after the stream
+                await _write_stream(conn, body, 0)
+                transport.write(head)
+            else:
+                transport.write(head)
+                await _write_stream(conn, body, declared)
         conn.request_sent = True
 
     async def _acquire(self, key: PoolKey, connect: float) -> tuple[Connection, bool]:
@@ -307,18 +312,24 @@ def declared_length(headers: Sequence[tuple[str, str]]) -> int | None:
 
 async def _write_stream(conn: Connection, body: AsyncIterable[bytes], length: int | None) -> None:
     """Chunked when ``length`` is None; else exactly ``length`` bytes, or RequestBodyMismatch
-    before a byte too many is written (the caller then closes the connection)."""
+    before a byte too many is written (the caller then closes the connection). The chunk that
+    completes the length is held back until the stream has ended: a longer stream must not
+    leave the vendor a complete, truncated request to act on."""
     transport = conn.transport
     assert transport is not None
     sent = 0
+    held = b""
     async for chunk in body:
         if not chunk:
             continue
         sent += len(chunk)
         if length is None:
             transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-        elif sent > length:
-            raise RequestBodyMismatch("the body is longer than its Content-Length")
+        elif sent >= length:
+            if held or sent > length:
+                raise RequestBodyMismatch("the body is longer than its Content-Length")
+            held = chunk
+            continue
         else:
             transport.write(chunk)
         await conn.drain()
@@ -326,6 +337,8 @@ async def _write_stream(conn: Connection, body: AsyncIterable[bytes], length: in
         transport.write(b"0\r\n\r\n")
     elif sent != length:
         raise RequestBodyMismatch("the body is shorter than its Content-Length")
+    elif held:
+        transport.write(held)
 
 
 def _returning(conn: Connection) -> Callable[[], Connection]:
