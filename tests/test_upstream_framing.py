@@ -9,6 +9,7 @@ whole bodies; the vendor must never parse more requests than the pool was asked 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import ssl
 from collections.abc import AsyncIterator, Sequence
@@ -26,9 +27,7 @@ KEY = PoolKey("http", "vendor.example", 80)
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: vendor.example\r\n\r\n"
 FRAMING = {b"content-length", b"transfer-encoding"}
 NO_BODY = {204, 304}
-EXAMPLES = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+EXAMPLES = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @dataclass
@@ -127,7 +126,7 @@ class Attempt:
         if self.body is None or not self.streamed:
             return self.body
         edges = sorted({0, len(self.body), *(c % (len(self.body) + 1) for c in self.cuts)})
-        return stream([self.body[a:b] for a, b in zip(edges, edges[1:], strict=False)])
+        return stream([self.body[a:b] for a, b in itertools.pairwise(edges)])
 
 
 def declared_framing(body_len: int) -> st.SearchStrategy[list[tuple[str, str]]]:
@@ -282,4 +281,6 @@ def test_requests_and_responses_mean_the_same_to_h11_and_the_pool(
         expected_body = b"".join(spec.chunks) if spec.status not in NO_BODY else b""
         assert (status, body) == (spec.status, expected_body)
         parsed = [(n.encode(), v.encode()) for n, v in headers]
-        assert without_framing(parsed) == [(n.lower().encode(), v.encode()) for n, v in spec.headers]
+        assert without_framing(parsed) == [
+            (n.lower().encode(), v.encode()) for n, v in spec.headers
+        ]
