@@ -99,7 +99,7 @@ async def test_endless_trailers_are_a_bad_response(pools: MakePool) -> None:
         response = await pools(script.port).request(
             KEY, "GET", "/", HEADERS, None, connect=2, first_byte=2, idle_read=5
         )
-        with pytest.raises(UpstreamConnectionError):
+        with pytest.raises(UpstreamProtocolError):
             async with asyncio.timeout(3):
                 await response.read()
 
