@@ -10,7 +10,9 @@ the body's framing, explicit connect / first-byte / idle-read deadlines, TLS ver
 address connected to is one the ``GuardedResolver`` returned (answers cached for DNS_TTL).
 Failures become ``UpstreamError``s with patron-safe messages: unreachable (refused, DNS,
 TLS, bad response) → 502, too slow → 504, a forbidden address → 502 with the same page as
-"unreachable" (DESIGN P6).
+"unreachable" (DESIGN P6), no connection slot within ``upstream.queue_timeout`` → 503, a
+streamed body that does not match its declared Content-Length → 400. The pool's limits and
+the DNS resolver's bounds come from the ``upstream`` settings block.
 Admin overrides (``upstream_overrides``: vendor host → ``scheme://ip:port``) keep the vendor's
 host name in the URL, so the Host header, SNI and certificate checks stay the vendor's; only
 the resolver knows the real address.
@@ -37,33 +39,39 @@ from yarl import URL
 
 from proxy.core.addresses import forbidden_reason
 from proxy.core.hostmap import DEFAULT_PORTS, Origin, Scheme
-from proxy.core.settings import Settings, Timeouts
+from proxy.core.settings import Settings, Timeouts, Upstream
 from proxy.logconfig import get_logger
 from proxy.upstream_errors import (
     UNREACHABLE_MESSAGE,
     ForbiddenUpstream,
+    UpstreamBadRequestBody,
+    UpstreamBusy,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
 from proxy.upstream_guard import (
     DNS_TTL,
+    BoundedResolver,
     GuardedResolver,
     Override,
     ip_or_none,
     parse_overrides,
     refused,
 )
-from proxy.upstream_pool import POOL_LIMIT, POOL_LIMIT_PER_HOST, Address, ConnectionPool
+from proxy.upstream_pool import Address, ConnectionPool, RequestBodyMismatch
 from proxy.upstream_review import ProxiedSender
 from proxy.upstream_wire import PoolKey, UpstreamConnectionError
 
 __all__ = [  # what callers import from here (the errors and the guard's values included)
     "UNREACHABLE_MESSAGE",
+    "BoundedResolver",
     "ForbiddenUpstream",
     "GuardedResolver",
     "Override",
     "TimeoutValues",
+    "UpstreamBadRequestBody",
+    "UpstreamBusy",
     "UpstreamClient",
     "UpstreamError",
     "UpstreamResponse",
@@ -183,6 +191,7 @@ class UpstreamClient:
         overrides: Mapping[str, Override],
         timeouts: Timeouts,
         proxy: str | None = None,
+        limits: Upstream | None = None,
     ) -> None:
         self._resolver = resolver
         self._overrides = overrides
@@ -192,8 +201,14 @@ class UpstreamClient:
         self._pool: ConnectionPool | None = None
         self._proxied: ProxiedSender | None = None
         if proxy is None:
+            limits = limits or Upstream()
             self._pool = ConnectionPool(
-                self._addresses, context, limit=POOL_LIMIT, limit_per_host=POOL_LIMIT_PER_HOST
+                self._addresses,
+                context,
+                limit=limits.max_total,
+                limit_per_host=limits.max_per_host,
+                queue_timeout=limits.queue_timeout,
+                unread_timeout=limits.unread_timeout,
             )
         else:
             self._proxied = ProxiedSender.create(resolver, context, proxy, timeouts)
@@ -212,17 +227,24 @@ class UpstreamClient:
         Args:
             ca_file: an extra CA bundle to trust besides the system's (review mode, tests).
             proxy: review mode's recording HTTP proxy, ``http://127.0.0.1:<port>``.
-            base_resolver: the DNS behind the guard (default: getaddrinfo in a thread).
+            base_resolver: the DNS behind the guard (default: ``BoundedResolver``, getaddrinfo
+                on its own threads, bounded as ``settings.upstream`` says).
         """
         proxy = _checked_proxy(proxy)  # before anything that would need closing
         overrides = parse_overrides(settings.upstream_overrides)
-        resolver = GuardedResolver(overrides, base_resolver or aiohttp.ThreadedResolver())
+        limits = settings.upstream
+        base = base_resolver or BoundedResolver(
+            threads=limits.dns_threads,
+            per_domain=limits.dns_per_domain,
+            negative_ttl=limits.dns_negative_ttl,
+        )
         return cls(
-            resolver,
+            GuardedResolver(overrides, base),
             tls_context(ca_file),
             overrides=overrides,
             timeouts=settings.timeouts,
             proxy=proxy,
+            limits=limits,
         )
 
     def target_url(self, origin: Origin, path_qs: str) -> UpstreamTarget:
@@ -271,7 +293,10 @@ class UpstreamClient:
             url: from ``target_url``; for an overridden host pass ``Host`` in ``headers``.
             headers: exactly what the header policy built; only the body's framing
                 (Content-Length or Transfer-Encoding) is added.
-            body: streamed when an async iterable (chunked unless Content-Length is given).
+            body: streamed when an async iterable: chunked, or with the one valid
+                Content-Length in ``headers``, enforced (a longer or shorter stream →
+                ``UpstreamBadRequestBody``, connection closed). Any other Content-Length or
+                Transfer-Encoding in ``headers`` is replaced by the pool's own framing.
             timeouts: a rule's ``RuleTimeouts`` or full ``Timeouts``; unset values are the
                 global ones.
         """
@@ -298,8 +323,14 @@ class UpstreamClient:
                 first_byte=t.first_byte,
                 idle_read=t.idle_read,
             )
+        except UpstreamBusy:
+            log.warning("upstream_busy", host=target.host)
+            raise
         except UpstreamError:
             raise  # ForbiddenUpstream from the resolver: already logged
+        except RequestBodyMismatch as exc:
+            log.warning("upstream_request_refused", host=target.host, cause=type(exc).__name__)
+            raise UpstreamBadRequestBody() from exc
         except TimeoutError as exc:  # also aiohttp's ServerTimeoutError / ConnectionTimeoutError
             log.warning("upstream_timed_out", host=target.host, cause=type(exc).__name__)
             raise UpstreamTimeout() from exc

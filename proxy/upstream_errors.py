@@ -3,7 +3,8 @@
 Contract: every ``UpstreamError`` carries the HTTP status it becomes and a patron-safe
 message: unreachable (refused, DNS, TLS, a bad response) → 502, too slow → 504, a forbidden
 address → 502 with the same page as "unreachable" (DESIGN P6: nothing tells a prober which
-internal addresses exist).
+internal addresses exist), no free connection slot in time → 503, a request body that does
+not match its declared length → 400.
 Not here: raising them (upstream.py, upstream_guard.py), rendering them (web/errors.py).
 """
 
@@ -47,3 +48,17 @@ class UpstreamTimeout(UpstreamError):
 
     status_hint = 504
     public_message = "The database's server is taking too long to answer. Please try again."
+
+
+class UpstreamBusy(UpstreamError):
+    """No connection slot to the vendor came free within ``upstream.queue_timeout``."""
+
+    status_hint = 503
+    public_message = "The database is very busy right now. Please try again in a moment."
+
+
+class UpstreamBadRequestBody(UpstreamError):
+    """The request body did not match its declared length; nothing more was sent (R1)."""
+
+    status_hint = 400
+    public_message = "The request could not be forwarded to the database. Please try again."

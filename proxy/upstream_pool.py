@@ -13,6 +13,15 @@ A reused connection that the vendor had already closed is retried once on a fres
 the request can be replayed (an idempotent method, no streamed body). Failures raise
 ``TimeoutError`` or ``UpstreamConnectionError``; the caller turns them into patron-safe
 errors.
+Framing (R1): the pool frames every request body itself from what it actually sends — the
+caller's Content-Length and Transfer-Encoding are never copied. Bytes get their own
+Content-Length; a stream is chunked, or, when the caller declared one valid Content-Length,
+sent with that length *enforced*: a stream that runs longer or shorter fails with
+``RequestBodyMismatch`` and the connection is closed (no byte past the declared length is
+ever written). A connection is reused only at a message boundary (``Connection.reusable``).
+Limits (R3): ``limit`` connections in all and ``limit_per_host`` per vendor; a request that
+waits longer than ``queue_timeout`` for a slot fails with ``UpstreamBusy`` (503); a response
+left unread for ``unread_timeout`` seconds gives its slot back (``PooledResponse``).
 
 Why not aiohttp's client, which the project used before: profiled in bench/relay.py at ~190
 µs per relayed request, most of it generic machinery the relay switches off anyway (request
@@ -32,6 +41,7 @@ import ssl
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from typing import Final
 
+from proxy.upstream_errors import UpstreamBusy
 from proxy.upstream_wire import (
     Connection,
     PooledResponse,
@@ -40,8 +50,12 @@ from proxy.upstream_wire import (
     encode_head,
 )
 
-POOL_LIMIT: Final = 256  # open upstream connections in all
-POOL_LIMIT_PER_HOST: Final = 100  # per vendor (host, port, TLS): caps what one vendor can hog
+POOL_LIMIT: Final = 256  # open upstream connections in all (default of upstream.max_total)
+POOL_LIMIT_PER_HOST: Final = 100  # per vendor (host, port, TLS) (upstream.max_per_host)
+QUEUE_TIMEOUT: Final = 10.0  # seconds a request may wait for a slot (upstream.queue_timeout)
+UNREAD_TIMEOUT: Final = 60.0  # seconds a response may sit unread (upstream.unread_timeout)
+# RFC 9112 §6: the message's framing; the pool sets them from the body it sends (R1).
+FRAMING_FIELDS: Final = frozenset({"content-length", "transfer-encoding"})
 IDLE_KEEP: Final = 30.0  # seconds an idle pooled connection may wait for its next request
 # Only these may be sent again on a fresh connection (RFC 9110 §9.2.2: "a proxy MUST NOT
 # automatically retry non-idempotent requests").
@@ -49,6 +63,21 @@ IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT",
 
 Address = tuple[int, str, int]  # (family, ip, port): one checked answer of the resolver
 Resolve = Callable[[str, int], Awaitable[Sequence[Address]]]
+Body = AsyncIterable[bytes] | bytes | None
+
+
+class RequestBodyMismatch(UpstreamConnectionError):
+    """A streamed body was longer or shorter than its declared Content-Length."""
+
+
+class _HostSlots:
+    """One vendor's connection limit, and how many requests hold or wait for it."""
+
+    __slots__ = ("semaphore", "users")
+
+    def __init__(self, limit: int) -> None:
+        self.semaphore = asyncio.Semaphore(limit)
+        self.users = 0
 
 
 class ConnectionPool:
@@ -59,16 +88,22 @@ class ConnectionPool:
         resolve: Resolve,
         tls: ssl.SSLContext,
         *,
-        limit: int,
-        limit_per_host: int,
+        limit: int = POOL_LIMIT,
+        limit_per_host: int = POOL_LIMIT_PER_HOST,
+        queue_timeout: float = QUEUE_TIMEOUT,
+        unread_timeout: float | None = UNREAD_TIMEOUT,
     ) -> None:
         self._resolve = resolve
         self._tls = tls
         self._idle: dict[PoolKey, list[Connection]] = {}
+        self._idle_count = 0  # idle connections hold no slot: bounded by ``limit`` apart
+        self._limit = limit
         self._in_use: set[Connection] = set()
         self._total = asyncio.Semaphore(limit)
-        self._per_host: dict[PoolKey, asyncio.Semaphore] = {}
+        self._per_host: dict[PoolKey, _HostSlots] = {}
         self._limit_per_host = limit_per_host
+        self._queue_timeout = queue_timeout
+        self._unread_timeout = unread_timeout
         self._closed = False
 
     async def request(
@@ -77,7 +112,7 @@ class ConnectionPool:
         method: str,
         target: str,
         headers: Sequence[tuple[str, str]],
-        body: AsyncIterable[bytes] | bytes | None,
+        body: Body,
         *,
         connect: float,
         first_byte: float,
@@ -104,7 +139,7 @@ class ConnectionPool:
             except BaseException:
                 self._drop(conn)
                 raise
-            return PooledResponse(conn, self.put_back, idle_read)
+            return PooledResponse(conn, self.put_back, idle_read, self._unread_timeout)
 
     async def _send(
         self,
@@ -112,40 +147,45 @@ class ConnectionPool:
         method: str,
         target: str,
         headers: Sequence[tuple[str, str]],
-        body: AsyncIterable[bytes] | bytes | None,
+        body: Body,
     ) -> None:
+        """Write the request, framed by the pool itself (R1); mark it sent when all is out."""
         conn.reset(head_only=method == "HEAD")
         transport = conn.transport
         if transport is None or conn.lost:
             raise UpstreamConnectionError("connection lost")
-        given = {name.lower() for name, _ in headers}
+        kept = [h for h in headers if h[0].lower() not in FRAMING_FIELDS]
         if body is None:
-            transport.write(encode_head(method, target, headers, None))
-            return
-        if isinstance(body, bytes):
-            kept = [h for h in headers if h[0].lower() != "content-length"]
+            framing = ("Content-Length", "0") if len(kept) != len(headers) else None
+            transport.write(encode_head(method, target, kept, framing))
+        elif isinstance(body, bytes):
             length = ("Content-Length", str(len(body)))
             transport.write(encode_head(method, target, kept, length) + body)
-            return
-        chunked = "content-length" not in given
-        framing = ("Transfer-Encoding", "chunked") if chunked else None
-        transport.write(encode_head(method, target, headers, framing))
-        async for chunk in body:
-            if chunk:
-                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-                await conn.drain()
-        if chunked:
-            transport.write(b"0\r\n\r\n")
+        else:
+            declared = declared_length(headers)
+            framing = (
+                ("Transfer-Encoding", "chunked")
+                if declared is None
+                else ("Content-Length", str(declared))
+            )
+            head = encode_head(method, target, kept, framing)
+            if declared == 0:  # the head alone completes the request: only after the stream
+                await _write_stream(conn, body, 0)
+                transport.write(head)
+            else:
+                transport.write(head)
+                await _write_stream(conn, body, declared)
+        conn.request_sent = True
 
     async def _acquire(self, key: PoolKey, connect: float) -> tuple[Connection, bool]:
-        host_limit = self._per_host.get(key)
-        if host_limit is None:
-            host_limit = self._per_host[key] = asyncio.Semaphore(self._limit_per_host)
-        await host_limit.acquire()
+        slots = self._per_host.get(key)
+        if slots is None:
+            slots = self._per_host[key] = _HostSlots(self._limit_per_host)
+        slots.users += 1
         try:
-            await self._total.acquire()
+            await self._wait_for_slot(slots.semaphore)
         except BaseException:
-            host_limit.release()
+            self._leave(key, slots)
             raise
         try:
             conn = self._idle_connection(key)
@@ -154,24 +194,49 @@ class ConnectionPool:
                 conn = await self._connect(key, connect)
         except BaseException:
             self._total.release()
-            host_limit.release()
+            slots.semaphore.release()
+            self._leave(key, slots)
             raise
         self._in_use.add(conn)
         return conn, reused
+
+    async def _wait_for_slot(self, host_limit: asyncio.Semaphore) -> None:
+        """Take a per-host and a global slot within ``queue_timeout``, or UpstreamBusy (R3)."""
+        try:
+            async with asyncio.timeout(self._queue_timeout):
+                await host_limit.acquire()
+                try:
+                    await self._total.acquire()
+                except BaseException:
+                    host_limit.release()
+                    raise
+        except TimeoutError:
+            raise UpstreamBusy() from None
+
+    def _leave(self, key: PoolKey, slots: _HostSlots) -> None:
+        """One request is done with a vendor's slots; forget them when nobody uses them
+        (random subdomains must not grow the table without bound)."""
+        slots.users -= 1
+        if slots.users == 0 and not self._idle.get(key) and self._per_host.get(key) is slots:
+            del self._per_host[key]
 
     def _idle_connection(self, key: PoolKey) -> Connection | None:
         idle = self._idle.get(key)
         now = asyncio.get_running_loop().time()
         while idle:
             conn = idle.pop()
-            if not conn.lost and now - conn.idle_since < IDLE_KEEP:
+            self._idle_count -= 1
+            if not conn.lost and not conn.dirty and now - conn.idle_since < IDLE_KEEP:
                 return conn
             conn.close()
+        if idle is not None and not idle:
+            del self._idle[key]
         return None
 
     async def _connect(self, key: PoolKey, deadline: float) -> Connection:
         loop = asyncio.get_running_loop()
-        addresses = await self._resolve(key.host, key.port)
+        async with asyncio.timeout(deadline):  # a slow DNS answer counts against connect
+            addresses = await self._resolve(key.host, key.port)
         last: BaseException = UpstreamConnectionError("no address")
         for family, ip, port in addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -201,13 +266,16 @@ class ConnectionPool:
         if conn not in self._in_use:
             return
         self._in_use.discard(conn)
-        if conn.reusable and not self._closed:
+        if conn.reusable and not self._closed and self._idle_count < self._limit:
+            self._idle_count += 1
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.setdefault(conn.key, []).append(conn)
         else:
             conn.close()
         self._total.release()
-        self._per_host[conn.key].release()
+        slots = self._per_host[conn.key]
+        slots.semaphore.release()
+        self._leave(conn.key, slots)
 
     def _drop(self, conn: Connection) -> None:
         conn.close()
@@ -220,9 +288,57 @@ class ConnectionPool:
             for conn in idle:
                 conn.close()
         self._idle.clear()
+        self._idle_count = 0
         for conn in list(self._in_use):
             conn.close()
         await asyncio.sleep(0)  # let transports run their connection_lost
+
+
+def declared_length(headers: Sequence[tuple[str, str]]) -> int | None:
+    """The caller's Content-Length, when it is one unambiguous decimal number and no
+    Transfer-Encoding is given (RFC 9112 §6.3); None otherwise (the pool then chunks)."""
+    values = set()
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "transfer-encoding":
+            return None
+        if lower == "content-length":
+            values.add(value.strip())
+    if len(values) != 1:
+        return None
+    value = values.pop()
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+
+
+async def _write_stream(conn: Connection, body: AsyncIterable[bytes], length: int | None) -> None:
+    """Chunked when ``length`` is None; else exactly ``length`` bytes, or RequestBodyMismatch
+    before a byte too many is written (the caller then closes the connection). The chunk that
+    completes the length is held back until the stream has ended: a longer stream must not
+    leave the vendor a complete, truncated request to act on."""
+    transport = conn.transport
+    assert transport is not None
+    sent = 0
+    held = b""
+    async for chunk in body:
+        if not chunk:
+            continue
+        sent += len(chunk)
+        if length is None:
+            transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        elif sent >= length:
+            if held or sent > length:
+                raise RequestBodyMismatch("the body is longer than its Content-Length")
+            held = chunk
+            continue
+        else:
+            transport.write(chunk)
+        await conn.drain()
+    if length is None:
+        transport.write(b"0\r\n\r\n")
+    elif sent != length:
+        raise RequestBodyMismatch("the body is shorter than its Content-Length")
+    elif held:
+        transport.write(held)
 
 
 def _returning(conn: Connection) -> Callable[[], Connection]:

@@ -3,14 +3,25 @@
 Contract: ``Connection`` is the ``asyncio.Protocol`` of one keep-alive connection; it feeds
 what arrives to httptools (llhttp) and keeps the current response's head, body chunks and
 completeness, with back-pressure (a full buffer pauses the socket) and an ``idle_read``
-deadline while a reader waits. ``PooledResponse`` is the caller's view of one response;
-``encode_head`` builds a request head and refuses CR, LF and NUL anywhere in it.
-Not here: choosing, opening, limiting and reusing connections (upstream_pool.py).
+deadline while a reader waits. A response head is bounded (MAX_HEAD bytes, MAX_FIELDS
+fields of at most MAX_FIELD_SIZE, MAX_INTERIM 1xx answers, a reason phrase without control
+bytes) and so is the non-body data after it (trailers, chunk extensions): past a limit the
+connection is closed with ``UpstreamProtocolError``. A byte after the end of a response
+(a second response in the same packet, or anything on an idle connection) marks the
+connection ``dirty``: it is closed and never reused. ``PooledResponse`` is the caller's view
+of one response; if the caller leaves it unread for ``unread_timeout`` seconds (never asks
+for the next chunk, or abandons it) its connection is closed and its pool slot freed.
+``decode_fields`` turns header bytes into text that aiohttp writes back as the same bytes
+(UTF-8; a field that is not valid UTF-8 is dropped). ``encode_head`` builds a request head
+and refuses CR, LF and NUL anywhere in it; values keep their bytes (surrogateescape).
+Not here: choosing, opening, limiting and reusing connections, request body framing
+(upstream_pool.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import http
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -20,9 +31,23 @@ from typing import Final
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from proxy.logconfig import get_logger
+
+log = get_logger("upstream")
+
 HIGH_WATER: Final = 256 * 1024  # buffered body bytes at which the socket is paused
 LOW_WATER: Final = 64 * 1024  # ...and resumed
 NO_BODY_STATUSES: Final = frozenset({204, 304})  # RFC 9110 §6.4.1: never a body
+# Response head limits (R5: an endless head grew memory without bound), after aiohttp's own
+# parser defaults (max_field_size 8190, ~100 fields); past them the answer is a 502.
+MAX_FIELD_SIZE: Final = 8190  # one field's name + value, in bytes
+MAX_FIELDS: Final = 100  # fields in one response (trailers included)
+MAX_HEAD: Final = 64 * 1024  # status lines and fields of one response, 1xx heads included
+MAX_STALL: Final = 64 * 1024  # bytes after the head with no body byte (trailers, chunk ext.)
+MAX_INTERIM: Final = 16  # 1xx responses before the final one (RFC 9110 §15.2)
+# RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ); any other control byte
+# would reach the browser's status line (R22).
+_BAD_REASON: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # A CR, LF or NUL in a request line or header would start a new header or request
 # (request splitting, RFC 9112 §2.2): refused before anything is written.
 _UNSAFE: Final = re.compile(r"[\r\n\x00]")
@@ -30,6 +55,14 @@ _UNSAFE: Final = re.compile(r"[\r\n\x00]")
 
 class UpstreamConnectionError(ConnectionError):
     """The connection failed, was reset, or the vendor sent a malformed response."""
+
+
+class UpstreamProtocolError(UpstreamConnectionError):
+    """The vendor's response broke HTTP/1.1 or the head limits (MAX_HEAD, MAX_FIELDS…)."""
+
+
+class ResponseAbandoned(TimeoutError):
+    """The caller left a response unread longer than its ``unread_timeout``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +82,7 @@ class Connection(asyncio.Protocol):
         self.key = key
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self.dirty = False  # bytes arrived after a response's end: never reused
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
         self._write_waiter: asyncio.Future[None] | None = None
@@ -69,6 +103,14 @@ class Connection(asyncio.Protocol):
         self.until_close = False
         self.error: BaseException | None = None
         self.received = False
+        self.request_sent = False  # set by the pool once the whole request is written
+        self.head_size = 0  # bytes fed to the parser before the final head ended (≤ MAX_HEAD)
+        self._in_head = True
+        self._fields = 0
+        self._interims = 0
+        self._stall = 0
+        self._progress = 0  # body bytes parsed so far
+        self._violation: UpstreamProtocolError | None = None
         self._interim = False
         self._waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
@@ -81,15 +123,62 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received = True
-        if self.complete:  # bytes after a HEAD response's head, or unasked-for: never reused
-            self.keep_alive = False
+        if self.complete:  # bytes after a response's end, or unasked-for: never reused
+            self._stray()
             return
         try:
-            self._parser.feed_data(data)
+            if self._in_head:
+                data = self._feed_head(data)
+            if data:
+                self._feed_after_head(data)
+        except UpstreamProtocolError as exc:  # a limit checked outside the parser
+            self._fail(exc)
         except httptools.HttpParserUpgrade:
-            self._fail(UpstreamConnectionError("the vendor switched protocols"))
+            self._fail(UpstreamProtocolError("the vendor switched protocols"))
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamConnectionError(f"malformed response: {exc}"))
+            if self.complete:  # a callback saw bytes past the end (_stray already ran)
+                return
+            self._fail(self._violation or UpstreamProtocolError(f"malformed response: {exc}"))
+
+    def _feed_head(self, data: bytes) -> bytes:
+        """Feed the parser no more than MAX_HEAD bytes before the final head ends; return
+        the bytes after the budget (body bytes) that are still to be fed."""
+        room = MAX_HEAD - self.head_size
+        if len(data) <= room:
+            self.head_size += len(data)
+            self._parser.feed_data(data)
+            return b""
+        self.head_size = MAX_HEAD
+        self._parser.feed_data(data[:room])
+        if self._in_head:
+            self._violate("response head over MAX_HEAD bytes")
+        return data[room:]
+
+    def _feed_after_head(self, data: bytes) -> None:
+        """Feed body bytes; non-body bytes (trailers, chunk extensions) are bounded too."""
+        if self.complete:
+            self._stray()
+            return
+        before = self._progress
+        self._parser.feed_data(data)
+        if self._progress != before or self.complete:
+            self._stall = 0
+            return
+        self._stall += len(data)
+        if self._stall > MAX_STALL:
+            self._violate("over MAX_STALL bytes after the head without a body byte")
+
+    def _violate(self, why: str) -> None:
+        """A limit or a rule was broken: raise, so the parser stops (data_received fails)."""
+        self._violation = UpstreamProtocolError(why)
+        raise self._violation
+
+    def _stray(self) -> None:
+        """Bytes after a response's end: the connection cannot be trusted again (R1)."""
+        self.dirty = True
+        self.keep_alive = False
+        if self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -111,17 +200,33 @@ class Connection(asyncio.Protocol):
 
     # httptools callbacks ---------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second response in the same packet as the first one
+            self._stray()
+            raise UpstreamProtocolError("bytes after the end of a response")
+
     def on_status(self, status: bytes) -> None:
+        if _BAD_REASON.search(status):
+            self._violate("control byte in the reason phrase")
         self.reason = status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.raw_headers.append((name, value))
+        self._fields += 1
+        if self._fields > MAX_FIELDS or len(name) + len(value) > MAX_FIELD_SIZE:
+            self._violate("response header fields over the limits")
+        if self._in_head:
+            self.raw_headers.append((name, value))
+        # else a trailer (RFC 9112 §7.1.2): counted, not kept; nothing forwards trailers
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # interim (100 Continue, 103 Early Hints): wait for the final
             self._interim = True
+            self._interims += 1
+            if self._interims > MAX_INTERIM:
+                self._violate("too many interim responses")
             return
+        self._in_head = False
         self.status = status
         self.keep_alive = self._parser.should_keep_alive()
         names = {name.lower() for name, _ in self.raw_headers}
@@ -134,6 +239,10 @@ class Connection(asyncio.Protocol):
             self.head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:  # bytes after a HEAD response's head
+            self._stray()
+            raise UpstreamProtocolError("bytes after the end of a response")
+        self._progress += len(body)
         self.chunks.append(body)
         self.buffered += len(body)
         if self.buffered > HIGH_WATER and not self._reading_paused and self.transport:
@@ -145,6 +254,7 @@ class Connection(asyncio.Protocol):
         if self._interim:
             self._interim = False
             self.raw_headers = []
+            self._fields = 0
             return
         self.complete = True
         self._wake()
@@ -154,6 +264,7 @@ class Connection(asyncio.Protocol):
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
+        self.raw_headers = []  # what a failed head held is of no use to anyone
         if not self.head.done():
             self.head.set_exception(error)
             self.head.exception()  # retrieved: an unawaited head must not warn
@@ -201,9 +312,22 @@ class Connection(asyncio.Protocol):
                 self._waiter = None
 
     @property
+    def waiting(self) -> bool:
+        """A reader is waiting in ``next_chunk`` for the vendor."""
+        return self._waiter is not None
+
+    @property
     def reusable(self) -> bool:
-        """Back to the pool only after a whole response, with keep-alive, still open."""
-        return self.complete and self.keep_alive and not self.lost and not self.chunks
+        """Back to the pool only at a message boundary: the whole request written, the whole
+        response read, nothing after it, keep-alive, still open (R1)."""
+        return (
+            self.complete
+            and self.request_sent
+            and self.keep_alive
+            and not self.dirty
+            and not self.lost
+            and not self.chunks
+        )
 
     def close(self) -> None:
         """Close the socket (an unread or failed response, or shutdown)."""
@@ -213,24 +337,57 @@ class Connection(asyncio.Protocol):
 
 
 class PooledResponse:
-    """A vendor's response head, and its body as it arrives."""
+    """A vendor's response head, and its body as it arrives.
 
-    __slots__ = ("_conn", "_decoded", "_give_back", "_headers", "_released", "idle_read", "status")
+    ``unread_timeout``: if the caller does not ask for the next chunk (or release) within
+    this many seconds, the connection is closed and its pool slot freed (R3: a browser that
+    never reads must not hold a vendor connection forever); a later read raises
+    ``ResponseAbandoned``. Time spent waiting for the vendor is the idle_read deadline's.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_decoded",
+        "_expired",
+        "_give_back",
+        "_headers",
+        "_last_read",
+        "_released",
+        "_timer",
+        "idle_read",
+        "status",
+        "unread_timeout",
+    )
 
     def __init__(
-        self, conn: Connection, give_back: Callable[[Connection], None], idle_read: float
+        self,
+        conn: Connection,
+        give_back: Callable[[Connection], None],
+        idle_read: float,
+        unread_timeout: float | None = None,
     ) -> None:
         self._conn = conn
         self._give_back = give_back
         self._released = False
+        self._expired = False
         self._headers: CIMultiDictProxy[str] | None = None
         self._decoded: list[tuple[str, str]] | None = None
         self.idle_read = idle_read
         self.status = conn.status
+        self.unread_timeout = unread_timeout
+        self._last_read = conn.loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        if unread_timeout is not None:
+            self._timer = conn.loop.call_later(unread_timeout, self._check_unread)
 
     @property
     def reason(self) -> str:
-        return self._conn.reason.decode("latin-1")
+        """The reason phrase as text aiohttp writes back as the same bytes (UTF-8); the
+        standard phrase when the vendor's is not UTF-8."""
+        try:
+            return self._conn.reason.decode("utf-8")
+        except UnicodeDecodeError:
+            return _standard_phrase(self.status)
 
     @property
     def host(self) -> str:
@@ -242,7 +399,7 @@ class PooledResponse:
 
     @property
     def decoded_headers(self) -> list[tuple[str, str]]:
-        """The header fields as text, in order, duplicates kept (RFC 9110 §5.5: latin-1)."""
+        """The header fields as text, in order, duplicates kept (see ``decode_fields``)."""
         if self._decoded is None:
             self._decoded = decode_fields(self._conn.raw_headers)
         return self._decoded
@@ -268,14 +425,21 @@ class PooledResponse:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body, still encoded, as it arrives; at its end the connection goes back."""
-        while (chunk := await self._conn.next_chunk(self.idle_read)) is not None:
+        conn = self._conn
+        while True:
+            if self._expired:
+                raise ResponseAbandoned("the response was left unread")
+            self._last_read = conn.loop.time()
+            chunk = await conn.next_chunk(self.idle_read)
+            if chunk is None:
+                break
             yield chunk
         self.release()
 
     async def read(self) -> bytes:
         """The whole body."""
         conn = self._conn
-        if conn.complete and not conn.error:  # all of it is here already (small bodies)
+        if conn.complete and not conn.error and not self._expired:  # small bodies: all here
             body = b"".join(conn.chunks)
             conn.chunks.clear()
             conn.buffered = 0
@@ -287,12 +451,53 @@ class PooledResponse:
         """Give the connection back (or close it, when the body was not read to its end)."""
         if not self._released:
             self._released = True
+            if self._timer is not None:
+                self._timer.cancel()
             self._give_back(self._conn)
+
+    def _check_unread(self) -> None:
+        """The unread deadline's timer: re-armed while the caller keeps reading."""
+        conn, timeout = self._conn, self.unread_timeout
+        if self._released or timeout is None:
+            return
+        now = conn.loop.time()
+        if conn.waiting:  # the caller is waiting for the vendor: idle_read's business
+            self._last_read = now
+        left = self._last_read + timeout - now
+        if left > 0:
+            self._timer = conn.loop.call_later(left, self._check_unread)
+            return
+        log.warning("upstream_response_abandoned", host=conn.key.host)
+        self._expired = True
+        self._timer = None
+        conn.chunks.clear()
+        conn.buffered = 0
+        conn.close()
+        self.release()
+
+
+def _standard_phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def decode_fields(raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    """Header fields as text, in order, duplicates kept (RFC 9110 §5.5: latin-1 at most)."""
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+    """Header fields as text, in order, duplicates kept.
+
+    Values are decoded as UTF-8 so that aiohttp, which writes header text as UTF-8, sends
+    the browser the vendor's exact bytes (R22: latin-1 here double-encoded them). A value
+    that is not valid UTF-8 cannot be written back byte for byte: that field is dropped
+    (logged with its name only). Names are tokens (llhttp refuses anything else).
+    """
+    fields: list[tuple[str, str]] = []
+    for name, value in raw:
+        try:
+            fields.append((name.decode("latin-1"), value.decode("utf-8")))
+        except UnicodeDecodeError:
+            log.warning("upstream_header_dropped", header=name.decode("latin-1")[:64])
+    return fields
 
 
 def encode_head(

@@ -100,6 +100,32 @@ class Timeouts(Frozen):
     client_body_min_rate: Annotated[float, Field(gt=0)] = 8192.0
 
 
+# --- upstream: the connection pool to vendors and its DNS lookups ---------------------------
+
+
+class Upstream(Frozen):
+    """Limits of the connection pool to vendors and of its DNS lookups (R3, R14)."""
+
+    max_total: Annotated[int, Field(ge=1, le=100_000)] = 256  # open connections in all
+    max_per_host: Annotated[int, Field(ge=1, le=100_000)] = 100  # per vendor host and port
+    # A request that waits longer than this for a free connection slot gets a 503 page.
+    queue_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    # A vendor response the browser leaves unread this long is closed (its slot freed).
+    unread_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    dns_threads: Annotated[int, Field(ge=1, le=64)] = 4  # the resolver's own threads
+    dns_per_domain: Annotated[int, Field(ge=1, le=64)] = 2  # lookups at once per domain
+    dns_negative_ttl: Annotated[float, Field(ge=0, le=3600)] = 10.0  # failed lookups cached
+
+    @model_validator(mode="after")
+    def _per_host_fits(self) -> Upstream:
+        if self.max_per_host > self.max_total:
+            raise ValueError("max_per_host must not exceed max_total")
+        return self
+
+
+# --- end of upstream -------------------------------------------------------------------------
+
+
 class Throttle(Frozen):
     """Failed-login limits (EZproxy IntruderUserAttempts / IntruderIPAttempts)."""
 
@@ -197,6 +223,7 @@ class Settings(Frozen):
     timeouts: Timeouts = Timeouts()
     admin: Admin = Admin()
     server: ServerLimits = ServerLimits()
+    upstream: Upstream = Upstream()
 
     @field_validator("public_url")
     @classmethod

@@ -28,12 +28,16 @@ from proxy.core.review.observed import Finding, Header, ObservedRequest, request
 # content instead: the vendor's own server-side jar legitimately sends one.
 IDENTIFYING_NAMES: Final = IDENTIFYING_REQUEST_HEADERS - {"cookie"}
 # What the relay itself sends beside the allow-list: framing is the pool's, not the browser's.
-KNOWN_REQUEST_HEADERS: Final = ALLOWED_REQUEST_HEADERS | BODY_FRAMING | {
-    "host",
-    "cookie",
-    "referer",
-    "origin",
-}
+KNOWN_REQUEST_HEADERS: Final = (
+    ALLOWED_REQUEST_HEADERS
+    | BODY_FRAMING
+    | {
+        "host",
+        "cookie",
+        "referer",
+        "origin",
+    }
+)
 # Headers that describe the browser rather than the request: the fingerprinting surface.
 FINGERPRINT_HEADERS: Final = frozenset(
     {"user-agent", "accept", "accept-language", "accept-encoding", "dnt", "sec-gpc"}
