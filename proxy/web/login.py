@@ -2,14 +2,25 @@
 
 Contract: ``GET /login?url=<raw URL>`` / ``?qurl=<encoded URL>`` shows the form (or redirects
 at once when already signed in or on an auto-login network); ``POST /login`` checks the CSRF
-token, throttle, card and licence and starts a session; ``/logout`` deletes the session and
-everything stored with it; ``/menu`` lists the databases licensed to the patron's library.
-Handlers adapt and execute; decisions are core.login, core.targets and core.throttle.
-Not here: page HTML (pages.py), card storage (stores/patrons.py).
+token, throttle, card and licence and starts a session; ``/menu`` lists the databases
+licensed to the patron's library. Handlers adapt and execute; decisions are core.login,
+core.targets and core.throttle.
+
+Throttling (pentest R4): failures count per card, per address and per network (/24, /64);
+each lock is logged once as ``login_locked scope=...`` and never named to the patron. The
+global count only raises an alarm (``login_alarm_raised scope=global``) that slows every
+login by ``throttle.alarm_delay_ms`` while it lasts and refuses no one. Unknown card and
+wrong PIN do the same work (``look_up_card``; R19). A good login past
+``throttle.card_logins_per_minute`` is refused, and a card keeps at most
+``sessions.max_per_card`` live sessions (R11). A starting URL that does not parse (a port
+of 65536) is "not one of our databases" (R22).
+Not here: page HTML (pages.py), card storage (stores/patrons.py), the form body's limits
+(login_body.py), logout (logout.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import secrets
 from typing import Final
@@ -21,9 +32,18 @@ from proxy.core import csrf
 from proxy.core.cards import library_for_barcode, normalize_barcode
 from proxy.core.clientaddr import IPAddress, IPNetwork, client_address, in_networks
 from proxy.core.keyedhash import keyed_hash
-from proxy.core.login import CardFacts, LoginAccepted, LoginRefused, Refusal, decide_login
+from proxy.core.login import (
+    CardFacts,
+    LoginAccepted,
+    LoginRefused,
+    Refusal,
+    decide_login,
+    refuse,
+)
 from proxy.core.settings import Library, Settings
 from proxy.core.targets import NotOurDatabase, Target, resolve_target
+from proxy.core.throttle import LoginKeys, Scope, ThrottleVerdict, network_of
+from proxy.stores.patrons import PatronRegistry
 from proxy.logconfig import get_logger, truncate_ip
 from proxy.web.keys import (
     CLOCK,
@@ -36,14 +56,11 @@ from proxy.web.keys import (
     THROTTLE,
     USAGE,
 )
-from proxy.web.pages import LoginForm, login_page, menu_page, signed_out_page
+from proxy.web.login_body import read_login_form
+from proxy.web.logout import logout, logout_page
+from proxy.web.pages import LoginForm, login_page, menu_page
 from proxy.web.responses import NO_STORE, found
-from proxy.web.session_cookie import (
-    clear_session_cookie,
-    current_session,
-    session_token,
-    set_session_cookie,
-)
+from proxy.web.session_cookie import current_session, session_token, set_session_cookie
 
 log = get_logger("login")
 CSRF_COOKIE: Final = "clamshell_csrf"
@@ -63,7 +80,12 @@ def resolve(request: web.Request, raw: str) -> Target | None:
     """The starting point, None when none was given; NotOurDatabase when it is not ours."""
     if not raw:
         return None
-    return resolve_target(raw, request.app[RULEBOOK].current.index, request.app[HOSTMAP])
+    try:
+        return resolve_target(raw, request.app[RULEBOOK].current.index, request.app[HOSTMAP])
+    except NotOurDatabase:
+        raise
+    except ValueError:  # R22: urlsplit's port 65536, a bad IPv6 bracket…: not ours either
+        raise NotOurDatabase("malformed URL") from None
 
 
 def destination(request: web.Request, target: Target | None) -> str:
@@ -195,7 +217,7 @@ async def start_or_form(request: web.Request, raw: str) -> web.StreamResponse:
 
 async def login_post(request: web.Request) -> web.StreamResponse:
     """Check CSRF, throttle, card, PIN and licence; start a session or explain the refusal."""
-    form = await request.post()
+    form = await read_login_form(request, request.app[SETTINGS].login)
     raw = str(form.get("url", ""))
     target = resolve(request, raw)
     nonce = request.cookies.get(CSRF_COOKIE, "")
@@ -230,43 +252,95 @@ async def check_card(
     app, settings = request.app, request.app[SETTINGS]
     barcode = normalize_barcode(card)
     library = library_for_barcode(barcode, settings.libraries)
-    card_key = keyed_hash(app[SECRETS].pepper, "throttle-card", barcode) if barcode else None
-    ip_key = keyed_hash(app[SECRETS].pepper, "throttle-ip", client_ip(request))
+    keys = login_keys(request, barcode)
     now = app[CLOCK]()
-    throttled = app[THROTTLE].blocked(card_key, ip_key, now) is not None
+    await slow_down_if_alarmed(request)
+    verdict = app[THROTTLE].blocked(keys, now)
     # Always look the card up (same work whether or not it exists, or we are throttled).
-    record, secret_ok = app[REGISTRY].authenticate(
-        barcode, secret, library.login_with if library else "pin"
-    )
-    facts = (
-        None
-        if record is None
-        else CardFacts(
-            record.library,
-            record.ptype,
-            record.expires,
-            record.status,
-            app[REGISTRY].patron_key(record),
-        )
-    )
+    facts, secret_ok, card_library = look_up_card(app[REGISTRY], settings, barcode, secret, library)
     decision = decide_login(
         facts,
         secret_ok=secret_ok,
-        throttled=throttled,
+        throttled=verdict is not None,
         today=now.date(),
-        library=settings.library(record.library) if record else None,
+        library=card_library,
         target_rule=target.rule if target else None,
     )
-    if isinstance(decision, LoginRefused) and decision.reason is Refusal.UNRECOGNISED:
-        if not throttled:
-            app[THROTTLE].record_failure(card_key, ip_key, now)
-    elif isinstance(decision, LoginAccepted):
-        app[THROTTLE].record_success(card_key, ip_key, now)
+    decision = record_outcome(request, keys, verdict, decision)
     outcome = "ok" if isinstance(decision, LoginAccepted) else str(decision.reason)
     app[USAGE].login(
-        now.date(), library.code if library else "unknown", "throttled" if throttled else outcome
+        now.date(), library.code if library else "unknown", "throttled" if verdict else outcome
     )
     return decision
+
+
+def login_keys(request: web.Request, barcode: str) -> LoginKeys:
+    """Keyed hashes of the card, the client address and its network (never raw values)."""
+    pepper, limits = request.app[SECRETS].pepper, request.app[SETTINGS].throttle
+    address = client_ip(request)
+    network = network_of(address, limits.ipv4_prefix, limits.ipv6_prefix)
+    return LoginKeys(
+        card=keyed_hash(pepper, "throttle-card", barcode) if barcode else None,
+        address=keyed_hash(pepper, "throttle-ip", address),
+        network=keyed_hash(pepper, "throttle-net", network),
+    )
+
+
+async def slow_down_if_alarmed(request: web.Request) -> None:
+    """While the global alarm is raised, every login waits a bounded delay (R4)."""
+    delay_ms = request.app[SETTINGS].throttle.alarm_delay_ms
+    if delay_ms and request.app[THROTTLE].alarm(request.app[CLOCK]()) is not None:
+        await asyncio.sleep(delay_ms / 1000)
+
+
+def look_up_card(
+    registry: PatronRegistry,
+    settings: Settings,
+    barcode: str,
+    secret: str,
+    library: Library | None,
+) -> tuple[CardFacts | None, bool, Library | None]:
+    """The card's facts, whether the secret matched and its library — with the same work
+    for an unknown card as for a wrong PIN (R19): a decoy stands in for the missing record."""
+    login_with = library.login_with if library else "pin"
+    record, known, secret_ok = registry.check_login(
+        barcode, secret, login_with, decoy_library=library.code if library else ""
+    )
+    facts = CardFacts(
+        record.library, record.ptype, record.expires, record.status, registry.patron_key(record)
+    )
+    card_library = settings.library(record.library)
+    if not known:
+        return None, False, None
+    return facts, secret_ok, card_library
+
+
+def record_outcome(
+    request: web.Request,
+    keys: LoginKeys,
+    verdict: ThrottleVerdict | None,
+    decision: LoginAccepted | LoginRefused,
+) -> LoginAccepted | LoginRefused:
+    """Count a failure or a success; a good login past the card's rate is refused (R11)."""
+    throttle, now = request.app[THROTTLE], request.app[CLOCK]()
+    if isinstance(decision, LoginRefused):
+        if decision.reason is Refusal.UNRECOGNISED and verdict is None:
+            log_tripped(throttle.record_failure(keys, now))
+        return decision
+    throttle.record_success(keys, now)
+    if not throttle.admit_login(decision.patron_key, now):
+        log.warning("login_rate_exceeded", scope="card")
+        return refuse(Refusal.TOO_MANY)
+    return decision
+
+
+def log_tripped(scopes: tuple[Scope, ...]) -> None:
+    """One event per lock or alarm this failure caused (for admins; never shown to patrons)."""
+    for scope in scopes:
+        if scope == "global":
+            log.warning("login_alarm_raised", scope=scope)
+        else:
+            log.warning("login_locked", scope=scope)
 
 
 async def start_session(
@@ -281,26 +355,16 @@ async def start_session(
     if old is not None:
         await request.app[SESSIONS].delete(old)
     token, _ = await request.app[SESSIONS].create(
-        library=library, ptype=ptype, patron_key=patron_key, now=request.app[CLOCK]()
+        library=library,
+        ptype=ptype,
+        patron_key=patron_key,
+        now=request.app[CLOCK](),
+        max_per_patron=request.app[SETTINGS].sessions.max_per_card,
     )
     redirect = found(destination(request, target))
     set_session_cookie(redirect, token, request.app[SETTINGS])
     redirect.del_cookie(CSRF_COOKIE, path="/login")
     return redirect
-
-
-async def logout(request: web.Request) -> web.Response:
-    """End the session and delete everything stored with it."""
-    token = session_token(request)
-    if token is not None:
-        await request.app[SESSIONS].delete(token)
-        log.info("logout_completed")
-    settings = request.app[SETTINGS]
-    response = web.Response(
-        text=signed_out_page(settings.consortium_name), content_type="text/html", headers=NO_STORE
-    )
-    clear_session_cookie(response, settings)
-    return response
 
 
 async def menu(request: web.Request) -> web.StreamResponse:
@@ -338,7 +402,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/login", login_get)
     app.router.add_get("/login/{name}", login_named)
     app.router.add_post("/login", login_post)
-    app.router.add_route("*", "/logout", logout)
+    app.router.add_get("/logout", logout_page)
+    app.router.add_post("/logout", logout)
     app.router.add_get("/menu", menu)
 
 
