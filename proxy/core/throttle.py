@@ -197,8 +197,9 @@ class Throttle:
     def record_failure(self, keys: LoginKeys, now: datetime) -> tuple[Scope, ...]:
         """Count a failed login in every scope; returns the scopes this failure locked or
         alarmed (each at most once per lock, so the caller logs each event once)."""
-        window, tripped = self.limits.window, []
-        for scope, key in (*_scoped(keys), ("global", "")):
+        window, tripped = self.limits.window, list[Scope]()
+        everywhere: list[tuple[Scope, str]] = [*_scoped(keys), ("global", "")]
+        for scope, key in everywhere:
             counter = self._counter_for(scope, key, now)
             counter.roll(now, window)
             counter.current += 1

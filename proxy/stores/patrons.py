@@ -160,7 +160,14 @@ class PatronRegistry:
         self._hash_card = KeyedHasher(pepper, "card")
         self._hash_secret = {way: KeyedHasher(pepper, f"secret:{way}") for way in LOGIN_WITH}
         # Stands in for the row of an unknown card: compared against and parsed the same way.
-        self._decoy = (secrets.token_hex(32), "", "", "1970-01-01", "blocked", secrets.token_hex(32))
+        self._decoy = (
+            secrets.token_hex(32),
+            "",
+            "",
+            "1970-01-01",
+            "blocked",
+            secrets.token_hex(32),
+        )
         self._lock = threading.RLock()
 
     @classmethod

@@ -31,7 +31,9 @@ class StoreError(ConfigError):
 
     def __init__(self, message: str) -> None:
         where, sep, what = " ".join(message.split()).partition(": ")  # always one line
-        super().__init__([Problem(where, None, "", what) if sep else Problem("store", None, "", where)])
+        super().__init__(
+            [Problem(where, None, "", what) if sep else Problem("store", None, "", where)]
+        )
 
 
 def open_db(
@@ -74,9 +76,7 @@ def open_db(
     return conn
 
 
-def _quick_check(
-    conn: sqlite3.Connection, path: Path, what: str, error: type[StoreError]
-) -> None:
+def _quick_check(conn: sqlite3.Connection, path: Path, what: str, error: type[StoreError]) -> None:
     """Refuse a corrupt file now: ``quick_check`` reads every page (O(N), no index checks)."""
     verdict = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)").fetchall()]
     if verdict != ["ok"]:

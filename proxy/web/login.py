@@ -43,8 +43,8 @@ from proxy.core.login import (
 from proxy.core.settings import Library, Settings
 from proxy.core.targets import NotOurDatabase, Target, resolve_target
 from proxy.core.throttle import LoginKeys, Scope, ThrottleVerdict, network_of
-from proxy.stores.patrons import PatronRegistry
 from proxy.logconfig import get_logger, truncate_ip
+from proxy.stores.patrons import PatronRegistry
 from proxy.web.keys import (
     CLOCK,
     HOSTMAP,

@@ -12,10 +12,10 @@ Not here: what the fields mean (login.py), rendering the errors (the error bound
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 from urllib.parse import parse_qsl
 
-import asyncio
 from aiohttp import StreamReader, web
 
 from proxy.core.settings import LoginLimits

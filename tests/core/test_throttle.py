@@ -249,9 +249,7 @@ def test_r4_global_alarm_is_raised_once_and_refuses_no_one() -> None:
 def test_r4_network_limit_locks_a_network_of_clean_addresses() -> None:
     """R4: failures spread over a network's addresses lock the network, reported once."""
     throttle = Throttle(LIMITS)
-    scopes = [
-        throttle.record_failure(keys(f"c{n}", f"i{n}", "net-A"), T0) for n in range(8)
-    ]
+    scopes = [throttle.record_failure(keys(f"c{n}", f"i{n}", "net-A"), T0) for n in range(8)]
     assert scopes[-1] == ("network",) and all(s == () for s in scopes[:-1])
     assert throttle.blocked(keys("c-new", "i-new", "net-A"), T0) == ThrottleVerdict(
         "network", T0 + LIMITS.lockout

@@ -1,4 +1,5 @@
-"""Pentest regressions on the portal's login and logout (R4, R6, R9, R11, R18, R19, R21, R22).
+"""Pentest regressions on the portal: login, logout, health (R4, R6, R9, R11, R15, R16, R18,
+R19, R21, R22).
 
 Real app on loopback with the real registry, SQLite sessions and throttle; the client address
 comes from X-Forwarded-For behind a trusted loopback proxy, as in a real deployment.
@@ -17,7 +18,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from proxy.core.cards import library_for_barcode, normalize_barcode
-from proxy.web.keys import HOSTMAP, REGISTRY, SESSIONS, THROTTLE
+from proxy.web.keys import EPOCHS, HOSTMAP, REGISTRY, SESSIONS, THROTTLE
 from tests.web.conftest import PORTAL, PUBLIC, Stack, StackFactory
 from tests.web.helpers import HOST, login_form, post_login, session_of
 
@@ -109,9 +110,7 @@ async def test_r4_each_lock_scope_has_its_own_event(make_stack: StackFactory, sc
         for n in range(2):
             address = f"203.0.113.{n + 1}" if scope == "network" else "203.0.113.1"
             barcode = card.barcode if scope == "card" else f"2123{n:010d}"
-            resp = await post_login(
-                stack.client, barcode, "0000", **{"X-Forwarded-For": address}
-            )
+            resp = await post_login(stack.client, barcode, "0000", **{"X-Forwarded-For": address})
             assert GENERIC in await resp.text()
     locked = events(logs, "login_locked")
     assert [e["scope"] for e in locked] == [scope]
@@ -143,7 +142,8 @@ async def raw_post(stack: Stack, head: str, body: bytes) -> bytes:
     try:
         writer.write(
             f"POST /login HTTP/1.1\r\nHost: {PORTAL}\r\n"
-            f"Content-Type: application/x-www-form-urlencoded\r\n{head}\r\n".encode() + body
+            f"Content-Type: application/x-www-form-urlencoded\r\n{head}\r\n".encode()
+            + body
         )
         await writer.drain()
         return await asyncio.wait_for(reader.readline(), timeout=10)
@@ -215,7 +215,9 @@ async def test_r18_an_unauthenticated_login_flood_registers_no_alias(stack: Stac
     """R18: /login?url= without a session learns no alias, so a flood cannot evict the
     aliases patrons use; a patron's alias still resolves after the flood."""
     card = stack.card("adult card")
-    login = await post_login(stack.client, card.barcode, card.secret, target=f"https://{LONG_HOST}/")
+    login = await post_login(
+        stack.client, card.barcode, card.secret, target=f"https://{LONG_HOST}/"
+    )
     alias_host = login.headers["Location"].split("/")[2]
     assert alias_host.startswith("z---")
     hostmap = stack.app[HOSTMAP]
@@ -290,9 +292,7 @@ async def test_r21_get_logout_shows_a_button_and_changes_nothing(stack: Stack) -
         {"Sec-Fetch-Site": "same-site"},
     ],
 )
-async def test_r21_cross_site_logout_post_is_refused(
-    stack: Stack, headers: dict[str, str]
-) -> None:
+async def test_r21_cross_site_logout_post_is_refused(stack: Stack, headers: dict[str, str]) -> None:
     """R21: a logout POST from another site (or a vendor's mapped host) is 403, session kept."""
     card = stack.card("adult card")
     auth = {**HOST, **session_of(await post_login(stack.client, card.barcode, card.secret))}
@@ -343,7 +343,9 @@ async def test_r6_logout_sends_clear_site_data_when_allowed(
 ) -> None:
     """R6: logout sends Clear-Site-Data: "cookies" for proxy.localhost (its own registrable
     domain) in auto mode, and never when configured off; the cookie is cleared either way."""
-    stack: Stack = await (make_stack() if mode == "auto" else make_stack(login={"clear_site_data": mode}))
+    stack: Stack = await (
+        make_stack() if mode == "auto" else make_stack(login={"clear_site_data": mode})
+    )
     card = stack.card("adult card")
     auth = {**HOST, **session_of(await post_login(stack.client, card.barcode, card.secret))}
     resp = await stack.client.post("/logout", headers={**auth, "Origin": PUBLIC})
@@ -364,3 +366,45 @@ async def test_r22_an_invalid_port_is_not_one_of_our_databases(stack: Stack, tar
     resp = await stack.client.get(f"/login?url={target}", headers=HOST, allow_redirects=False)
     assert resp.status == 404
     assert "not one of our licensed databases" in await resp.text()
+
+
+# --- R15: /healthz reflects the stores ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("store", "key"), [("patrons", REGISTRY), ("keys", EPOCHS), ("sessions", SESSIONS)]
+)
+async def test_r15_healthz_is_503_when_a_store_becomes_unreadable(
+    stack: Stack, store: str, key: Any
+) -> None:
+    """R15: a store that can no longer be read after start makes /healthz 503, naming the
+    store only (no path, no error text)."""
+    assert (await stack.client.get("/healthz", headers=HOST)).status == 200
+    stack.app[key]._conn.close()  # the file is gone from under the process
+    resp = await stack.client.get("/healthz", headers=HOST)
+    assert resp.status == 503
+    assert await resp.json() == {"status": "unhealthy", "store": store}
+
+
+# --- R16: logout when the session file cannot be written -----------------------------------
+
+
+async def test_r16_logout_on_a_full_disk_clears_the_cookie_and_stays_logged_out(
+    make_stack: StackFactory,
+) -> None:
+    """R16: with the session file unwritable, logout still answers the signed-out page and
+    clears the cookie, the token is refused at once, and once the disk recovers the flusher
+    writes the deletion, so the session does not come back after a restart."""
+    stack: Stack = await make_stack()
+    card = stack.card("adult card")
+    auth = {**HOST, **session_of(await post_login(stack.client, card.barcode, card.secret))}
+    sessions = stack.app[SESSIONS]
+    sessions._conn.execute("PRAGMA query_only = ON")  # every write fails, as on a full disk
+    out = await stack.client.post("/logout", headers={**auth, "Origin": PUBLIC})
+    assert out.status == 200 and out.cookies["clamshell_session"].value == ""
+    assert (await stack.client.get("/menu", headers=auth, allow_redirects=False)).status == 302
+    sessions._conn.execute("PRAGMA query_only = OFF")
+    await sessions.flush()
+    await stack.client.close()
+    again: Stack = await make_stack()
+    assert (await again.client.get("/menu", headers=auth, allow_redirects=False)).status == 302
