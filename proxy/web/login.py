@@ -6,21 +6,14 @@ token, throttle, card and licence and starts a session; ``/menu`` lists the data
 licensed to the patron's library. Handlers adapt and execute; decisions are core.login,
 core.targets and core.throttle.
 
-Throttling (pentest R4): failures count per card, per address and per network (/24, /64);
-each lock is logged once as ``login_locked scope=...`` and never named to the patron. The
-global count only raises an alarm (``login_alarm_raised scope=global``) that slows every
-login by ``throttle.alarm_delay_ms`` while it lasts and refuses no one. Unknown card and
-wrong PIN do the same work (``look_up_card``; R19). A good login past
-``throttle.card_logins_per_minute`` is refused, and a card keeps at most
-``sessions.max_per_card`` live sessions (R11). A starting URL that does not parse (a port
-of 65536) is "not one of our databases" (R22).
-Not here: page HTML (pages.py), card storage (stores/patrons.py), the form body's limits
-(login_body.py), logout (logout.py).
+A starting URL that does not parse (a port of 65536) is "not one of our databases"
+(pentest R22).
+Not here: checking the card and throttling (card_check.py), page HTML (pages.py), card
+storage (stores/patrons.py), the form body's limits (login_body.py), logout (logout.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import secrets
 from typing import Final
@@ -29,32 +22,19 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from proxy.core import csrf
-from proxy.core.cards import library_for_barcode, normalize_barcode
 from proxy.core.clientaddr import IPAddress, IPNetwork, client_address, in_networks
-from proxy.core.keyedhash import keyed_hash
-from proxy.core.login import (
-    CardFacts,
-    LoginAccepted,
-    LoginRefused,
-    Refusal,
-    decide_login,
-    refuse,
-)
+from proxy.core.login import LoginRefused
 from proxy.core.settings import Library, Settings
 from proxy.core.targets import NotOurDatabase, Target, resolve_target
-from proxy.core.throttle import LoginKeys, Scope, ThrottleVerdict, network_of
 from proxy.logconfig import get_logger, truncate_ip
-from proxy.stores.patrons import PatronRegistry
+from proxy.web.card_check import check_card
 from proxy.web.keys import (
     CLOCK,
     HOSTMAP,
-    REGISTRY,
     RULEBOOK,
     SECRETS,
     SESSIONS,
     SETTINGS,
-    THROTTLE,
-    USAGE,
 )
 from proxy.web.login_body import read_login_form
 from proxy.web.logout import logout, logout_page
@@ -232,7 +212,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             message="Your sign-in page had expired. Please try again.",
         )
     decision = await check_card(
-        request, str(form.get("card", "")), str(form.get("pin", "")), target
+        request, str(form.get("card", "")), str(form.get("pin", "")), target, client_ip(request)
     )
     if isinstance(decision, LoginRefused):
         log.info("login_failed", reason=str(decision.reason))
@@ -243,104 +223,6 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     return await start_session(
         request, decision.library, decision.ptype, decision.patron_key, target
     )
-
-
-async def check_card(
-    request: web.Request, card: str, secret: str, target: Target | None
-) -> LoginAccepted | LoginRefused:
-    """Throttle, look up, decide; record the outcome in the throttle."""
-    app, settings = request.app, request.app[SETTINGS]
-    barcode = normalize_barcode(card)
-    library = library_for_barcode(barcode, settings.libraries)
-    keys = login_keys(request, barcode)
-    now = app[CLOCK]()
-    await slow_down_if_alarmed(request)
-    verdict = app[THROTTLE].blocked(keys, now)
-    # Always look the card up (same work whether or not it exists, or we are throttled).
-    facts, secret_ok, card_library = look_up_card(app[REGISTRY], settings, barcode, secret, library)
-    decision = decide_login(
-        facts,
-        secret_ok=secret_ok,
-        throttled=verdict is not None,
-        today=now.date(),
-        library=card_library,
-        target_rule=target.rule if target else None,
-    )
-    decision = record_outcome(request, keys, verdict, decision)
-    outcome = "ok" if isinstance(decision, LoginAccepted) else str(decision.reason)
-    app[USAGE].login(
-        now.date(), library.code if library else "unknown", "throttled" if verdict else outcome
-    )
-    return decision
-
-
-def login_keys(request: web.Request, barcode: str) -> LoginKeys:
-    """Keyed hashes of the card, the client address and its network (never raw values)."""
-    pepper, limits = request.app[SECRETS].pepper, request.app[SETTINGS].throttle
-    address = client_ip(request)
-    network = network_of(address, limits.ipv4_prefix, limits.ipv6_prefix)
-    return LoginKeys(
-        card=keyed_hash(pepper, "throttle-card", barcode) if barcode else None,
-        address=keyed_hash(pepper, "throttle-ip", address),
-        network=keyed_hash(pepper, "throttle-net", network),
-    )
-
-
-async def slow_down_if_alarmed(request: web.Request) -> None:
-    """While the global alarm is raised, every login waits a bounded delay (R4)."""
-    delay_ms = request.app[SETTINGS].throttle.alarm_delay_ms
-    if delay_ms and request.app[THROTTLE].alarm(request.app[CLOCK]()) is not None:
-        await asyncio.sleep(delay_ms / 1000)
-
-
-def look_up_card(
-    registry: PatronRegistry,
-    settings: Settings,
-    barcode: str,
-    secret: str,
-    library: Library | None,
-) -> tuple[CardFacts | None, bool, Library | None]:
-    """The card's facts, whether the secret matched and its library — with the same work
-    for an unknown card as for a wrong PIN (R19): a decoy stands in for the missing record."""
-    login_with = library.login_with if library else "pin"
-    record, known, secret_ok = registry.check_login(
-        barcode, secret, login_with, decoy_library=library.code if library else ""
-    )
-    facts = CardFacts(
-        record.library, record.ptype, record.expires, record.status, registry.patron_key(record)
-    )
-    card_library = settings.library(record.library)
-    if not known:
-        return None, False, None
-    return facts, secret_ok, card_library
-
-
-def record_outcome(
-    request: web.Request,
-    keys: LoginKeys,
-    verdict: ThrottleVerdict | None,
-    decision: LoginAccepted | LoginRefused,
-) -> LoginAccepted | LoginRefused:
-    """Count a failure or a success; a good login past the card's rate is refused (R11)."""
-    throttle, now = request.app[THROTTLE], request.app[CLOCK]()
-    if isinstance(decision, LoginRefused):
-        if decision.reason is Refusal.UNRECOGNISED and verdict is None:
-            log_tripped(throttle.record_failure(keys, now))
-        return decision
-    throttle.record_success(keys, now)
-    if not throttle.admit_login(decision.patron_key, now):
-        log.warning("login_rate_exceeded", scope="card")
-        return refuse(Refusal.TOO_MANY)
-    return decision
-
-
-def log_tripped(scopes: tuple[Scope, ...]) -> None:
-    """One event per lock or alarm this failure caused (for admins; never shown to patrons)."""
-    for scope in scopes:
-        if scope == "global":
-            log.warning("login_alarm_raised", scope=scope)
-        else:
-            log.warning("login_locked", scope=scope)
 
 
 async def start_session(

@@ -98,6 +98,20 @@ async def test_r4_the_global_alarm_is_logged_counted_and_refuses_no_one(
     assert ok.status == 302
 
 
+async def test_r4_logins_are_slowed_while_the_alarm_is_raised(make_stack: StackFactory) -> None:
+    """R4: while the global alarm is raised each login waits throttle.alarm_delay_ms (a lower
+    bound only: a sleep never ends early), and still succeeds."""
+    stack: Stack = await make_stack(
+        **BEHIND_PROXY, throttle={"global_attempts": 4, "alarm_delay_ms": 300}
+    )
+    await fail_from(stack, [f"192.0.{n}.1" for n in range(4)], 1)
+    card = stack.card("adult card")
+    started = asyncio.get_running_loop().time()
+    ok = await post_login(stack.client, card.barcode, card.secret)
+    assert ok.status == 302
+    assert asyncio.get_running_loop().time() - started >= 0.3
+
+
 @pytest.mark.parametrize("scope", ["card", "address", "network"])
 async def test_r4_each_lock_scope_has_its_own_event(make_stack: StackFactory, scope: str) -> None:
     """R4: a card, address or network lock is logged as login_locked with its scope only
@@ -255,7 +269,7 @@ def calls_made(fn: Any, *args: Any) -> Counter[str]:
 async def test_r19_unknown_card_and_wrong_pin_do_the_same_work(stack: Stack) -> None:
     """R19: looking up an unknown card makes exactly the calls a wrong PIN makes (keyed
     hashes, query, compare, record building, library lookup)."""
-    from proxy.web.login import look_up_card
+    from proxy.web.card_check import look_up_card
 
     card = stack.card("adult card")
     unknown = card.barcode[:-3] + ("000" if not card.barcode.endswith("000") else "111")
