@@ -320,6 +320,8 @@ class HostMap:
     redirect that was rewritten by ``mapped_host``. Registering every host the rules name at
     startup makes those aliases known everywhere; a host reached only through a wildcard rule
     is known to the instances that have rewritten a link to it (others answer 404 until then).
+    Only work done for a signed-in patron registers aliases (``resolve_target`` does not):
+    an unauthenticated ``/login?url=`` flood once evicted patrons' aliases (pentest R18).
     """
 
     __slots__ = ("_aliases", "_capacity", "_decoded", "_portal", "proxy_host", "proxy_port")

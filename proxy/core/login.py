@@ -30,6 +30,7 @@ class Refusal(StrEnum):
     BLOCKED = "blocked"
     NO_REMOTE = "no_remote_access"
     NOT_LICENSED = "not_licensed"
+    TOO_MANY = "too_many_logins"  # R11: told only after the PIN matched, like the others
 
 
 MESSAGES: Final[dict[Refusal, str]] = {
@@ -41,6 +42,8 @@ MESSAGES: Final[dict[Refusal, str]] = {
     Refusal.NO_REMOTE: "Your card type does not include remote access to databases. Please "
     "contact your library.",
     Refusal.NOT_LICENSED: "Your library does not license {title}.",
+    Refusal.TOO_MANY: "This card has signed in too many times in the last minute. Please "
+    "wait a minute and try again.",
 }
 
 

@@ -81,6 +81,7 @@ class Sessions(Frozen):
 
     idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 120
     lifetime_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 12
+    max_per_card: Annotated[int, Field(ge=1, le=1000)] = 10  # R11: the oldest session ends
 
 
 class Timeouts(Frozen):
@@ -134,6 +135,23 @@ class Throttle(Frozen):
     global_attempts: Annotated[int, Field(ge=1, le=10_000_000)] = 2000
     window_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
     lockout_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+    # R4: failures per client network (IPv4 /ipv4_prefix, IPv6 /ipv6_prefix) before it locks;
+    # global_attempts only raises an alarm (logged, counted) that slows logins by
+    # alarm_delay_ms while it lasts, never a refusal.
+    network_attempts: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    ipv4_prefix: Annotated[int, Field(ge=8, le=32)] = 24
+    ipv6_prefix: Annotated[int, Field(ge=16, le=128)] = 64
+    alarm_delay_ms: Annotated[int, Field(ge=0, le=5000)] = 1000
+    card_logins_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 10  # R11: good logins
+
+
+class LoginLimits(Frozen):
+    """R9/R6: the login form's body limits, and whether logout sends Clear-Site-Data."""
+
+    body_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0  # whole body within → else 408
+    max_body_bytes: Annotated[int, Field(ge=1024, le=65536)] = 8192  # larger → 413
+    # "auto": only when the proxy host is itself a registrable domain (docs/security.md).
+    clear_site_data: Literal["auto", "always", "never"] = "auto"
 
 
 class Retention(Frozen):
@@ -224,6 +242,7 @@ class Settings(Frozen):
     admin: Admin = Admin()
     server: ServerLimits = ServerLimits()
     upstream: Upstream = Upstream()
+    login: LoginLimits = LoginLimits()
 
     @field_validator("public_url")
     @classmethod

@@ -5,7 +5,8 @@ Contract: ``resolve_target(raw, index, hostmap)`` takes the value of ``url=`` (r
 upstream origin, and the mapped URL a patron's browser should go to) or raises
 ``NotOurDatabase``. Anything odd is refused, never redirected to: other schemes
 (``javascript:``), scheme-relative ``//evil``, userinfo tricks, IP literals, hosts no rule
-covers (``jstor.org.evil.com``), backslashes and control characters.
+covers (``jstor.org.evil.com``), backslashes and control characters. Resolving registers no
+host alias; ``Target.mapped_url`` does, for a patron who is sent there.
 Not here: the login decision (core/login.py), HTTP.
 """
 
@@ -62,7 +63,9 @@ def resolve_target(raw: str, index: RuleIndex, hostmap: HostMap) -> Target:
     if rule is None:
         raise NotOurDatabase("no rule covers the host")
     origin = _origin(parts.scheme.lower(), host, parts.port, index)
-    hostmap.register(origin)
+    # Not registered here: an unauthenticated /login?url= flood filled the HostMap's bounded
+    # alias table and evicted patrons' aliases (pentest R18). ``mapped_url`` registers the
+    # alias when a signed-in patron is actually sent there.
     path = parts.path or "/"
     return Target(rule, origin, path + (f"?{parts.query}" if parts.query else ""))
 

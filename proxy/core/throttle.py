@@ -1,45 +1,79 @@
 """Failed-login throttling (EZproxy ``IntruderUserAttempts`` / ``IntruderIPAttempts``).
 
-Contract: a ``Throttle`` counts failed logins in three scopes — per card, per client address
-and globally — each against its own limit over a sliding window, with an injected ``now``.
-When a failure brings a scope's count to its limit, that scope is locked for ``lockout`` and
-its count starts afresh (so after the lock, a patron has the full allowance again);
-``blocked`` then answers with a ``ThrottleVerdict`` (which scope, until when) and the caller
-shows the same generic message it shows for a wrong PIN. The per-address limit is what catches
-"one PIN tried against many cards" from one source; the global limit ("everyone waits") is the
-last line against a distributed attack and is worth a log line when it trips.
+Contract: a ``Throttle`` counts failed logins per card, per client address, per client
+network (the address's /24 or /64: ``network_of``) and globally, each against its own limit
+over a sliding window, with an injected ``now``. When a failure brings the card, address or
+network count to its limit, that scope is locked for ``lockout`` and its count starts afresh
+(so after the lock, a patron has the full allowance again); ``blocked`` then answers with a
+``ThrottleVerdict`` (which scope, until when) and the caller shows the same generic message
+it shows for a wrong PIN. The per-address limit catches "one PIN tried against many cards"
+from one source; the per-network limit catches the same spread over the addresses of one
+/24 or one IPv6 /64 (which one host can hold entirely).
 
-Keys are opaque strings. The caller passes keyed hashes of the card and the client address,
-never raw values (DESIGN P3/P4); nothing here is ever written to disk.
+The global scope never refuses anyone (pentest R4: a global lock let 2,200 failures from one
+/24 shut every patron out for 15 minutes). Reaching its limit raises an *alarm* for
+``lockout``: the caller logs it, counts it for the admin console and slows logins down by a
+bounded delay while it lasts; a patron whose card, address and network are clean still gets
+in. ``record_failure`` returns the scopes that this very failure tripped, so that the caller
+logs each lock and alarm once.
+
+Keys are opaque strings. The caller passes keyed hashes of the card, the client address and
+the network, never raw values (DESIGN P3/P4); nothing here is ever written to disk.
 
 The window is the two-bucket sliding estimate (the count of the current window plus the
 previous window's count weighted by how much of it still overlaps): O(1) memory per key and no
 fixed-window burst of 2x the limit at a boundary. Memory is bounded: ``expire`` drops counters
-that can no longer matter, and at most ``max_keys`` card/address counters are kept (least
-recently failed evicted first). Evicting a locked card needs ``max_keys`` fresh failures, which
-trips the global limit long before (keep ``global_attempts`` well below ``max_keys``).
+that can no longer matter, and at most ``max_keys`` card/address/network counters are kept
+(least recently failed evicted first, but a locked counter is passed over while an unlocked
+one is within ``EVICTION_PROBE`` of the oldest, so churn does not easily free a locked card).
 
 Caller contract: check ``blocked`` first; while blocked, do not check the PIN and do not record
-the attempt. ``record_success`` clears only the card's counter: the address counter stays, so
-an attacker who owns one valid card cannot reset their address's count by logging in with it.
-Not here: hashing keys (core/keyedhash.py), messages and logging (the login handler).
+the attempt. ``record_success`` clears only the card's counter: the address and network
+counters stay, so an attacker who owns one valid card cannot reset their count with it.
+Not here: hashing keys (core/keyedhash.py), messages, logging and the delay (the login handler).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
     from proxy.core.settings import Throttle as ThrottleSettings
 
-Scope = Literal["card", "ip", "global"]
+Scope = Literal["card", "address", "network", "global"]
+LockScope = Literal["card", "address", "network"]
 
-SCOPES: Final[tuple[Scope, ...]] = ("card", "ip", "global")  # order of precedence in verdicts
-MAX_KEYS: Final = 100_000  # card + address counters kept at most (~200 bytes each)
+SCOPES: Final[tuple[Scope, ...]] = ("card", "address", "network", "global")  # verdict order
+MAX_KEYS: Final = 100_000  # card + address + network counters kept at most (~200 bytes each)
+EVICTION_PROBE: Final = 16  # how many of the oldest counters are searched for an unlocked one
+MINUTE: Final = timedelta(minutes=1)  # the per-card login rate's window
+IPV4_PREFIX: Final = 24  # one site or one customer's allocation
+IPV6_PREFIX: Final = 64  # RFC 4291 §2.5.1 / RFC 7421: one subnet, which one host may own whole
+
+
+def network_of(address: str, ipv4_prefix: int = IPV4_PREFIX, ipv6_prefix: int = IPV6_PREFIX) -> str:
+    """The network an address is counted in ('203.0.113.0/24'); '' for no or junk address."""
+    try:
+        addr = ipaddress.ip_address(address)
+    except ValueError:
+        return ""
+    prefix = ipv4_prefix if addr.version == 4 else ipv6_prefix
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+@dataclass(frozen=True, slots=True)
+class LoginKeys:
+    """The opaque keys one login attempt is counted under (card None: no card given)."""
+
+    card: str | None
+    address: str
+    network: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +86,8 @@ class ThrottleLimits:
     window: timedelta
     lockout: timedelta
     max_keys: int = MAX_KEYS
+    network_attempts: int = 100
+    card_logins_per_minute: int = 10
 
     @classmethod
     def from_settings(cls, settings: ThrottleSettings) -> ThrottleLimits:
@@ -62,13 +98,16 @@ class ThrottleLimits:
             global_attempts=settings.global_attempts,
             window=timedelta(minutes=settings.window_minutes),
             lockout=timedelta(minutes=settings.lockout_minutes),
+            network_attempts=settings.network_attempts,
+            card_logins_per_minute=settings.card_logins_per_minute,
         )
 
     def attempts(self, scope: Scope) -> int:
         """The failure limit of one scope."""
         limits: Mapping[Scope, int] = {
             "card": self.card_attempts,
-            "ip": self.ip_attempts,
+            "address": self.ip_attempts,
+            "network": self.network_attempts,
             "global": self.global_attempts,
         }
         return limits[scope]
@@ -78,7 +117,7 @@ class ThrottleLimits:
 class ThrottleVerdict:
     """Logins are refused: ``scope`` is locked until ``until``."""
 
-    scope: Scope
+    scope: LockScope
     until: datetime
 
 
@@ -130,38 +169,63 @@ class Throttle:
         # apart so that it can never be evicted.
         self._keyed: OrderedDict[tuple[Scope, str], _Counter] = OrderedDict()
         self._global: _Counter | None = None
+        self.alarms_raised = 0  # since start, for the admin console
+        self._logins: OrderedDict[str, tuple[datetime, int]] = OrderedDict()  # card -> minute
 
     def __len__(self) -> int:
-        """How many card and address counters are held (the memory bound's measure)."""
+        """How many card, address and network counters are held (the memory bound's measure)."""
         return len(self._keyed)
 
-    def blocked(self, card_key: str | None, ip_key: str, now: datetime) -> ThrottleVerdict | None:
+    def blocked(self, keys: LoginKeys, now: datetime) -> ThrottleVerdict | None:
         """The lock that refuses this login, if any (the latest-ending one when several)."""
         locks = [
             ThrottleVerdict(scope, counter.locked_until)
-            for scope, counter in self._existing(card_key, ip_key)
-            if counter.locked_until is not None and counter.locked(now)
+            for scope, key in _scoped(keys)
+            if (counter := self._keyed.get((scope, key))) is not None
+            and counter.locked_until is not None
+            and counter.locked(now)
         ]
         return max(locks, key=lambda verdict: verdict.until, default=None)
 
-    def record_failure(
-        self, card_key: str | None, ip_key: str, now: datetime
-    ) -> ThrottleVerdict | None:
-        """Count a failed login in every scope; returns the lock now in force, if any."""
-        window = self.limits.window
-        for scope, key in _scoped(card_key, ip_key):
+    def alarm(self, now: datetime) -> datetime | None:
+        """Until when the global alarm is raised, or None when it is not (it refuses no one)."""
+        counter = self._global
+        if counter is None or counter.locked_until is None or not counter.locked(now):
+            return None
+        return counter.locked_until
+
+    def record_failure(self, keys: LoginKeys, now: datetime) -> tuple[Scope, ...]:
+        """Count a failed login in every scope; returns the scopes this failure locked or
+        alarmed (each at most once per lock, so the caller logs each event once)."""
+        window, tripped = self.limits.window, list[Scope]()
+        everywhere: list[tuple[Scope, str]] = [*_scoped(keys), ("global", "")]
+        for scope, key in everywhere:
             counter = self._counter_for(scope, key, now)
             counter.roll(now, window)
             counter.current += 1
             counter.last_failure = now
             if counter.estimate(now, window) >= self.limits.attempts(scope):
                 counter.lock(now, self.limits.lockout)
-        return self.blocked(card_key, ip_key, now)
+                tripped.append(scope)
+        if "global" in tripped:
+            self.alarms_raised += 1
+        return tuple(tripped)
 
-    def record_success(self, card_key: str | None, ip_key: str, now: datetime) -> None:
-        """Clear the card's counter after a good login (the address and global counts stay)."""
-        if card_key is not None:
-            self._keyed.pop(("card", card_key), None)
+    def record_success(self, keys: LoginKeys, now: datetime) -> None:
+        """Clear the card's counter after a good login (the other counts stay)."""
+        if keys.card is not None:
+            self._keyed.pop(("card", keys.card), None)
+
+    def admit_login(self, card_key: str, now: datetime) -> bool:
+        """Count a good login of a card; False past ``card_logins_per_minute`` in a fixed
+        minute (pentest R11: one card logged in 1,000 times a second)."""
+        start, count = self._logins.pop(card_key, (now, 0))
+        if now - start >= MINUTE:
+            start, count = now, 0
+        self._logins[card_key] = (start, min(count + 1, self.limits.card_logins_per_minute + 1))
+        while len(self._logins) > self.limits.max_keys:
+            self._logins.popitem(last=False)
+        return count < self.limits.card_logins_per_minute
 
     def expire(self, now: datetime) -> int:
         """Drop counters that can no longer count or lock anything; returns how many."""
@@ -173,15 +237,11 @@ class Throttle:
                 break  # ordered by last failure: every later counter is younger still
             del self._keyed[oldest]
             dropped += 1
+        while self._logins and now - next(iter(self._logins.values()))[0] >= MINUTE:
+            self._logins.popitem(last=False)
         if self._global is not None and now >= self._global.last_failure + horizon:
             self._global = None
         return dropped
-
-    def _existing(self, card_key: str | None, ip_key: str) -> Iterator[tuple[Scope, _Counter]]:
-        for scope, key in _scoped(card_key, ip_key):
-            counter = self._global if scope == "global" else self._keyed.get((scope, key))
-            if counter is not None:
-                yield scope, counter
 
     def _counter_for(self, scope: Scope, key: str, now: datetime) -> _Counter:
         if scope == "global":
@@ -193,12 +253,21 @@ class Throttle:
             counter = self._keyed[(scope, key)] = _Counter(window_start=now, last_failure=now)
         self._keyed.move_to_end((scope, key))
         while len(self._keyed) > self.limits.max_keys:
-            self._keyed.popitem(last=False)
+            self._evict_one(now)
         return counter
 
+    def _evict_one(self, now: datetime) -> None:
+        """Drop the least recently failed counter, passing over locked ones near the front."""
+        oldest = islice(self._keyed.items(), EVICTION_PROBE)
+        victim = next((k for k, c in oldest if not c.locked(now)), None)
+        if victim is None:
+            self._keyed.popitem(last=False)
+        else:
+            del self._keyed[victim]
 
-def _scoped(card_key: str | None, ip_key: str) -> Iterator[tuple[Scope, str]]:
-    if card_key is not None:
-        yield "card", card_key
-    yield "ip", ip_key
-    yield "global", ""
+
+def _scoped(keys: LoginKeys) -> Iterator[tuple[LockScope, str]]:
+    if keys.card is not None:
+        yield "card", keys.card
+    yield "address", keys.address
+    yield "network", keys.network

@@ -38,10 +38,9 @@ from pathlib import Path
 from typing import Final
 
 from proxy.core.pseudonym import epoch_span
-from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.secretfiles import ensure_private_dir
-from proxy.stores.sqlitedb import open_db
+from proxy.stores.sqlitedb import StoreError, open_db
 
 DB_FILE: Final = "keys.sqlite3"
 KEY_BYTES: Final = 32
@@ -58,7 +57,7 @@ CREATE TABLE IF NOT EXISTS epoch_keys (
 log = get_logger("epochkeys")
 
 
-class EpochKeyStoreError(ClamshellError):
+class EpochKeyStoreError(StoreError):
     """The key file cannot be used (newer schema, corrupt, unwritable)."""
 
 
@@ -121,6 +120,11 @@ class EpochKeyStore:
         for epoch in doomed:
             self._cache.pop(epoch, None)
         return len(doomed)
+
+    def check(self) -> None:
+        """Raise ``sqlite3.Error`` when the file can no longer be read (``/healthz``)."""
+        with self._lock:
+            self._conn.execute("SELECT epoch_id FROM epoch_keys LIMIT 1").fetchall()
 
     def close(self) -> None:
         """Close the file and forget the cached keys."""

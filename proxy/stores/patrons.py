@@ -8,9 +8,10 @@ hashed in Python before any SQL sees them, so no raw barcode, PIN or name reache
 database, its WAL or any temp file. Binding the secret hash to the card hash means two
 patrons with the same PIN do not share a hash.
 
-``authenticate`` is the one way to check a login: it always runs one SELECT and one HMAC
-and one constant-time compare (against a random decoy when the card is unknown), so the
-time taken does not tell whether a card exists. ``bulk_write`` is the one way to change
+``authenticate`` is the one way to check a login: it always runs one SELECT, one HMAC, one
+constant-time compare and builds one record (from a random decoy row when the card is
+unknown), so the time taken does not tell whether a card exists (pentest R19: building the
+record only for known cards was a 23 µs tell). ``bulk_write`` is the one way to change
 many rows: a single ``BEGIN IMMEDIATE`` transaction that commits all or nothing, so a crash
 or error midway leaves the previous registry untouched (readers keep seeing it meanwhile,
 thanks to WAL). Batches are first staged in a private temporary database attached to the
@@ -40,7 +41,7 @@ from proxy.core.cards import LoginWith, normalize_barcode, normalize_secret
 from proxy.core.keyedhash import KeyedHasher
 from proxy.errors import ClamshellError
 from proxy.secretfiles import ensure_private_dir, read_or_create_secret
-from proxy.stores.sqlitedb import open_db
+from proxy.stores.sqlitedb import StoreError, open_db
 
 PatronStatus = Literal["ok", "blocked", "lost", "fines"]
 STATUSES: Final[frozenset[str]] = frozenset(get_args(PatronStatus))
@@ -100,7 +101,7 @@ IMPORT_CACHE_KIB: Final = 32 * 1024  # page cache per database in bulk writes: m
 DEFAULT_CACHE_KIB: Final = 2000  # SQLite's default
 
 
-class RegistryError(ClamshellError):
+class RegistryError(StoreError):
     """The registry file cannot be used (newer schema, corrupt, unwritable)."""
 
 
@@ -165,7 +166,15 @@ class PatronRegistry:
         self._conn = conn
         self._hash_card = KeyedHasher(pepper, "card")
         self._hash_secret = {way: KeyedHasher(pepper, f"secret:{way}") for way in LOGIN_WITH}
-        self._decoy = secrets.token_hex(32)  # compared against when a card is unknown
+        # Stands in for the row of an unknown card: compared against and parsed the same way.
+        self._decoy = (
+            secrets.token_hex(32),
+            "",
+            "",
+            "1970-01-01",
+            "blocked",
+            secrets.token_hex(32),
+        )
         self._lock = threading.RLock()
 
     @classmethod
@@ -218,14 +227,23 @@ class PatronRegistry:
         when the secret is wrong (e.g. for per-card throttling); callers must not reveal
         anything from it unless the second value is True.
         """
+        record, known, matched = self.check_login(barcode, secret, login_with)
+        return (record if known else None), matched
+
+    def check_login(
+        self, barcode: str, secret: str, login_with: LoginWith, *, decoy_library: str = ""
+    ) -> tuple[PatronRecord, bool, bool]:
+        """``authenticate`` for callers that must also do the same work afterwards: the
+        record (a decoy of ``decoy_library`` when the card is unknown), whether the card is
+        known, and whether the secret matched a known card."""
         card = self.card_hash(barcode)
         row = self._select(card)
+        known = row is not None
+        used = row if row is not None else (*self._decoy[:1], decoy_library, *self._decoy[2:])
         offered = self.secret_hash(card, secret, login_with)
-        stored = self._decoy if row is None else str(row[5])
-        matched = hmac.compare_digest(offered, stored)
+        matched = hmac.compare_digest(offered, str(used[5]))
         has_secret = bool(normalize_secret(secret, login_with))
-        record = None if row is None else _record(row)
-        return record, matched and has_secret and record is not None
+        return _record(used), known, matched and has_secret and known
 
     def patron_key(self, record: PatronRecord) -> str:
         """A stable, non-reversible id for pseudonyms and throttling: the card hash."""
@@ -244,6 +262,11 @@ class PatronRegistry:
             if len(rows) < page:
                 return
             after = str(rows[-1][0])
+
+    def check(self) -> None:
+        """Raise ``sqlite3.Error`` when the file can no longer be read (``/healthz``)."""
+        with self._lock:
+            self._conn.execute("SELECT card_hash FROM patrons LIMIT 1").fetchall()
 
     def count(self) -> int:
         """How many cards the registry holds."""

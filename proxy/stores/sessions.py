@@ -12,6 +12,16 @@ never a barcode or a name (DESIGN P3). Every deletion (logout, expiry seen by ``
 ``delete_by_patron``) calls the delete listeners with ``session.key``, so the relay can drop
 that session's vendor cookie jar (DESIGN P5).
 
+One card holds at most ``max_per_patron`` live sessions (``create``'s argument, from
+``sessions.max_per_card``): creating one more ends the card's oldest (pentest R11: 20,000
+logins with one card grew memory and the file without bound). The store knows the card only
+by its patron key (a keyed hash), and indexes sessions by it.
+
+A deletion that cannot be written (disk full, read-only file: pentest R16) is not an error
+for the caller: the session has already left the dict, so ``get`` refuses its token at once,
+and its key waits in ``pending_deletes`` until ``flush`` (the flusher, every few seconds, and
+``close``) writes it. Only a process that dies before any retry succeeds can bring it back.
+
 Backends: ``MemorySessionStore`` (unit tests; gone on restart) and ``SqliteSessionStore`` (the
 embedded default; one file, WAL, ``synchronous=FULL``, ``secure_delete``; survives restarts).
 The SQLite store keeps every live session in the same dict as the memory store, so ``get`` —
@@ -43,9 +53,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
-from proxy.stores.sqlitedb import open_db
+from proxy.stores.sqlitedb import StoreError, open_db
 
 Clock = Callable[[], datetime]
 DeleteListener = Callable[[str], object]  # return value ignored
@@ -98,7 +107,13 @@ class SessionStore(Protocol):
     """What the web layer uses; both backends (and a later Redis one) implement it."""
 
     async def create(
-        self, *, library: str, ptype: str | None, patron_key: str | None, now: datetime
+        self,
+        *,
+        library: str,
+        ptype: str | None,
+        patron_key: str | None,
+        now: datetime,
+        max_per_patron: int | None = None,
     ) -> tuple[str, Session]: ...
     async def get(self, token: str, now: datetime) -> Session | None: ...
     async def delete(self, token: str) -> bool: ...
@@ -107,6 +122,7 @@ class SessionStore(Protocol):
     async def count_active(self, now: datetime) -> int: ...
     async def live_keys(self, now: datetime) -> list[str]: ...
     async def flush(self) -> int: ...
+    async def check(self) -> None: ...
     def add_delete_listener(self, fn: DeleteListener) -> None: ...
     async def close(self) -> None: ...
 
@@ -127,12 +143,23 @@ class MemorySessionStore:
         self.idle = idle
         self.lifetime = lifetime
         self._live: dict[str, Session] = {}
+        self._by_patron: dict[str, dict[str, None]] = {}  # patron key -> keys, oldest first
+        self.pending_deletes: set[str] = set()  # deleted, not yet written (SQLite store only)
         self._listeners: list[DeleteListener] = []
 
     async def create(
-        self, *, library: str, ptype: str | None, patron_key: str | None, now: datetime
+        self,
+        *,
+        library: str,
+        ptype: str | None,
+        patron_key: str | None,
+        now: datetime,
+        max_per_patron: int | None = None,
     ) -> tuple[str, Session]:
-        """Start a session; returns the raw token (for the cookie, shown once) and the session."""
+        """Start a session; returns the raw token (for the cookie, shown once) and the session.
+
+        With ``max_per_patron``, the patron's oldest sessions end so that at most that many live.
+        """
         token, key = _fresh_token()
         while key in self._live:  # 2^-256: never, but "never reused" should not rest on luck
             token, key = _fresh_token()
@@ -148,6 +175,9 @@ class MemorySessionStore:
         )
         await self._saved(session)
         self._live[key] = session
+        self._index(session)
+        if patron_key is not None and max_per_patron is not None:
+            await self._remove(list(self._by_patron[patron_key])[:-max_per_patron])
         return token, session
 
     async def get(self, token: str, now: datetime) -> Session | None:
@@ -171,7 +201,7 @@ class MemorySessionStore:
 
     async def delete_by_patron(self, patron_key: str) -> int:
         """End every session of one patron (e.g. a card just blocked); returns how many."""
-        return await self._remove([k for k, s in self._live.items() if s.patron_key == patron_key])
+        return await self._remove(list(self._by_patron.get(patron_key, ())))
 
     async def purge_expired(self, now: datetime) -> int:
         """Delete every session expired at ``now``; returns how many."""
@@ -189,6 +219,9 @@ class MemorySessionStore:
         """Nothing to persist in memory."""
         return 0
 
+    async def check(self) -> None:
+        """Nothing can break in memory (``/healthz``)."""
+
     def add_delete_listener(self, fn: DeleteListener) -> None:
         """Call ``fn(session.key)`` after each session is deleted, whatever the reason."""
         self._listeners.append(fn)
@@ -196,9 +229,26 @@ class MemorySessionStore:
     async def close(self) -> None:
         """Forget everything (a shutdown, not a deletion: listeners are not called)."""
         self._live.clear()
+        self._by_patron.clear()
+
+    def _index(self, session: Session) -> None:
+        if session.patron_key is not None:
+            self._by_patron.setdefault(session.patron_key, {})[session.key] = None
+
+    def _unindex(self, session: Session) -> None:
+        keys = self._by_patron.get(session.patron_key) if session.patron_key else None
+        if keys is not None:
+            keys.pop(session.key, None)
+            if not keys:
+                del self._by_patron[session.patron_key]  # type: ignore[arg-type]
 
     async def _remove(self, keys: Iterable[str]) -> int:
-        gone = [key for key in keys if self._live.pop(key, None) is not None]
+        gone = []
+        for key in keys:
+            session = self._live.pop(key, None)
+            if session is not None:
+                self._unindex(session)
+                gone.append(key)
         try:
             if gone:
                 await self._deleted(gone)
@@ -249,11 +299,12 @@ INSERT: Final = "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 DELETE: Final = "DELETE FROM sessions WHERE key = ?"
 UPDATE_SEEN: Final = "UPDATE sessions SET last_seen = ? WHERE key = ?"
 SELECT_ALL: Final = "SELECT * FROM sessions"
+PROBE: Final = "SELECT key FROM sessions LIMIT 1"  # reads the schema and one page
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
 
-class SessionStoreError(ClamshellError):
+class SessionStoreError(StoreError):
     """The session file cannot be used (newer schema, corrupt, unwritable)."""
 
 
@@ -272,11 +323,19 @@ class SqliteSessionStore(MemorySessionStore):
         conn = await asyncio.to_thread(_connect, path)
         store = cls(conn, idle, lifetime)
         rows = await asyncio.to_thread(store._read_all)
-        store._live.update((row.key, row) for row in rows)
+        for row in sorted(rows, key=lambda session: session.created_at):
+            store._live[row.key] = row
+            store._index(row)
         return store
 
     async def flush(self) -> int:
-        """Write the ``last_seen`` of sessions touched since the last flush; returns how many."""
+        """Write deletions that failed before, then the ``last_seen`` of sessions touched since
+        the last flush; returns how many sessions were touched."""
+        if self.pending_deletes:
+            pending = sorted(self.pending_deletes)
+            await asyncio.to_thread(self._write, DELETE, [(k,) for k in pending])
+            self.pending_deletes.difference_update(pending)
+            log.info("session_deletes_written", count=len(pending))
         keys, self._dirty = self._dirty, set()
         rows = [(_micros(self._live[k].last_seen), k) for k in keys if k in self._live]
         try:
@@ -295,16 +354,26 @@ class SqliteSessionStore(MemorySessionStore):
 
     async def close(self) -> None:
         """Flush ``last_seen`` and close the file (SQLite checkpoints and removes the WAL)."""
-        await self.flush()
-        await asyncio.to_thread(self._close)
-        await super().close()
+        try:
+            await self.flush()
+        finally:
+            await asyncio.to_thread(self._close)
+            await super().close()
 
     async def _saved(self, session: Session) -> None:
         await asyncio.to_thread(self._write, INSERT, [_row(session)])
 
+    async def check(self) -> None:
+        """Raise ``sqlite3.Error`` when the file can no longer be read (``/healthz``)."""
+        await asyncio.to_thread(self._probe)
+
     async def _deleted(self, keys: Sequence[str]) -> None:
         self._dirty.difference_update(keys)
-        await asyncio.to_thread(self._write, DELETE, [(k,) for k in keys])
+        try:
+            await asyncio.to_thread(self._write, DELETE, [(k,) for k in keys])
+        except sqlite3.Error as exc:  # R16: still gone from memory; the flusher retries
+            self.pending_deletes.update(keys)
+            log.error("session_delete_deferred", count=len(keys), error=type(exc).__name__)
 
     def _touched(self, key: str) -> None:
         self._dirty.add(key)
@@ -330,6 +399,10 @@ class SqliteSessionStore(MemorySessionStore):
     def _checkpoint(self) -> None:
         with self._lock:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _probe(self) -> None:
+        with self._lock:
+            self._conn.execute(PROBE).fetchall()
 
     def _close(self) -> None:
         with self._lock:

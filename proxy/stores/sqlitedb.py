@@ -3,7 +3,10 @@
 Contract: ``open_db(path, schema=..., version=..., synchronous=...)`` creates the file with
 mode 0600 before SQLite touches it (SQLite gives ``-wal``/``-shm`` the same mode), sets WAL
 and the requested durability, applies the schema when the file is new or older, and raises
-``StoreError`` naming the file when it is unreadable or from a newer clamshell.
+``StoreError`` naming the file when it is unreadable, fails ``PRAGMA quick_check`` (pentest
+R15: a corrupt file must stop the start, not answer 500 to every login) or is from a newer
+clamshell. ``StoreError`` is a ``ConfigError``, so the CLI prints its one line without a
+traceback, and the stores' own error classes derive from it.
 ``synchronous=FULL`` for security-relevant state, ``NORMAL`` for statistics (CONVENTIONS
 "Traps": NORMAL survives kill -9 but can lose recent commits on power loss).
 Not here: any table's meaning.
@@ -16,12 +19,21 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
-from proxy.errors import ClamshellError
+from proxy.errors import ConfigError, Problem
 from proxy.secretfiles import ensure_private_dir
 
 
-class StoreError(ClamshellError):
-    """A store file cannot be opened or has an unknown schema."""
+class StoreError(ConfigError):
+    """A store file cannot be opened, is corrupt, or has an unknown schema.
+
+    Raised with one message ``"<path>: <what is wrong>"``; rendered as that one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        where, sep, what = " ".join(message.split()).partition(": ")  # always one line
+        super().__init__(
+            [Problem(where, None, "", what) if sep else Problem("store", None, "", where)]
+        )
 
 
 def open_db(
@@ -32,7 +44,7 @@ def open_db(
     synchronous: Literal["FULL", "NORMAL"] = "FULL",
     secure_delete: bool = False,
     what: str = "store",
-    error: type[ClamshellError] = StoreError,
+    error: type[StoreError] = StoreError,
 ) -> sqlite3.Connection:
     """Open (creating if needed) one SQLite store file.
 
@@ -51,6 +63,7 @@ def open_db(
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         if secure_delete:
             conn.execute("PRAGMA secure_delete = ON")
+        _quick_check(conn, path, what, error)
         current = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if current > version:
             raise error(f"{path}: schema version {current} is newer than this clamshell")
@@ -61,3 +74,11 @@ def open_db(
     except sqlite3.DatabaseError as exc:
         raise error(f"{path}: cannot open {what}: {exc}") from None
     return conn
+
+
+def _quick_check(conn: sqlite3.Connection, path: Path, what: str, error: type[StoreError]) -> None:
+    """Refuse a corrupt file now: ``quick_check`` reads every page (O(N), no index checks)."""
+    verdict = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)").fetchall()]
+    if verdict != ["ok"]:
+        conn.close()
+        raise error(f"{path}: {what} is corrupt ({verdict[0] if verdict else 'no answer'})")

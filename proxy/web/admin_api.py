@@ -49,7 +49,16 @@ from proxy.web.admin_views import (
     usage_rows,
     vendor_views,
 )
-from proxy.web.keys import CLOCK, EPOCHS, REGISTRY, RULEBOOK, SESSIONS, STATS, SUSPENSIONS
+from proxy.web.keys import (
+    CLOCK,
+    EPOCHS,
+    REGISTRY,
+    RULEBOOK,
+    SESSIONS,
+    STATS,
+    SUSPENSIONS,
+    THROTTLE,
+)
 
 log = get_logger("admin")
 
@@ -88,6 +97,7 @@ async def api_health(request: web.Request) -> web.Response:
             rule_count=len(book.current.rules),
             last_reload_ok=book.last_result.ok,
             active_sessions=active,
+            login_alarms_raised=main[THROTTLE].alarms_raised,  # R4
         )
     )
 

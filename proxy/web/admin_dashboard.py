@@ -36,7 +36,7 @@ from proxy.web.admin_views import (
     usage_rows,
     vendor_views,
 )
-from proxy.web.keys import CLOCK, RULEBOOK, SESSIONS, SETTINGS, SUSPENSIONS
+from proxy.web.keys import CLOCK, RULEBOOK, SESSIONS, SETTINGS, SUSPENSIONS, THROTTLE
 
 log = get_logger("admin")
 
@@ -111,5 +111,6 @@ async def dashboard(request: web.Request) -> web.Response:
         usage=await usage_rows(main, days[0], days[-1]),
         third_parties=await third_party_rows(main, days[0], days[-1]),
         suspensions=[suspension_view(s) for s in main[SUSPENSIONS].list_active(now)],
+        login_alarms=main[THROTTLE].alarms_raised,
     )
     return html(dashboard_page(view))

@@ -67,6 +67,7 @@ class HealthOut(Out):
     rule_count: int
     last_reload_ok: bool
     active_sessions: int
+    login_alarms_raised: int = 0  # R4: global failed-login alarms since start
 
 
 class UsageRowOut(Out):

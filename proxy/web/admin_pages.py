@@ -101,6 +101,7 @@ class DashboardView:
     usage: Sequence[UsageRowOut] | None  # None: statistics are not recorded
     third_parties: Sequence[ThirdPartyOut]
     suspensions: Sequence[SuspensionOut]
+    login_alarms: int = 0  # R4: global failed-login alarms since start
 
 
 def layout(title: str, body: str, *, consortium: str, csrf: str = "") -> str:
@@ -153,6 +154,7 @@ def _summary(view: DashboardView) -> str:
     return f"""<ul class="summary">
 <li><strong>{view.active_sessions:,}</strong>active sessions</li>
 <li><strong>{len(view.vendors)}</strong>vendor rules in use</li>
+<li><strong>{view.login_alarms:,}</strong>failed-login alarms</li>
 <li><strong class="{"ok" if last and last.ok else "bad"}">{state}</strong>last rules reload</li>
 </ul>
 <form method="post" action="/reload">{_csrf_field(view.csrf)}<button>Reload rules</button></form>"""

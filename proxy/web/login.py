@@ -2,10 +2,14 @@
 
 Contract: ``GET /login?url=<raw URL>`` / ``?qurl=<encoded URL>`` shows the form (or redirects
 at once when already signed in or on an auto-login network); ``POST /login`` checks the CSRF
-token, throttle, card and licence and starts a session; ``/logout`` deletes the session and
-everything stored with it; ``/menu`` lists the databases licensed to the patron's library.
-Handlers adapt and execute; decisions are core.login, core.targets and core.throttle.
-Not here: page HTML (pages.py), card storage (stores/patrons.py).
+token, throttle, card and licence and starts a session; ``/menu`` lists the databases
+licensed to the patron's library. Handlers adapt and execute; decisions are core.login,
+core.targets and core.throttle.
+
+A starting URL that does not parse (a port of 65536) is "not one of our databases"
+(pentest R22).
+Not here: checking the card and throttling (card_check.py), page HTML (pages.py), card
+storage (stores/patrons.py), the form body's limits (login_body.py), logout (logout.py).
 """
 
 from __future__ import annotations
@@ -18,32 +22,25 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from proxy.core import csrf
-from proxy.core.cards import library_for_barcode, normalize_barcode
 from proxy.core.clientaddr import IPAddress, IPNetwork, client_address, in_networks
-from proxy.core.keyedhash import keyed_hash
-from proxy.core.login import CardFacts, LoginAccepted, LoginRefused, Refusal, decide_login
+from proxy.core.login import LoginRefused
 from proxy.core.settings import Library, Settings
 from proxy.core.targets import NotOurDatabase, Target, resolve_target
 from proxy.logconfig import get_logger, truncate_ip
+from proxy.web.card_check import check_card
 from proxy.web.keys import (
     CLOCK,
     HOSTMAP,
-    REGISTRY,
     RULEBOOK,
     SECRETS,
     SESSIONS,
     SETTINGS,
-    THROTTLE,
-    USAGE,
 )
-from proxy.web.pages import LoginForm, login_page, menu_page, signed_out_page
+from proxy.web.login_body import read_login_form
+from proxy.web.logout import logout, logout_page
+from proxy.web.pages import LoginForm, login_page, menu_page
 from proxy.web.responses import NO_STORE, found
-from proxy.web.session_cookie import (
-    clear_session_cookie,
-    current_session,
-    session_token,
-    set_session_cookie,
-)
+from proxy.web.session_cookie import current_session, session_token, set_session_cookie
 
 log = get_logger("login")
 CSRF_COOKIE: Final = "clamshell_csrf"
@@ -63,7 +60,12 @@ def resolve(request: web.Request, raw: str) -> Target | None:
     """The starting point, None when none was given; NotOurDatabase when it is not ours."""
     if not raw:
         return None
-    return resolve_target(raw, request.app[RULEBOOK].current.index, request.app[HOSTMAP])
+    try:
+        return resolve_target(raw, request.app[RULEBOOK].current.index, request.app[HOSTMAP])
+    except NotOurDatabase:
+        raise
+    except ValueError:  # R22: urlsplit's port 65536, a bad IPv6 bracket…: not ours either
+        raise NotOurDatabase("malformed URL") from None
 
 
 def destination(request: web.Request, target: Target | None) -> str:
@@ -195,7 +197,7 @@ async def start_or_form(request: web.Request, raw: str) -> web.StreamResponse:
 
 async def login_post(request: web.Request) -> web.StreamResponse:
     """Check CSRF, throttle, card, PIN and licence; start a session or explain the refusal."""
-    form = await request.post()
+    form = await read_login_form(request, request.app[SETTINGS].login)
     raw = str(form.get("url", ""))
     target = resolve(request, raw)
     nonce = request.cookies.get(CSRF_COOKIE, "")
@@ -210,7 +212,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             message="Your sign-in page had expired. Please try again.",
         )
     decision = await check_card(
-        request, str(form.get("card", "")), str(form.get("pin", "")), target
+        request, str(form.get("card", "")), str(form.get("pin", "")), target, client_ip(request)
     )
     if isinstance(decision, LoginRefused):
         log.info("login_failed", reason=str(decision.reason))
@@ -221,52 +223,6 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     return await start_session(
         request, decision.library, decision.ptype, decision.patron_key, target
     )
-
-
-async def check_card(
-    request: web.Request, card: str, secret: str, target: Target | None
-) -> LoginAccepted | LoginRefused:
-    """Throttle, look up, decide; record the outcome in the throttle."""
-    app, settings = request.app, request.app[SETTINGS]
-    barcode = normalize_barcode(card)
-    library = library_for_barcode(barcode, settings.libraries)
-    card_key = keyed_hash(app[SECRETS].pepper, "throttle-card", barcode) if barcode else None
-    ip_key = keyed_hash(app[SECRETS].pepper, "throttle-ip", client_ip(request))
-    now = app[CLOCK]()
-    throttled = app[THROTTLE].blocked(card_key, ip_key, now) is not None
-    # Always look the card up (same work whether or not it exists, or we are throttled).
-    record, secret_ok = app[REGISTRY].authenticate(
-        barcode, secret, library.login_with if library else "pin"
-    )
-    facts = (
-        None
-        if record is None
-        else CardFacts(
-            record.library,
-            record.ptype,
-            record.expires,
-            record.status,
-            app[REGISTRY].patron_key(record),
-        )
-    )
-    decision = decide_login(
-        facts,
-        secret_ok=secret_ok,
-        throttled=throttled,
-        today=now.date(),
-        library=settings.library(record.library) if record else None,
-        target_rule=target.rule if target else None,
-    )
-    if isinstance(decision, LoginRefused) and decision.reason is Refusal.UNRECOGNISED:
-        if not throttled:
-            app[THROTTLE].record_failure(card_key, ip_key, now)
-    elif isinstance(decision, LoginAccepted):
-        app[THROTTLE].record_success(card_key, ip_key, now)
-    outcome = "ok" if isinstance(decision, LoginAccepted) else str(decision.reason)
-    app[USAGE].login(
-        now.date(), library.code if library else "unknown", "throttled" if throttled else outcome
-    )
-    return decision
 
 
 async def start_session(
@@ -281,26 +237,16 @@ async def start_session(
     if old is not None:
         await request.app[SESSIONS].delete(old)
     token, _ = await request.app[SESSIONS].create(
-        library=library, ptype=ptype, patron_key=patron_key, now=request.app[CLOCK]()
+        library=library,
+        ptype=ptype,
+        patron_key=patron_key,
+        now=request.app[CLOCK](),
+        max_per_patron=request.app[SETTINGS].sessions.max_per_card,
     )
     redirect = found(destination(request, target))
     set_session_cookie(redirect, token, request.app[SETTINGS])
     redirect.del_cookie(CSRF_COOKIE, path="/login")
     return redirect
-
-
-async def logout(request: web.Request) -> web.Response:
-    """End the session and delete everything stored with it."""
-    token = session_token(request)
-    if token is not None:
-        await request.app[SESSIONS].delete(token)
-        log.info("logout_completed")
-    settings = request.app[SETTINGS]
-    response = web.Response(
-        text=signed_out_page(settings.consortium_name), content_type="text/html", headers=NO_STORE
-    )
-    clear_session_cookie(response, settings)
-    return response
 
 
 async def menu(request: web.Request) -> web.StreamResponse:
@@ -338,7 +284,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/login", login_get)
     app.router.add_get("/login/{name}", login_named)
     app.router.add_post("/login", login_post)
-    app.router.add_route("*", "/logout", logout)
+    app.router.add_get("/logout", logout_page)
+    app.router.add_post("/logout", logout)
     app.router.add_get("/menu", menu)
 
 

@@ -105,6 +105,16 @@ def menu_page(consortium: str, library_name: str, databases: list[tuple[str, str
     return render_page("Your databases", body, consortium=consortium)
 
 
+def logout_page(consortium: str) -> str:
+    """GET /logout: a button that signs out (a link or an image must not; pentest R21)."""
+    body = (
+        "<p>Sign out of the proxy? Your session and everything the databases stored for it "
+        "will be deleted.</p>"
+        '<form method="post" action="/logout"><button type="submit">Sign out</button></form>'
+    )
+    return render_page("Sign out", body, consortium=consortium)
+
+
 def signed_out_page(consortium: str) -> str:
     """Shown after logout."""
     body = (

@@ -1,16 +1,27 @@
 """Portal host routes: home page and health; login, logout and menu arrive with patrons.
 
-Contract: handlers adapt a request to page functions and return responses.
+Contract: handlers adapt a request to page functions and return responses. ``/healthz``
+answers 503 ``{"status": "unhealthy", "store": NAME}`` when a store's file can no longer be
+read (pentest R15), naming the store only: no path, no error text.
 Not here: HTML (pages.py), card checks (patrons).
 """
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import Final
+
 from aiohttp import web
 
+from proxy.logconfig import get_logger
 from proxy.web.errors import NotFound
-from proxy.web.keys import RULEBOOK, SETTINGS
+from proxy.web.keys import EPOCHS, REGISTRY, RULEBOOK, SESSIONS, SETTINGS
 from proxy.web.pages import home_page
+
+log = get_logger("portal")
+STORES: Final = ("patrons", "keys", "sessions")  # the order /healthz probes them in
 
 
 async def home(request: web.Request) -> web.Response:
@@ -21,7 +32,10 @@ async def home(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness and rule status for load balancers (no patron data)."""
+    """Liveness, store health and rule status for load balancers (no patron data)."""
+    failed = await unreadable_store(request.app)
+    if failed is not None:
+        return web.json_response({"status": "unhealthy", "store": failed}, status=503)
     book = request.app[RULEBOOK]
     return web.json_response(
         {
@@ -30,6 +44,22 @@ async def healthz(request: web.Request) -> web.Response:
             "last_reload_ok": book.last_result.ok,
         }
     )
+
+
+async def unreadable_store(app: web.Application) -> str | None:
+    """The first store whose file cannot be read (a tiny query each), or None."""
+    probes: dict[str, Callable[[], Awaitable[None]]] = {
+        "patrons": lambda: asyncio.to_thread(app[REGISTRY].check),
+        "keys": lambda: asyncio.to_thread(app[EPOCHS].check),
+        "sessions": app[SESSIONS].check,
+    }
+    for name in STORES:
+        try:
+            await probes[name]()
+        except sqlite3.Error as exc:
+            log.error("store_unhealthy", store=name, error=type(exc).__name__)
+            return name
+    return None
 
 
 async def not_found(request: web.Request) -> web.Response:

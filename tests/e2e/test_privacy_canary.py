@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from proxy.core.cards import make_check_digit
 from proxy.stores.patron_import import import_lines
 from proxy.web.keys import REGISTRY
-from tests.web.conftest import PORTAL, Stack, StackFactory
+from tests.web.conftest import PORTAL, PUBLIC, Stack, StackFactory
 from tests.web.helpers import post_login, session_of
 
 MAIN_BODY = "2123498765432"
@@ -108,7 +108,7 @@ async def test_nothing_identifying_reaches_vendors_logs_or_files(
         assert resp.status == 200
         west = session_of(await post_login(stack.client, WEST_CARD, SURNAME))
         await browse(stack, hostile_client_headers(west))
-        await stack.client.get("/logout", headers={**main, "Host": PORTAL})
+        await stack.client.post("/logout", headers={**main, "Host": PORTAL, "Origin": PUBLIC})
     token = main["Cookie"].split("=", 1)[1]
     canaries = [
         CARD,

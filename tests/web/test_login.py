@@ -165,7 +165,7 @@ async def test_logout_ends_the_session(stack: Stack) -> None:
     card = stack.card("adult card")
     resp = await post_login(stack.client, card.barcode, card.secret)
     token = resp.cookies["clamshell_session"].value
-    out = await stack.client.get("/logout", headers={**HOST, **session_of(resp)})
+    out = await stack.client.post("/logout", headers={**HOST, **session_of(resp), "Origin": PUBLIC})
     assert "signed out" in await out.text()
     again = await stack.client.get(
         "/menu", headers={**HOST, "Cookie": f"clamshell_session={token}"}, allow_redirects=False

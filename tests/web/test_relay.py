@@ -124,7 +124,7 @@ async def test_logout_deletes_the_vendor_cookie_jar(stack: Stack) -> None:
     from proxy.web.keys import PSEUDONYMS
 
     assert len(stack.app[PSEUDONYMS]) == 1  # the session's Acme pseudonym, derived once
-    await stack.client.get("/logout", headers={"Host": PORTAL, **auth})
+    await stack.client.post("/logout", headers={"Host": PORTAL, "Origin": PUBLIC, **auth})
     assert len(stack.app[JARS]) == 0
     assert len(stack.app[PSEUDONYMS]) == 0
     again = await signed_in(stack)

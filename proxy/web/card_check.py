@@ -1,0 +1,138 @@
+"""Checking a card at login: throttle, look up, decide, count (pentest R4, R11, R19).
+
+Contract: ``check_card`` returns the login decision for a card, secret and client address.
+Failures count per card, per address and per network (/24, /64: ``throttle.ipv4_prefix`` /
+``ipv6_prefix``), as keyed hashes; each lock is logged once as ``login_locked scope=...``
+and never named to the patron, who sees the message a wrong PIN gets. The global count only
+raises an alarm (``login_alarm_raised scope=global``, counted for the admin console) that
+slows every login by ``throttle.alarm_delay_ms`` while it lasts and refuses no one. An
+unknown card and a wrong PIN do the same work (``look_up_card``: a decoy record stands in).
+A good login past ``throttle.card_logins_per_minute`` is refused with a message to wait.
+Not here: the form, CSRF and sessions (login.py), the counting itself (core/throttle.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from proxy.core.cards import library_for_barcode, normalize_barcode
+from proxy.core.keyedhash import keyed_hash
+from proxy.core.login import (
+    CardFacts,
+    LoginAccepted,
+    LoginRefused,
+    Refusal,
+    decide_login,
+    refuse,
+)
+from proxy.core.settings import Library, Settings
+from proxy.core.targets import Target
+from proxy.core.throttle import LoginKeys, Scope, ThrottleVerdict, network_of
+from proxy.logconfig import get_logger
+from proxy.stores.patrons import PatronRegistry
+from proxy.web.keys import CLOCK, REGISTRY, SECRETS, SETTINGS, THROTTLE, USAGE
+
+log = get_logger("login")
+
+
+async def check_card(
+    request: web.Request, card: str, secret: str, target: Target | None, address: str
+) -> LoginAccepted | LoginRefused:
+    """Throttle, look up, decide; record the outcome in the throttle.
+
+    Args:
+        address: the client's address as text ('' when unknown), counted only as a hash.
+    """
+    app, settings = request.app, request.app[SETTINGS]
+    barcode = normalize_barcode(card)
+    library = library_for_barcode(barcode, settings.libraries)
+    keys = login_keys(request, barcode, address)
+    now = app[CLOCK]()
+    await slow_down_if_alarmed(request)
+    verdict = app[THROTTLE].blocked(keys, now)
+    # Always look the card up (same work whether or not it exists, or we are throttled).
+    facts, secret_ok, card_library = look_up_card(app[REGISTRY], settings, barcode, secret, library)
+    decision = decide_login(
+        facts,
+        secret_ok=secret_ok,
+        throttled=verdict is not None,
+        today=now.date(),
+        library=card_library,
+        target_rule=target.rule if target else None,
+    )
+    decision = record_outcome(request, keys, verdict, decision)
+    outcome = "ok" if isinstance(decision, LoginAccepted) else str(decision.reason)
+    app[USAGE].login(
+        now.date(), library.code if library else "unknown", "throttled" if verdict else outcome
+    )
+    return decision
+
+
+def login_keys(request: web.Request, barcode: str, address: str) -> LoginKeys:
+    """Keyed hashes of the card, the client address and its network (never raw values)."""
+    pepper, limits = request.app[SECRETS].pepper, request.app[SETTINGS].throttle
+    network = network_of(address, limits.ipv4_prefix, limits.ipv6_prefix)
+    return LoginKeys(
+        card=keyed_hash(pepper, "throttle-card", barcode) if barcode else None,
+        address=keyed_hash(pepper, "throttle-ip", address),
+        network=keyed_hash(pepper, "throttle-net", network),
+    )
+
+
+async def slow_down_if_alarmed(request: web.Request) -> None:
+    """While the global alarm is raised, every login waits a bounded delay (R4)."""
+    delay_ms = request.app[SETTINGS].throttle.alarm_delay_ms
+    if delay_ms and request.app[THROTTLE].alarm(request.app[CLOCK]()) is not None:
+        await asyncio.sleep(delay_ms / 1000)
+
+
+def look_up_card(
+    registry: PatronRegistry,
+    settings: Settings,
+    barcode: str,
+    secret: str,
+    library: Library | None,
+) -> tuple[CardFacts | None, bool, Library | None]:
+    """The card's facts, whether the secret matched and its library — with the same work
+    for an unknown card as for a wrong PIN (R19): a decoy stands in for the missing record."""
+    login_with = library.login_with if library else "pin"
+    record, known, secret_ok = registry.check_login(
+        barcode, secret, login_with, decoy_library=library.code if library else ""
+    )
+    facts = CardFacts(
+        record.library, record.ptype, record.expires, record.status, registry.patron_key(record)
+    )
+    card_library = settings.library(record.library)
+    if not known:
+        return None, False, None
+    return facts, secret_ok, card_library
+
+
+def record_outcome(
+    request: web.Request,
+    keys: LoginKeys,
+    verdict: ThrottleVerdict | None,
+    decision: LoginAccepted | LoginRefused,
+) -> LoginAccepted | LoginRefused:
+    """Count a failure or a success; a good login past the card's rate is refused (R11)."""
+    throttle, now = request.app[THROTTLE], request.app[CLOCK]()
+    if isinstance(decision, LoginRefused):
+        if decision.reason is Refusal.UNRECOGNISED and verdict is None:
+            log_tripped(throttle.record_failure(keys, now))
+        return decision
+    throttle.record_success(keys, now)
+    if not throttle.admit_login(decision.patron_key, now):
+        log.warning("login_rate_exceeded", scope="card")
+        return refuse(Refusal.TOO_MANY)
+    return decision
+
+
+def log_tripped(scopes: tuple[Scope, ...]) -> None:
+    """One event per lock or alarm this failure caused (for admins; never shown to patrons)."""
+    for scope in scopes:
+        if scope == "global":
+            log.warning("login_alarm_raised", scope=scope)
+        else:
+            log.warning("login_locked", scope=scope)
