@@ -3,9 +3,12 @@
 Contract: ``relay_handler(request, host)`` answers every request for a host one label under
 the proxy host. It decodes the host, finds the rule (unknown → 404; EZproxy's dotted form →
 301 to the mapped host), the session (none → 302 to ``/login?qurl=<vendor URL>``), checks
-the licence (→ 403) and suspensions (→ 403), then forwards: the upstream request
-(relay_request.py), the response (relay_response.py), and the accounting of what was relayed
-(usage statistics and abuse limits, no URL kept).
+the licence (→ 403) and suspensions of the card or session (→ 403), and the concurrency caps
+per session and per client address (→ 429, R3); then forwards: the abuse limits are checked
+before the work (R10: a request that would cross them, a download over the limit seen in the
+response head, or bytes over the limit while streaming are refused or cut, not served), the
+upstream request (relay_request.py), the response (relay_response.py) metered and watched
+for a browser that stops reading (relay_guard.py), and the aggregate accounting (no URL).
 Not here: header policy (core/headers.py), cookie semantics (core/cookiejar.py), SSRF
 checks and timeouts (upstream.py).
 """
@@ -194,7 +197,7 @@ async def forward(request: web.Request, vendor: Resolved, session: Session) -> w
         if download:
             crossed = app[ABUSE].add_download(subject, limits, now)
         if crossed is None:
-            sent = await respond_watched(request, vendor, session, upstream, meter)
+            sent = await respond_watched(request, vendor, session, upstream, meter, now)
     except LimitReached:  # over the bytes limit before anything was sent
         pass
     finally:
@@ -217,12 +220,13 @@ async def respond_watched(
     session: Session,
     upstream: UpstreamResponse,
     meter: BodyMeter,
+    now: datetime,
 ) -> tuple[web.StreamResponse, int, BodyPlan | None]:
     """``respond``, with a browser that stops reading disconnected after the deadline."""
     stalls = request.app[STALLS]
     watched = stalls.watch(request, meter, vendor.rule.id)
     try:
-        return await respond(request, vendor, session, upstream, request.app[CLOCK](), meter)
+        return await respond(request, vendor, session, upstream, now, meter)
     finally:
         stalls.unwatch(watched)
 
