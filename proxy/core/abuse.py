@@ -59,6 +59,7 @@ class _Window:
 
     minutes: dict[int, list[int]] = field(default_factory=dict)  # oldest first
     totals: list[int] = field(default_factory=lambda: [0, 0, 0])
+    rolled_at: int = -1  # the minute of the last roll: within one minute nothing expires
 
     def add(self, minute: int, what: int, amount: int) -> None:
         bucket = self.minutes.get(minute)
@@ -80,18 +81,38 @@ class _Window:
         return next(reversed(self.minutes)) if self.minutes else -1
 
 
+MINUTE: Final = timedelta(minutes=1)
+
+
 def _minute(now: datetime) -> int:
-    return int(now.timestamp() // 60)
+    return int(now.timestamp()) // 60
 
 
-def _first_minute(now: datetime, interval: timedelta) -> int:
-    return _minute(now) - int(interval.total_seconds() // 60) + 1
+def _first_minute(minute: int, interval: timedelta) -> int:
+    return minute - interval // MINUTE + 1
 
 
 def _over(name: LimitName, value: int, threshold: int | None) -> LimitCrossed | None:
     if threshold is not None and value > threshold:
         return LimitCrossed(name, value, threshold)
     return None
+
+
+@dataclass(slots=True)
+class ByteCount:
+    """One response's bytes, counted into its subject's window as they are relayed."""
+
+    window: _Window
+    minute: int
+    threshold: int | None
+
+    def add(self, size: int) -> LimitCrossed | None:
+        """Count ``size`` bytes; the bytes limit once the total passes it."""
+        self.window.add(self.minute, BYTES, size)
+        total = self.window.totals[BYTES]
+        if self.threshold is not None and total > self.threshold:
+            return LimitCrossed("bytes", total, self.threshold)
+        return None
 
 
 class AbuseMonitor:
@@ -107,18 +128,21 @@ class AbuseMonitor:
         self._sessions: dict[str, _Window] = {}
         self._networks: dict[str, dict[str, int]] = {}
 
-    def _window(self, subject: str, limits: AbuseLimits, now: datetime) -> _Window:
+    def _window(self, subject: str, minute: int, limits: AbuseLimits) -> _Window:
         window = self._sessions.get(subject)
         if window is None:
             window = self._sessions[subject] = _Window()
             self._bound(self._sessions)
-        window.roll(_first_minute(now, limits.interval))
+        if window.rolled_at != minute:
+            window.roll(_first_minute(minute, limits.interval))
+            window.rolled_at = minute
         return window
 
     def admit(self, subject: str, limits: AbuseLimits, now: datetime) -> LimitCrossed | None:
         """Count one request about to be sent; or, when it would cross a limit (or one is
         already crossed), count nothing and return the limit: the request is refused."""
-        window = self._window(subject, limits, now)
+        minute = _minute(now)
+        window = self._window(subject, minute, limits)
         requests, size, downloads = window.totals
         crossed = (
             _over("requests", requests + 1, limits.requests)
@@ -126,29 +150,33 @@ class AbuseMonitor:
             or _over("downloads", downloads, limits.downloads)
         )
         if crossed is None:
-            window.add(_minute(now), REQUESTS, 1)
+            window.add(minute, REQUESTS, 1)
         return crossed
 
     def add_download(self, subject: str, limits: AbuseLimits, now: datetime) -> LimitCrossed | None:
         """Count one document download (known from its response head); crossed past the limit."""
-        window = self._window(subject, limits, now)
-        window.add(_minute(now), DOWNLOADS, 1)
+        minute = _minute(now)
+        window = self._window(subject, minute, limits)
+        window.add(minute, DOWNLOADS, 1)
         return _over("downloads", window.totals[DOWNLOADS], limits.downloads)
 
     def add_bytes(
         self, subject: str, size: int, limits: AbuseLimits, now: datetime
     ) -> LimitCrossed | None:
         """Count body bytes as they are relayed; crossed as soon as the total passes the limit."""
-        window = self._sessions.get(subject) or self._window(subject, limits, now)
-        window.add(_minute(now), BYTES, size)
-        return _over("bytes", window.totals[BYTES], limits.bytes)
+        return self.byte_count(subject, limits, now).add(size)
+
+    def byte_count(self, subject: str, limits: AbuseLimits, now: datetime) -> ByteCount:
+        """A counter for one response's body: ``add`` per chunk costs two list additions."""
+        minute = _minute(now)
+        return ByteCount(self._window(subject, minute, limits), minute, limits.bytes)
 
     def record(
         self, subject: str, limits: AbuseLimits, *, size: int, download: bool, now: datetime
     ) -> LimitCrossed | None:
         """Count one whole response after the fact; the first limit crossed, if any."""
-        window = self._window(subject, limits, now)
         minute = _minute(now)
+        window = self._window(subject, minute, limits)
         window.add(minute, REQUESTS, 1)
         window.add(minute, BYTES, size)
         window.add(minute, DOWNLOADS, int(download))
@@ -164,7 +192,7 @@ class AbuseMonitor:
         window = self._sessions.get(subject)
         if window is None:
             return (0, 0, 0)
-        window.roll(_first_minute(now, limits.interval))
+        window.roll(_first_minute(_minute(now), limits.interval))
         requests, size, downloads = window.totals
         return requests, size, downloads
 
@@ -173,7 +201,7 @@ class AbuseMonitor:
 
         Counters outlive sessions (they are keyed by card); this sweep bounds their memory.
         """
-        since = _first_minute(now, interval)
+        since = _first_minute(_minute(now), interval)
         gone = [key for key, window in self._sessions.items() if window.newest() < since]
         for key in gone:
             del self._sessions[key]

@@ -15,7 +15,6 @@ Not here: the caps' counters (core/inflight.py, used by relay.py), the limits
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
@@ -50,31 +49,32 @@ class LimitReached(ClamshellError):
 class BodyMeter:
     """Counts one response's body bytes against a subject's bytes limit."""
 
-    __slots__ = ("_limits", "_monitor", "_now", "_subject", "bytes", "crossed")
+    __slots__ = ("_count", "bytes", "crossed")
 
     def __init__(
         self, monitor: AbuseMonitor, subject: str, limits: AbuseLimits, now: datetime
     ) -> None:
-        self._monitor, self._subject, self._limits, self._now = monitor, subject, limits, now
+        self._count = monitor.byte_count(subject, limits, now)
         self.bytes = 0
         self.crossed: LimitCrossed | None = None
 
     def add(self, size: int) -> None:
         """Count ``size`` bytes; ``LimitReached`` when they cross the limit (not sent then)."""
         self.bytes += size
-        crossed = self._monitor.add_bytes(self._subject, size, self._limits, self._now)
+        crossed = self._count.add(size)
         if crossed is not None:
             self.crossed = crossed
             raise LimitReached(crossed.limit)
 
 
-@dataclass(slots=True, eq=False)
 class _Watched:
-    transport: asyncio.Transport
-    meter: BodyMeter
-    vendor: str
-    last: int
-    since: float
+    """One response being watched: its socket, meter, and when its meter last moved."""
+
+    __slots__ = ("last", "meter", "since", "transport", "vendor")
+
+    def __init__(self, transport: asyncio.Transport, meter: BodyMeter, vendor: str) -> None:
+        self.transport, self.meter, self.vendor = transport, meter, vendor
+        self.last, self.since = meter.bytes, -1.0  # -1: not looked at yet
 
 
 class StallWatcher:
@@ -90,12 +90,12 @@ class StallWatcher:
     def watch(self, request: web.Request, meter: BodyMeter, vendor: str) -> _Watched | None:
         """Start watching one response; pass the result to ``unwatch`` when it is over."""
         transport = request.transport
-        if not isinstance(transport, asyncio.Transport):
+        if transport is None:
             return None
-        loop = asyncio.get_running_loop()
-        entry = _Watched(transport, meter, vendor, meter.bytes, loop.time())
+        entry = _Watched(transport, meter, vendor)
         self._watched.add(entry)
         if self._handle is None:
+            loop = asyncio.get_running_loop()
             self._handle = loop.call_later(self._seconds / WATCH_STEPS, self._check)
         return entry
 
@@ -116,10 +116,16 @@ class StallWatcher:
             self._handle = loop.call_later(self._seconds / WATCH_STEPS, self._check)
 
     def _stalled(self, entry: _Watched, now: float) -> bool:
+        """No byte moved since the last look, data waits to be sent, for ``seconds``.
+
+        A response is first looked at up to a quarter deadline after it started, so the
+        cut comes between one and one and a half deadlines after the browser stopped.
+        """
         transport = entry.transport
         if transport.is_closing():
             return False
-        if entry.meter.bytes != entry.last or transport.get_write_buffer_size() == 0:
+        moved = entry.meter.bytes != entry.last or entry.since < 0
+        if moved or transport.get_write_buffer_size() == 0:
             entry.last, entry.since = entry.meter.bytes, now  # moving, or waiting on the vendor
             return False
         return now - entry.since >= self._seconds
