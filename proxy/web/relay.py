@@ -185,13 +185,11 @@ async def forward(request: web.Request, vendor: Resolved, session: Session) -> w
     app, rule = request.app, vendor.rule
     now, subject = app[CLOCK](), subject_of(session)
     limits = tools_for(request).per_rule[rule.id].limits
-    crossed = app[ABUSE].admit(subject, limits, now)
-    if crossed is not None:  # R10: the request that would cross is refused, not served
-        await suspend(request, rule, session, crossed, limits, now)
-        raise Suspended()
+    await refuse_if_over(request, rule, session, limits, now)
     upstream = await send_upstream(request, vendor, session, now)
     meter = BodyMeter(app[ABUSE], subject, limits, now)
     sent: tuple[web.StreamResponse, int, BodyPlan | None] | None = None
+    crossed: LimitCrossed | None = None
     try:
         download = is_download_response(request, upstream)
         if download:
@@ -202,8 +200,8 @@ async def forward(request: web.Request, vendor: Resolved, session: Session) -> w
         pass
     finally:
         upstream.release()  # an unread body closes the vendor connection rather than reuse it
-    shared = account(request, rule, session, sent, download, now)
-    crossed = crossed or meter.crossed or shared
+    account(request, rule, session, sent, download, now)
+    crossed = crossed or meter.crossed
     if crossed is not None:
         await suspend(request, rule, session, crossed, limits, now)
     if sent is None:  # a download or a body over the limit: refused before it was sent
@@ -212,6 +210,21 @@ async def forward(request: web.Request, vendor: Resolved, session: Session) -> w
     if plan is not None:
         count_third_parties(request, rule, plan.rewriter.referenced_hosts, now)
     return response
+
+
+async def refuse_if_over(
+    request: web.Request, rule: VendorRule, session: Session, limits: AbuseLimits, now: datetime
+) -> None:
+    """R10: count the request, or refuse it (``Suspended``) when it would cross a limit, before
+    anything is sent upstream; account sharing in ``log`` mode is only logged."""
+    crossed = request.app[ABUSE].admit(subject_of(session), limits, now) or shared_card(
+        request, session, limits, now
+    )
+    if crossed is None:
+        return
+    await suspend(request, rule, session, crossed, limits, now)
+    if action_for(crossed, limits) == "suspend":
+        raise Suspended()
 
 
 async def respond_watched(
@@ -248,6 +261,16 @@ def count_third_parties(
         request.app[USAGE].third_party(now.date(), rule.id, host, blocked=blocked, count=count)
 
 
+def shared_card(
+    request: web.Request, session: Session, limits: AbuseLimits, now: datetime
+) -> LimitCrossed | None:
+    """The card-sharing check (too many client networks for one card), before relaying."""
+    if session.patron_key is None or limits.card_networks is None:
+        return None
+    network = client_network(request)
+    return request.app[ABUSE].network_seen(session.patron_key, network, limits, now)
+
+
 def account(
     request: web.Request,
     rule: VendorRule,
@@ -255,11 +278,10 @@ def account(
     sent: tuple[web.StreamResponse, int, BodyPlan | None] | None,
     download: bool,
     now: datetime,
-) -> LimitCrossed | None:
-    """Aggregate statistics for one relayed response (no URL kept), then the card-network
-    check (account sharing); returns that limit if it was crossed."""
+) -> None:
+    """Aggregate statistics for one relayed response (no URL kept)."""
     if sent is None:
-        return None
+        return
     app = request.app
     app[USAGE].request(
         now.date(),
@@ -270,10 +292,6 @@ def account(
         size=sent[1],
         download=download,
     )
-    if session.patron_key is None:
-        return None
-    limits = tools_for(request).per_rule[rule.id].limits
-    return app[ABUSE].network_seen(session.patron_key, client_network(request), limits, now)
 
 
 async def suspend(

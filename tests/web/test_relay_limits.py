@@ -217,3 +217,26 @@ async def test_a_suspension_survives_a_restart_and_a_new_login(make_stack: Stack
     again: Stack = await make_stack(limits={"requests": 2})
     assert await get(again, "/", await login(again)) == 403
     assert await get(again, "/", await login(again, "student card")) == 200  # another card
+
+
+async def test_card_sharing_in_block_mode_refuses_the_crossing_request(
+    make_relay: Any,
+) -> None:
+    """R10: a card seen on one network too many (block mode) is refused on that request,
+    not served first, and stays refused from its first network too."""
+    extra = {
+        "limits": {"card_networks": 1, "card_networks_action": "block"},
+        "trusted_proxies": ["127.0.0.1/32"],
+    }
+    stack, _ = await make_relay(**extra)
+    auth = await login(stack)
+
+    async def from_network(net: str) -> int:
+        headers = {"Host": WWW, "X-Forwarded-For": f"{net}.7", **auth}
+        resp = await stack.client.get("/quick", headers=headers)
+        await resp.read()
+        return resp.status
+
+    assert await from_network("192.0.2") == 200
+    assert await from_network("198.51.100") == 403
+    assert await from_network("192.0.2") == 403
