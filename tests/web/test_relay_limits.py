@@ -79,7 +79,7 @@ async def make_relay(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[Any]:
         runners.append(runner)
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = runner.addresses[0][1]
         settings = demo_settings(tmp_path, port, **extra)
         clock = Clock()
         book = Rulebook.open(settings.rules_dir, frozenset(lib.code for lib in settings.libraries))
