@@ -521,12 +521,16 @@ def usage_limits() -> str:
 
     The defaults (5,000 requests and 300 downloads an hour per session) would suspend the
     benchmark's one session within seconds; then the proxy answers 403 and would look fast.
+    Likewise the in-flight caps (32 per session) would answer wrk's 64 connections with 429.
     """
     from proxy.core.settings import Settings
 
     if "limits" not in Settings.model_fields:
         return ""
-    return "limits: {requests: 1000000000, megabytes: 1000000000, downloads: 1000000000}\n"
+    limits = "limits: {requests: 1000000000, megabytes: 1000000000, downloads: 1000000000}\n"
+    if "relay" in Settings.model_fields:  # R3 caps: wrk's connections all share one session
+        limits += "relay: {concurrent_per_session: 10000, concurrent_per_address: 10000}\n"
+    return limits
 
 
 def card() -> str:

@@ -1,16 +1,18 @@
 """Abuse limits without reading histories (EZproxy UsageLimit and security rules).
 
-Contract: ``AbuseMonitor.record(...)`` counts a session's requests, bytes and document
-downloads in one-minute buckets over a sliding interval and returns the first limit crossed
-(or None); ``network_seen(...)`` counts the distinct client networks (/24, /48) a card used
-within an interval, for account sharing. Counters are keyed by opaque session and patron
-keys, hold no URL, and are dropped with ``forget``/``expire``. Pure, injected ``now``.
+Contract: ``AbuseMonitor`` counts a subject's requests, bytes and document downloads in
+one-minute buckets over a sliding interval, subject = the card's keyed hash (or the session
+key for card-less sessions), so a new login does not reset them. Limits are checked before
+the work: ``admit`` refuses a request that would cross, ``add_download`` is called when a
+response head shows a document, ``add_bytes`` per body chunk; each returns the limit crossed
+(or None). ``network_seen(...)`` counts the distinct client networks (/24, /48) a card used
+within an interval, for account sharing. Counters are keyed by opaque keys, hold no URL,
+and are dropped with ``forget``/``expire``. Pure, injected ``now``.
 Not here: suspending a session and recording the event (stores/suspensions.py).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,52 +49,163 @@ class LimitCrossed:
     threshold: int
 
 
+Totals = tuple[int, int, int]  # requests, bytes, downloads within the interval
+REQUESTS, BYTES, DOWNLOADS = 0, 1, 2  # indexes into a window's counts
+
+
 @dataclass(slots=True)
-class _Buckets:
-    minutes: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
+class _Window:
+    """One subject's counts per minute, with running totals over the minutes kept."""
 
-    def add(self, minute: int, size: int, download: bool) -> None:
-        bucket = self.minutes[minute]
-        bucket[0] += 1
-        bucket[1] += size
-        bucket[2] += int(download)
+    minutes: dict[int, list[int]] = field(default_factory=dict)  # oldest first
+    totals: list[int] = field(default_factory=lambda: [0, 0, 0])
+    rolled_at: int = -1  # the minute of the last roll: within one minute nothing expires
 
-    def totals(self, since: int) -> tuple[int, int, int]:
-        for old in [m for m in self.minutes if m < since]:
-            del self.minutes[old]
-        return (
-            sum(b[0] for b in self.minutes.values()),
-            sum(b[1] for b in self.minutes.values()),
-            sum(b[2] for b in self.minutes.values()),
-        )
+    def add(self, minute: int, what: int, amount: int) -> None:
+        bucket = self.minutes.get(minute)
+        if bucket is None:
+            bucket = self.minutes[minute] = [0, 0, 0]
+        bucket[what] += amount
+        self.totals[what] += amount
+
+    def roll(self, since: int) -> None:
+        """Drop the minutes before ``since`` (the clock moves forward: oldest come first)."""
+        while self.minutes:
+            first = next(iter(self.minutes))
+            if first >= since:
+                return
+            for what, amount in enumerate(self.minutes.pop(first)):
+                self.totals[what] -= amount
+
+    def newest(self) -> int:
+        return next(reversed(self.minutes)) if self.minutes else -1
+
+
+MINUTE: Final = timedelta(minutes=1)
+
+
+def _minute(now: datetime) -> int:
+    return int(now.timestamp()) // 60
+
+
+def _first_minute(minute: int, interval: timedelta) -> int:
+    return minute - interval // MINUTE + 1
+
+
+def _over(name: LimitName, value: int, threshold: int | None) -> LimitCrossed | None:
+    if threshold is not None and value > threshold:
+        return LimitCrossed(name, value, threshold)
+    return None
+
+
+@dataclass(slots=True)
+class ByteCount:
+    """One response's bytes, counted into its subject's window as they are relayed."""
+
+    window: _Window
+    minute: int
+    threshold: int | None
+
+    def add(self, size: int) -> LimitCrossed | None:
+        """Count ``size`` bytes; the bytes limit once the total passes it."""
+        self.window.add(self.minute, BYTES, size)
+        total = self.window.totals[BYTES]
+        if self.threshold is not None and total > self.threshold:
+            return LimitCrossed("bytes", total, self.threshold)
+        return None
 
 
 class AbuseMonitor:
-    """Sliding per-session counters and per-card network sets."""
+    """Sliding per-subject counters and per-card network sets.
+
+    A subject is the card's keyed hash (``session.patron_key``) so that logging in again does
+    not reset the counts, or the session key for sessions without a card (auto-login).
+    Limits are checked before the work they limit (R10): ``admit`` before a request is sent,
+    ``add_download`` when a response head shows a document, ``add_bytes`` per body chunk.
+    """
 
     def __init__(self) -> None:
-        self._sessions: dict[str, _Buckets] = {}
+        self._sessions: dict[str, _Window] = {}
         self._networks: dict[str, dict[str, int]] = {}
 
-    def record(
-        self, session_key: str, limits: AbuseLimits, *, size: int, download: bool, now: datetime
-    ) -> LimitCrossed | None:
-        """Count one response; the first limit crossed, if any."""
-        minute = int(now.timestamp() // 60)
-        buckets = self._sessions.setdefault(session_key, _Buckets())
-        buckets.add(minute, size, download)
-        since = minute - int(limits.interval.total_seconds() // 60) + 1
-        requests, size_total, downloads = buckets.totals(since)
-        self._bound(self._sessions)
-        checks: tuple[tuple[LimitName, int, int | None], ...] = (
-            ("requests", requests, limits.requests),
-            ("bytes", size_total, limits.bytes),
-            ("downloads", downloads, limits.downloads),
+    def _window(self, subject: str, minute: int, limits: AbuseLimits) -> _Window:
+        window = self._sessions.get(subject)
+        if window is None:
+            window = self._sessions[subject] = _Window()
+            self._bound(self._sessions)
+        if window.rolled_at != minute:
+            window.roll(_first_minute(minute, limits.interval))
+            window.rolled_at = minute
+        return window
+
+    def admit(self, subject: str, limits: AbuseLimits, now: datetime) -> LimitCrossed | None:
+        """Count one request about to be sent; or, when it would cross a limit (or one is
+        already crossed), count nothing and return the limit: the request is refused."""
+        minute = _minute(now)
+        window = self._window(subject, minute, limits)
+        requests, size, downloads = window.totals
+        crossed = (
+            _over("requests", requests + 1, limits.requests)
+            or _over("bytes", size, limits.bytes)
+            or _over("downloads", downloads, limits.downloads)
         )
-        for name, value, threshold in checks:
-            if threshold is not None and value > threshold:
-                return LimitCrossed(name, value, threshold)
-        return None
+        if crossed is None:
+            window.add(minute, REQUESTS, 1)
+        return crossed
+
+    def add_download(self, subject: str, limits: AbuseLimits, now: datetime) -> LimitCrossed | None:
+        """Count one document download (known from its response head); crossed past the limit."""
+        minute = _minute(now)
+        window = self._window(subject, minute, limits)
+        window.add(minute, DOWNLOADS, 1)
+        return _over("downloads", window.totals[DOWNLOADS], limits.downloads)
+
+    def add_bytes(
+        self, subject: str, size: int, limits: AbuseLimits, now: datetime
+    ) -> LimitCrossed | None:
+        """Count body bytes as they are relayed; crossed as soon as the total passes the limit."""
+        return self.byte_count(subject, limits, now).add(size)
+
+    def byte_count(self, subject: str, limits: AbuseLimits, now: datetime) -> ByteCount:
+        """A counter for one response's body: ``add`` per chunk costs two list additions."""
+        minute = _minute(now)
+        return ByteCount(self._window(subject, minute, limits), minute, limits.bytes)
+
+    def record(
+        self, subject: str, limits: AbuseLimits, *, size: int, download: bool, now: datetime
+    ) -> LimitCrossed | None:
+        """Count one whole response after the fact; the first limit crossed, if any."""
+        minute = _minute(now)
+        window = self._window(subject, minute, limits)
+        window.add(minute, REQUESTS, 1)
+        window.add(minute, BYTES, size)
+        window.add(minute, DOWNLOADS, int(download))
+        requests, size_total, downloads = window.totals
+        return (
+            _over("requests", requests, limits.requests)
+            or _over("bytes", size_total, limits.bytes)
+            or _over("downloads", downloads, limits.downloads)
+        )
+
+    def totals(self, subject: str, limits: AbuseLimits, now: datetime) -> Totals:
+        """Requests, bytes and downloads counted for a subject within the interval."""
+        window = self._sessions.get(subject)
+        if window is None:
+            return (0, 0, 0)
+        window.roll(_first_minute(_minute(now), limits.interval))
+        requests, size, downloads = window.totals
+        return requests, size, downloads
+
+    def expire(self, now: datetime, interval: timedelta) -> int:
+        """Forget subjects with nothing counted within ``interval``; returns how many went.
+
+        Counters outlive sessions (they are keyed by card); this sweep bounds their memory.
+        """
+        since = _first_minute(_minute(now), interval)
+        gone = [key for key, window in self._sessions.items() if window.newest() < since]
+        for key in gone:
+            del self._sessions[key]
+        return len(gone)
 
     def network_seen(
         self, patron_key: str, network: str, limits: AbuseLimits, now: datetime
@@ -130,7 +243,7 @@ class AbuseMonitor:
         return len(gone)
 
     def forget(self, session_key: str) -> None:
-        """Drop a session's counters (it ended)."""
+        """Drop the counters of a card-less session (it ended); a card's counts stay."""
         self._sessions.pop(session_key, None)
 
     def __len__(self) -> int:

@@ -172,6 +172,23 @@ class UsageLimits(Frozen):
     card_networks: Annotated[int, Field(ge=1)] | None = 4
     card_networks_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 60
     card_networks_action: Literal["log", "block"] = "log"
+    # How long a card (or a card-less session) stays suspended after crossing a limit.
+    suspension_minutes: Annotated[int, Field(ge=1, le=90 * 24 * 60)] = 24 * 60
+
+
+# --- relay limits (R3) -------------------------------------------------------------------
+class RelayLimits(Frozen):
+    """What one patron may hold at once, so that one cannot hang vendors for everyone."""
+
+    # Concurrent relayed requests per session and per client address; more → 429.
+    concurrent_per_session: Annotated[int, Field(ge=1, le=10_000)] = 32
+    concurrent_per_address: Annotated[int, Field(ge=1, le=100_000)] = 64
+    # A browser that accepts none of a response for this many seconds is disconnected, and
+    # the vendor connection it held goes back.
+    client_write_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+
+# --- end relay limits ---------------------------------------------------------------------
 
 
 class TLS(Frozen):
@@ -229,6 +246,7 @@ class Settings(Frozen):
     throttle: Throttle = Throttle()
     retention: Retention = Retention()
     limits: UsageLimits = UsageLimits()
+    relay: RelayLimits = RelayLimits()  # R3: per-patron concurrency and slow-reader deadline
     access_log: bool = False
     # --- R23: the access log's path column (a reading history); see docs/privacy.md -------
     access_log_format: Literal["no_path", "combined"] = "no_path"

@@ -80,14 +80,16 @@ class UsageCounters:
         patron: str,
         session: str,
         size: int,
-        content_type: str,
+        content_type: str = "",
+        download: bool | None = None,
     ) -> None:
-        """Count one relayed response (``patron`` and ``session`` are only hashed, in memory)."""
+        """Count one relayed response (``patron`` and ``session`` are only hashed, in memory);
+        ``download`` when the caller knows it (the relay: status and method), else by type."""
         key = (day, vendor, library)
         delta = self._delta(key)
         delta.requests += 1
         delta.bytes += size
-        delta.downloads += is_download(content_type)
+        delta.downloads += is_download(content_type) if download is None else download
         before = len(self._sessions.get(key, ()))
         if self._remember(self._sessions, key, session) > before:
             delta.sessions += 1  # this session's first request to this vendor today

@@ -24,6 +24,7 @@ from aiohttp import web
 from proxy.core.abuse import AbuseMonitor
 from proxy.core.cookiejar import JarRegistry
 from proxy.core.hostmap import HostMap
+from proxy.core.inflight import InFlight
 from proxy.core.pseudonym import SessionPseudonyms
 from proxy.core.settings import Settings
 from proxy.core.throttle import Throttle, ThrottleLimits
@@ -49,6 +50,7 @@ from proxy.web.keys import (
     CLOCK,
     EPOCHS,
     HOSTMAP,
+    IN_FLIGHT,
     JARS,
     PSEUDONYMS,
     REGISTRY,
@@ -56,6 +58,7 @@ from proxy.web.keys import (
     SECRETS,
     SESSIONS,
     SETTINGS,
+    STALLS,
     STATS,
     SUSPENSIONS,
     THROTTLE,
@@ -65,6 +68,7 @@ from proxy.web.keys import (
     ProxySecrets,
 )
 from proxy.web.relay import relay_handler
+from proxy.web.relay_guard import StallWatcher
 from proxy.web.relay_request import install_expect_handler
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
@@ -142,9 +146,14 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[STATS] = await asyncio.to_thread(StatsStore.open, data)
     app[USAGE] = UsageCounters()
     app[ABUSE] = AbuseMonitor()
+    app[IN_FLIGHT] = InFlight()
+    app[STALLS] = StallWatcher(settings.relay.client_write_seconds)
     app[TOOLS] = RuleSetCache(app[HOSTMAP], settings)
     app[PSEUDONYMS] = SessionPseudonyms()
-    app[SUSPENSIONS] = await asyncio.to_thread(Suspensions.open, data, app[SECRETS].pepper)
+    suspended_for = timedelta(minutes=settings.limits.suspension_minutes)
+    app[SUSPENSIONS] = await asyncio.to_thread(
+        Suspensions.open, data, app[SECRETS].pepper, suspended_for
+    )
     forgetters = (
         app[JARS].drop_session,
         app[ABUSE].forget,
@@ -160,6 +169,7 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
 
 async def close_resources(app: web.Application) -> None:
     """Close what ``open_resources`` opened (sessions flush their last_seen first)."""
+    app[STALLS].close()
     await app[UPSTREAM].close()
     await flush_usage(app)
     await app[SESSIONS].close()
@@ -185,13 +195,19 @@ async def stop_maintenance(app: web.Application) -> None:
 
 
 async def expire_counters(app: web.Application) -> None:
-    """Every minute: drop old failed-login counters and card-network sightings."""
-    interval = timedelta(minutes=app[SETTINGS].limits.card_networks_minutes)
+    """Every minute: drop old failed-login counters, card-network sightings, usage counters
+    and suspensions that ran out (their rows are deleted in a worker thread)."""
+    limits = app[SETTINGS].limits
+    interval = timedelta(minutes=limits.card_networks_minutes)
     while True:
         await asyncio.sleep(COUNTER_EXPIRY_S)
         now = app[CLOCK]()
         app[THROTTLE].expire(now)
         app[ABUSE].expire_networks(now, interval)
+        app[ABUSE].expire(now, timedelta(minutes=limits.interval_minutes))
+        ended = app[SUSPENSIONS].drop_expired(now)
+        if ended:
+            await asyncio.to_thread(app[SUSPENSIONS].delete, ended, now)
 
 
 async def flush_usage(app: web.Application) -> None:

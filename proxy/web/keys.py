@@ -16,6 +16,7 @@ from aiohttp import web
 from proxy.core.abuse import AbuseMonitor
 from proxy.core.cookiejar import JarRegistry
 from proxy.core.hostmap import HostMap
+from proxy.core.inflight import InFlight
 from proxy.core.pseudonym import SessionPseudonyms
 from proxy.core.settings import Settings
 from proxy.core.throttle import Throttle
@@ -28,6 +29,7 @@ from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.upstream import UpstreamClient
 from proxy.web.compiled import RuleSetCache
+from proxy.web.relay_guard import StallWatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,8 @@ UPSTREAM: web.AppKey[UpstreamClient] = web.AppKey("upstream", UpstreamClient)
 STATS: web.AppKey[StatsStore] = web.AppKey("stats", StatsStore)
 USAGE: web.AppKey[UsageCounters] = web.AppKey("usage", UsageCounters)
 ABUSE: web.AppKey[AbuseMonitor] = web.AppKey("abuse", AbuseMonitor)
+IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight", InFlight)  # R3: per-patron caps
+STALLS: web.AppKey[StallWatcher] = web.AppKey("stalls", StallWatcher)  # R3: slow readers
 SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)
 TOOLS: web.AppKey[RuleSetCache] = web.AppKey("rule_set_tools", RuleSetCache)
 PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseudonyms)

@@ -7,7 +7,8 @@ session's server-side jar (or rescoped for ``cookies: pass``), the third-party C
 write) or rewritten by the rule set's rewriter. A redirect (R22) to an unlisted public http(s)
 site becomes the "you are leaving the library's proxy" page (200, not cached, the patron
 follows the link or not); one to an internal address or to another scheme is a 502 page.
-A body that fails after its headers went out cuts the connection. Returns the response, the
+A body that fails after its headers went out cuts the connection, as does crossing the bytes
+limit (an optional ``BodyMeter`` counts the body as it streams). Returns the response, the
 bytes read, and the rewrite plan if any.
 Not here: the upstream request (relay_request.py), statistics (relay.py), rewriting itself
 (core/rewrite.py, web/bodies.py).
@@ -15,6 +16,7 @@ Not here: the upstream request (relay_request.py), statistics (relay.py), rewrit
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Final
 from urllib.parse import urlsplit
@@ -41,6 +43,7 @@ from proxy.web.keys import (
     SETTINGS,
 )
 from proxy.web.pages import leaving_page
+from proxy.web.relay_guard import BodyMeter, LimitReached
 from proxy.web.relay_request import CHUNK, RESERVED_COOKIES, Resolved, tools_for
 
 log = get_logger("relay")
@@ -83,8 +86,10 @@ async def respond(
     session: Session,
     upstream: UpstreamResponse,
     now: datetime,
+    meter: BodyMeter | None = None,
 ) -> tuple[web.StreamResponse, int, BodyPlan | None]:
-    """Map the headers, keep the cookies, and stream (or rewrite) the body."""
+    """Map the headers, keep the cookies, and stream (or rewrite) the body (``meter``
+    counts its bytes against the usage limits as they go)."""
     rule, tools = vendor.rule, tools_for(request)
     leaving = leaving_answer(request, upstream)
     if leaving is not None:
@@ -111,12 +116,13 @@ async def respond(
         headers.add("Content-Security-Policy", tools.block_csp)
     length = upstream.content_length
     if plan is None and length is not None and length <= CHUNK and request.method != "HEAD":
-        return await send_small(upstream, headers), length, None
+        return await send_small(upstream, headers, meter), length, None
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
     if plan is None:
         await response.prepare(request)
-        return response, await stream_body(request, response, upstream, rule.id), None
-    head, size = await prime(iter_body(upstream), plan)  # errors here still get a page
+        return response, await stream_body(request, response, upstream, rule.id, meter), None
+    chunks = metered(iter_body(upstream), meter)
+    head, size = await prime(chunks, plan)  # errors here still get a page
     if plan.encoder.coding:
         response.headers["Content-Encoding"] = plan.encoder.coding
     response.headers.add("Vary", "Accept-Encoding")
@@ -124,10 +130,12 @@ async def respond(
     if head:
         await response.write(head)
     try:
-        size += await stream_rewritten(response, iter_body(upstream), plan)
+        size += await stream_rewritten(response, chunks, plan)
         await response.write_eof()
     except ClamshellError as exc:
         cut_short(request, rule.id, exc)
+    except ConnectionError:
+        pass  # the browser went away, or was disconnected for not reading (relay_guard.py)
     return response, size, plan
 
 
@@ -165,33 +173,57 @@ def keep_cookies(
             headers.add("Set-Cookie", rescoped)
 
 
-async def send_small(upstream: UpstreamResponse, headers: CIMultiDict[str]) -> web.Response:
+async def send_small(
+    upstream: UpstreamResponse, headers: CIMultiDict[str], meter: BodyMeter | None = None
+) -> web.Response:
     """A small pass-through body goes out with its headers in one write (profiled: each
     extra socket write costs more than the rest of the relay's per-request policy work).
-    aiohttp sets Content-Length from the body itself."""
+    aiohttp sets Content-Length from the body itself. Over the bytes limit: not sent."""
     body = await read_small(upstream)
+    if meter is not None:
+        meter.add(len(body))
     headers.popall("Content-Length", None)
     return web.Response(status=upstream.status, reason=upstream.reason, body=body, headers=headers)
 
 
 async def stream_body(
-    request: web.Request, response: web.StreamResponse, upstream: UpstreamResponse, vendor: str
+    request: web.Request,
+    response: web.StreamResponse,
+    upstream: UpstreamResponse,
+    vendor: str,
+    meter: BodyMeter | None = None,
 ) -> int:
-    """Copy the body; a failure after the headers went out can only cut the connection."""
+    """Copy the body; a failure after the headers went out can only cut the connection, and
+    so does crossing the bytes limit (R3: the rest is not served)."""
     size = 0
     try:
         async for chunk in iter_body(upstream):
             size += len(chunk)
+            if meter is not None:
+                meter.add(len(chunk))
             await response.write(chunk)
         await response.write_eof()
-    except UpstreamError as exc:
+    except (UpstreamError, LimitReached) as exc:
         cut_short(request, vendor, exc)
+    except ConnectionError:
+        pass  # the browser went away, or was disconnected for not reading (relay_guard.py)
     return size
 
 
+async def metered(chunks: AsyncIterator[bytes], meter: BodyMeter | None) -> AsyncIterator[bytes]:
+    """The chunks, each counted by ``meter`` before it is passed on."""
+    async for chunk in chunks:
+        if meter is not None:
+            meter.add(len(chunk))
+        yield chunk
+
+
 def cut_short(request: web.Request, vendor: str, exc: Exception) -> None:
-    """A body failed after its headers went out: close the connection, so the browser sees
-    a truncated response rather than a complete-looking wrong one."""
-    log.warning("upstream_body_failed", vendor=vendor, error=type(exc).__name__)
+    """A body failed (or crossed a limit) after its headers went out: close the connection,
+    so the browser sees a truncated response rather than a complete-looking wrong one."""
+    if isinstance(exc, LimitReached):
+        log.warning("response_cut_at_limit", vendor=vendor, limit=str(exc))
+    else:
+        log.warning("upstream_body_failed", vendor=vendor, error=type(exc).__name__)
     if request.transport is not None:
         request.transport.close()

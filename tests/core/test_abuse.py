@@ -109,3 +109,50 @@ def test_network_sightings_of_idle_cards_are_forgotten_after_the_interval() -> N
     # the busy card's recent network still counts: a second one crosses the limit
     crossed = monitor.network_seen("busy", "203.0.113.0/24", limits, T0 + hour)
     assert crossed is not None and crossed.limit == "card_networks"
+
+
+# --- R10: checked before the work, counted per card -------------------------------------
+
+
+def test_admit_refuses_the_request_that_would_cross_and_counts_nothing() -> None:
+    """R10: with requests: 2, the third request is refused before it is sent, not counted."""
+    monitor = AbuseMonitor()
+    limits = AbuseLimits(requests=2)
+    assert [monitor.admit("card", limits, T0) for _ in range(2)] == [None, None]
+    crossed = monitor.admit("card", limits, T0)
+    assert crossed is not None and (crossed.limit, crossed.value) == ("requests", 3)
+    assert monitor.totals("card", limits, T0) == (2, 0, 0)
+
+
+def test_admit_refuses_once_bytes_or_downloads_are_over() -> None:
+    """R10: a subject already over its bytes or downloads limit is refused up front."""
+    monitor = AbuseMonitor()
+    limits = AbuseLimits(bytes=100, downloads=1)
+    assert monitor.add_bytes("a", 101, limits, T0) is not None
+    refused = monitor.admit("a", limits, T0)
+    assert refused is not None and refused.limit == "bytes"
+    assert monitor.add_download("b", limits, T0) is None
+    assert monitor.add_download("b", limits, T0) is not None
+    refused = monitor.admit("b", limits, T0)
+    assert refused is not None and refused.limit == "downloads"
+
+
+def test_bytes_cross_as_they_are_counted() -> None:
+    """R3: the chunk that passes the bytes limit reports it (mid-response)."""
+    monitor = AbuseMonitor()
+    limits = AbuseLimits(bytes=250)
+    assert [monitor.add_bytes("s", 100, limits, T0) for _ in range(2)] == [None, None]
+    crossed = monitor.add_bytes("s", 100, limits, T0)
+    assert crossed is not None and (crossed.limit, crossed.value) == ("bytes", 300)
+
+
+def test_running_totals_slide_and_idle_subjects_expire() -> None:
+    """Totals drop the minutes that left the interval; a subject idle past it is forgotten."""
+    monitor = AbuseMonitor()
+    limits = AbuseLimits(interval=timedelta(minutes=10), requests=100)
+    monitor.admit("s", limits, T0)
+    monitor.admit("s", limits, T0 + timedelta(minutes=5))
+    assert monitor.totals("s", limits, T0 + timedelta(minutes=12))[0] == 1
+    assert monitor.expire(T0 + timedelta(minutes=14), timedelta(minutes=10)) == 0
+    assert monitor.expire(T0 + timedelta(minutes=15), timedelta(minutes=10)) == 1
+    assert len(monitor) == 0

@@ -236,7 +236,8 @@ async def test_daily_pseudonym_is_stable_within_a_day(stack: Stack, rotate_days:
 
 
 async def test_usage_limit_suspends_the_session(make_stack: StackFactory) -> None:
-    """Crossing the per-session request limit suspends the session with a pseudonymous event."""
+    """Crossing the request limit suspends with a pseudonymous event; R10: the crossing
+    request itself is refused, not served."""
     from proxy.web.keys import SUSPENSIONS
 
     stack: Stack = await make_stack(limits={"requests": 3})
@@ -244,7 +245,7 @@ async def test_usage_limit_suspends_the_session(make_stack: StackFactory) -> Non
     statuses = [
         (await stack.client.get("/", headers={"Host": WWW, **auth})).status for _ in range(5)
     ]
-    assert statuses == [200, 200, 200, 200, 403]
+    assert statuses == [200, 200, 200, 403, 403]
     page = await stack.client.get("/", headers={"Host": WWW, **auth})
     assert "contact your library" in await page.text()
     events = stack.app[SUSPENSIONS].events(stack.clock.now.replace(year=2000))
