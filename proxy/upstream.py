@@ -3,8 +3,9 @@
 Contract: ``UpstreamClient.create(settings)`` (inside a running event loop) builds the
 connection pool (upstream_pool.py) and ``close()`` ends it. In review mode (``proxy=``) the
 same pool tunnels every connection through the recording HTTP proxy (CONNECT, then TLS to the
-vendor inside the tunnel), so a review records exactly the bytes production sends. ``send()`` makes exactly the request it is given and returns an ``UpstreamResponse``
-with its body unread (the caller streams it with ``iter_body`` and releases it): no
+vendor inside the tunnel), so a review records exactly the bytes production sends.
+``send()`` makes exactly the request it is given and returns an ``UpstreamResponse`` with
+its body unread (the caller streams it with ``iter_body`` and releases it): no
 redirects followed, no decompression, no cookies, no headers beyond the policy's own and
 the body's framing, explicit connect / first-byte / idle-read deadlines, TLS verified. Every
 address connected to is one the ``GuardedResolver`` returned (answers cached for DNS_TTL);
@@ -226,7 +227,7 @@ class UpstreamClient:
             base_resolver: the DNS behind the guard (default: ``BoundedResolver``, getaddrinfo
                 on its own threads, bounded as ``settings.upstream`` says).
         """
-        proxy = _checked_proxy(proxy)  # before anything that would need closing
+        via = _checked_proxy(proxy)  # before anything that would need closing
         overrides = parse_overrides(settings.upstream_overrides)
         limits = settings.upstream
         base = base_resolver or BoundedResolver(
@@ -239,7 +240,7 @@ class UpstreamClient:
             tls_context(ca_file),
             overrides=overrides,
             timeouts=settings.timeouts,
-            via=proxy,
+            via=via,
             limits=limits,
         )
 
