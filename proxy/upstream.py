@@ -1,13 +1,16 @@
 """The upstream client: the one owner of connections to vendors, guarded against SSRF.
 
 Contract: ``UpstreamClient.create(settings)`` (inside a running event loop) builds the
-connection pool (upstream_pool.py; in review mode instead the code base's only aiohttp
-``ClientSession``, which reaches vendors through the recording proxy) and ``close()`` ends
-it. ``send()`` makes exactly the request it is given and returns an ``UpstreamResponse``
-with its body unread (the caller streams it with ``iter_body`` and releases it): no
+connection pool (upstream_pool.py) and ``close()`` ends it. In review mode (``proxy=``) the
+same pool tunnels every connection through the recording HTTP proxy (CONNECT, then TLS to the
+vendor inside the tunnel), so a review records exactly the bytes production sends.
+``send()`` makes exactly the request it is given and returns an ``UpstreamResponse`` with
+its body unread (the caller streams it with ``iter_body`` and releases it): no
 redirects followed, no decompression, no cookies, no headers beyond the policy's own and
 the body's framing, explicit connect / first-byte / idle-read deadlines, TLS verified. Every
-address connected to is one the ``GuardedResolver`` returned (answers cached for DNS_TTL).
+address connected to is one the ``GuardedResolver`` returned (answers cached for DNS_TTL);
+in review mode the vendor host is still checked by it before the CONNECT, and the hop
+connects only to a checked address (review/addon.py).
 Failures become ``UpstreamError``s with patron-safe messages: unreachable (refused, DNS,
 TLS, bad response) → 502, too slow → 504, a forbidden address → 502 with the same page as
 "unreachable" (DESIGN P6), no connection slot within ``upstream.queue_timeout`` → 503, a
@@ -16,8 +19,8 @@ the DNS resolver's bounds come from the ``upstream`` settings block.
 Admin overrides (``upstream_overrides``: vendor host → ``scheme://ip:port``) keep the vendor's
 host name in the URL, so the Host header, SNI and certificate checks stay the vendor's; only
 the resolver knows the real address.
-Not here: HTTP/1.1 on the wire (upstream_pool.py), the address checks (upstream_guard.py),
-review mode's aiohttp path (upstream_review.py), the errors (upstream_errors.py), which hosts
+Not here: HTTP/1.1 on the wire and the CONNECT tunnel (upstream_pool.py), the address
+checks (upstream_guard.py), the review hop (review/), the errors (upstream_errors.py), which hosts
 a rule covers and what headers may leave (core), cookie jars, rewriting, error pages.
 """
 
@@ -32,7 +35,6 @@ from dataclasses import dataclass
 from typing import Final, Protocol, cast
 from urllib.parse import quote
 
-import aiohttp
 from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDictProxy
 from yarl import URL
@@ -60,7 +62,6 @@ from proxy.upstream_guard import (
     refused,
 )
 from proxy.upstream_pool import Address, ConnectionPool, RequestBodyMismatch
-from proxy.upstream_review import ProxiedSender
 from proxy.upstream_wire import PoolKey, UpstreamConnectionError
 
 __all__ = [  # what callers import from here (the errors and the guard's values included)
@@ -113,15 +114,16 @@ def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
     return context
 
 
-def _checked_proxy(proxy: str | None) -> str | None:
-    """Review mode's HTTP proxy must be an IP literal on loopback (it bypasses the resolver)."""
+def _checked_proxy(proxy: str | None) -> tuple[str, int] | None:
+    """Review mode's HTTP proxy must be an IP literal on loopback (it bypasses the resolver);
+    returns its (IP, port)."""
     if proxy is None:
         return None
     url = URL(proxy)
     addr = ip_or_none(url.host or "")
-    if url.scheme != "http" or addr is None or not addr.is_loopback:
+    if url.scheme != "http" or addr is None or not addr.is_loopback or url.port is None:
         raise ValueError(f"proxy must be http://<loopback IP>:<port>, not {proxy!r}")
-    return proxy
+    return str(addr), url.port
 
 
 def _request_target(path_qs: str) -> str:
@@ -178,9 +180,8 @@ class UpstreamResponse(Protocol):
 class UpstreamClient:
     """The pooled connections to vendors; create it once per app and close it on shutdown.
 
-    Requests go through ``ConnectionPool`` (upstream_pool.py). Review mode's recording HTTP
-    proxy is reached through aiohttp's client instead, the one ``ClientSession`` of the code
-    base, created only then.
+    Requests go through ``ConnectionPool`` (upstream_pool.py); with ``via`` (review mode's
+    recording HTTP proxy, a loopback (IP, port)) every connection is a tunnel through it.
     """
 
     def __init__(
@@ -190,7 +191,7 @@ class UpstreamClient:
         *,
         overrides: Mapping[str, Override],
         timeouts: Timeouts,
-        proxy: str | None = None,
+        via: tuple[str, int] | None = None,
         limits: Upstream | None = None,
     ) -> None:
         self._resolver = resolver
@@ -198,20 +199,16 @@ class UpstreamClient:
         self.timeouts = timeouts
         self._dns: dict[tuple[str, int], tuple[float, list[Address]]] = {}
         self._merged: dict[int, tuple[TimeoutValues, Timeouts]] = {}  # a rule's, with globals
-        self._pool: ConnectionPool | None = None
-        self._proxied: ProxiedSender | None = None
-        if proxy is None:
-            limits = limits or Upstream()
-            self._pool = ConnectionPool(
-                self._addresses,
-                context,
-                limit=limits.max_total,
-                limit_per_host=limits.max_per_host,
-                queue_timeout=limits.queue_timeout,
-                unread_timeout=limits.unread_timeout,
-            )
-        else:
-            self._proxied = ProxiedSender.create(resolver, context, proxy, timeouts)
+        self._via = via
+        limits = limits or Upstream()
+        self._pool = ConnectionPool(
+            self._addresses,
+            context,
+            limit=limits.max_total,
+            limit_per_host=limits.max_per_host,
+            queue_timeout=limits.queue_timeout,
+            unread_timeout=limits.unread_timeout,
+        )
 
     @classmethod
     def create(
@@ -222,7 +219,7 @@ class UpstreamClient:
         proxy: str | None = None,
         base_resolver: AbstractResolver | None = None,
     ) -> UpstreamClient:
-        """Build the pool (or, for review mode, the session); call inside the running loop.
+        """Build the pool; call inside the running loop.
 
         Args:
             ca_file: an extra CA bundle to trust besides the system's (review mode, tests).
@@ -230,7 +227,7 @@ class UpstreamClient:
             base_resolver: the DNS behind the guard (default: ``BoundedResolver``, getaddrinfo
                 on its own threads, bounded as ``settings.upstream`` says).
         """
-        proxy = _checked_proxy(proxy)  # before anything that would need closing
+        via = _checked_proxy(proxy)  # before anything that would need closing
         overrides = parse_overrides(settings.upstream_overrides)
         limits = settings.upstream
         base = base_resolver or BoundedResolver(
@@ -243,7 +240,7 @@ class UpstreamClient:
             tls_context(ca_file),
             overrides=overrides,
             timeouts=settings.timeouts,
-            proxy=proxy,
+            via=via,
             limits=limits,
         )
 
@@ -310,11 +307,8 @@ class UpstreamClient:
             else list(cast(Mapping[str, str], headers).items())
         )
         try:
-            if self._proxied is not None:
-                return await self._proxied.send(method, str(target), pairs, body, t)
-            assert self._pool is not None
             return await self._pool.request(
-                PoolKey(target.scheme, target.host, target.port),
+                PoolKey(target.scheme, target.host, target.port, self._via),
                 method,
                 target.path_qs,
                 pairs,
@@ -331,10 +325,10 @@ class UpstreamClient:
         except RequestBodyMismatch as exc:
             log.warning("upstream_request_refused", host=target.host, cause=type(exc).__name__)
             raise UpstreamBadRequestBody() from exc
-        except TimeoutError as exc:  # also aiohttp's ServerTimeoutError / ConnectionTimeoutError
+        except TimeoutError as exc:
             log.warning("upstream_timed_out", host=target.host, cause=type(exc).__name__)
             raise UpstreamTimeout() from exc
-        except (UpstreamConnectionError, aiohttp.ClientError, OSError) as exc:
+        except (UpstreamConnectionError, OSError) as exc:
             log.warning("upstream_unreachable", host=target.host, cause=type(exc).__name__)
             raise UpstreamUnreachable() from exc
 
@@ -352,8 +346,8 @@ class UpstreamClient:
         return found
 
     def _check_literal(self, host: str) -> None:
-        """Refuse a forbidden IP-literal host before any connection: aiohttp (review mode)
-        connects to literals without asking the resolver; the pool's resolver checks them too."""
+        """Refuse a forbidden IP-literal host before waiting for a pool slot (the pool's
+        resolver checks literals too, tunnelled or not)."""
         addr = ip_or_none(host)
         if addr is None or host.lower() in self._overrides:
             return
@@ -363,10 +357,7 @@ class UpstreamClient:
 
     async def close(self) -> None:
         """Close pooled connections and the resolver."""
-        if self._pool is not None:
-            await self._pool.close()
-        if self._proxied is not None:
-            await self._proxied.close()
+        await self._pool.close()
         await self._resolver.close()
 
 
@@ -384,7 +375,7 @@ def _body_errors(response: UpstreamResponse) -> Iterator[None]:
     except TimeoutError as exc:  # the vendor went silent mid-body
         log.warning("upstream_timed_out", host=response.host, cause=type(exc).__name__)
         raise UpstreamTimeout() from exc
-    except (UpstreamConnectionError, aiohttp.ClientError) as exc:  # reset, truncated, bad chunks
+    except UpstreamConnectionError as exc:  # reset, truncated, bad chunks
         log.warning("upstream_unreachable", host=response.host, cause=type(exc).__name__)
         raise UpstreamUnreachable() from exc
 

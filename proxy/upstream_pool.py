@@ -6,7 +6,12 @@ with ``chunks()`` or ``read()``, and ``release()`` hands the connection back —
 response was read to its end and both sides allow keep-alive; otherwise it is closed. New
 connections go to an address the caller's ``resolve`` returned (the guarded resolver), by
 ``loop.sock_connect`` to exactly that address, with TLS verified against the vendor's name
-(SNI too). Deadlines: ``connect`` (TCP and TLS), ``first_byte`` (from the end of the request
+(SNI too). A key with ``via`` (review mode) is a tunnel instead: the vendor's host is still
+resolved and checked first, then the connection goes to the ``via`` proxy (a loopback literal
+the client validated), ``open_tunnel`` sends ``CONNECT host:port`` and needs a 200, and TLS
+(or plain HTTP) to the vendor runs inside it — the same bytes as a direct connection. Such
+connections are pooled and limited under their own key. Deadlines: ``connect`` (TCP, the
+CONNECT answer and TLS), ``first_byte`` (from the end of the request
 to the response head), ``idle_read`` (silence while the caller waits for the next body
 chunk; time the caller spends elsewhere is not counted, and a full buffer pauses the socket).
 A reused connection that the vendor had already closed is retried once on a fresh one when
@@ -27,7 +32,8 @@ Why not aiohttp's client, which the project used before: profiled in bench/relay
 µs per relayed request, most of it generic machinery the relay switches off anyway (request
 and response objects, tracing, cookie, redirect, auth and proxy plumbing, URL normalisation).
 This is one socket write per request and a C parser (httptools, llhttp) — see
-docs/benchmarks.md. aiohttp's client remains for review mode's recording HTTP proxy.
+docs/benchmarks.md. Review mode uses this pool too (through the tunnel), so no aiohttp
+client is left in the proxy.
 Not here: one connection's parsing and flow control (upstream_wire.py), which addresses
 are allowed (upstream_guard.py), which headers leave (core/headers.py), turning failures
 into pages (upstream.py, web/errors.py).
@@ -47,6 +53,7 @@ from proxy.upstream_wire import (
     PooledResponse,
     PoolKey,
     UpstreamConnectionError,
+    UpstreamProtocolError,
     encode_head,
 )
 
@@ -56,6 +63,8 @@ QUEUE_TIMEOUT: Final = 10.0  # seconds a request may wait for a slot (upstream.q
 UNREAD_TIMEOUT: Final = 60.0  # seconds a response may sit unread (upstream.unread_timeout)
 # RFC 9112 §6: the message's framing; the pool sets them from the body it sends (R1).
 FRAMING_FIELDS: Final = frozenset({"content-length", "transfer-encoding"})
+# The proxy's answer to CONNECT is a status line and a few fields (mitmproxy: one line).
+MAX_CONNECT_ANSWER: Final = 8192
 IDLE_KEEP: Final = 30.0  # seconds an idle pooled connection may wait for its next request
 # Only these may be sent again on a fresh connection (RFC 9110 §9.2.2: "a proxy MUST NOT
 # automatically retry non-idempotent requests").
@@ -236,7 +245,9 @@ class ConnectionPool:
     async def _connect(self, key: PoolKey, deadline: float) -> Connection:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(deadline):  # a slow DNS answer counts against connect
-            addresses = await self._resolve(key.host, key.port)
+            addresses = await self._resolve(key.host, key.port)  # checked, tunnelled or not
+        if key.via is not None:  # review mode: the proxy's loopback literal, not the answers
+            addresses = [(_family(key.via[0]), *key.via)]
         last: BaseException = UpstreamConnectionError("no address")
         for family, ip, port in addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -244,8 +255,10 @@ class ConnectionPool:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = Connection(loop, key)
             try:
-                async with asyncio.timeout(deadline):
+                async with asyncio.timeout(deadline):  # TCP, the CONNECT answer and TLS
                     await loop.sock_connect(sock, (ip, port))
+                    if key.via is not None:
+                        await open_tunnel(loop, sock, key.authority)
                     await loop.create_connection(
                         _returning(conn),
                         sock=sock,
@@ -339,6 +352,29 @@ async def _write_stream(conn: Connection, body: AsyncIterable[bytes], length: in
         raise RequestBodyMismatch("the body is shorter than its Content-Length")
     elif held:
         transport.write(held)
+
+
+async def open_tunnel(loop: asyncio.AbstractEventLoop, sock: socket.socket, authority: str) -> None:
+    """Ask the HTTP proxy ``sock`` is connected to for a tunnel to ``authority`` (RFC 9110
+    §9.3.6); return once it answered 200, or raise UpstreamConnectionError. Nothing may
+    follow the answer's head: the vendor speaks only after the request (or TLS hello)."""
+    await loop.sock_sendall(sock, encode_head("CONNECT", authority, [("Host", authority)], None))
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        if len(answer) > MAX_CONNECT_ANSWER:
+            raise UpstreamProtocolError("the proxy's CONNECT answer is too long")
+        data = await loop.sock_recv(sock, MAX_CONNECT_ANSWER)
+        if not data:
+            raise UpstreamConnectionError("the proxy closed the connection")
+        answer += data
+    head, rest = answer.split(b"\r\n\r\n", 1)
+    version, _, status = head.split(b"\r\n", 1)[0].partition(b" ")
+    if version not in (b"HTTP/1.1", b"HTTP/1.0") or status.split(b" ", 1)[0] != b"200" or rest:
+        raise UpstreamConnectionError("the proxy refused the tunnel")
+
+
+def _family(ip: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
 def _returning(conn: Connection) -> Callable[[], Connection]:

@@ -67,11 +67,20 @@ class ResponseAbandoned(TimeoutError):
 
 @dataclass(frozen=True, slots=True)
 class PoolKey:
-    """Where a connection goes: scheme, the host name (SNI, certificate) and the port."""
+    """Where a connection goes: scheme, the host name (SNI, certificate) and the port; ``via``
+    is the (loopback IP, port) of the HTTP proxy it is tunnelled through (review mode), so
+    such connections never mix with direct ones."""
 
     scheme: str
     host: str
     port: int
+    via: tuple[str, int] | None = None
+
+    @property
+    def authority(self) -> str:
+        """``host:port`` as a CONNECT request names it (RFC 9110 §9.3.6), IPv6 bracketed."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
 
 class Connection(asyncio.Protocol):

@@ -1,7 +1,9 @@
 """The review addon: mitmproxy hooks that record the proxy's upstream flows and flag leaks.
 
 Contract: ``ReviewAddon`` is added to an in-process mitmproxy master (review/runner.py) that
-listens on 127.0.0.1 only and is the upstream HTTP proxy of clamshell's ``UpstreamClient``.
+listens on 127.0.0.1 only and is the upstream HTTP proxy of clamshell's ``UpstreamClient``
+(whose pool tunnels every connection through it with CONNECT, http and https alike, so the
+flows here hold the bytes production sends).
 - ``requestheaders`` refuses any client that is not on loopback.
 - ``server_connect`` decides where mitmproxy connects, so review mode keeps the proxy's own
   guarantees: a host in ``upstream_overrides`` goes to the override's address (the Host

@@ -3,8 +3,9 @@
 Contract: ``ReviewHop`` runs mitmproxy (``DumpMaster``, or ``WebMaster`` for ``--web``) in
 this event loop, listening on 127.0.0.1 at a free port, with ``confdir`` = the review cert dir
 so mitmproxy creates its CA (``mitmproxy-ca-cert.pem``) there on first use.
-``open_review_app`` builds the normal proxy app whose one ``UpstreamClient`` uses the hop as
-its HTTP proxy and trusts that CA — only in review mode, never otherwise.
+``open_review_app`` builds the normal proxy app whose one ``UpstreamClient`` tunnels its
+pooled connections through the hop (CONNECT host:port, then TLS or plain HTTP inside, the
+same bytes as production) and trusts that CA — only in review mode, never otherwise.
 ``ensure_review_card`` imports the review card into the registry when it is missing.
 ``finish_review`` builds and writes the report from what the addon saw. ``review_forever``
 is the command: serve until ``duration`` seconds pass or SIGINT/SIGTERM, then shut the
@@ -81,12 +82,19 @@ class ReviewHop:
     """The in-process mitmproxy with the review addon, on loopback."""
 
     def __init__(
-        self, addon: ReviewAddon, certs_dir: Path, *, web: bool = False, web_port: int = 8082
+        self,
+        addon: ReviewAddon,
+        certs_dir: Path,
+        *,
+        web: bool = False,
+        web_port: int = 8082,
+        upstream_ca: Path | None = None,
     ) -> None:
         self.addon = addon
         self.certs_dir = certs_dir
         self.web = web
         self.web_port = web_port
+        self.upstream_ca = upstream_ca  # trusted for vendors instead of the system's (tests)
         self.port = 0
         self._tasks = TaskOwner()
         self._master: Any = None  # mitmproxy's Master: its methods are untyped
@@ -94,7 +102,7 @@ class ReviewHop:
 
     @property
     def proxy_url(self) -> str:
-        """What the UpstreamClient uses as its HTTP proxy."""
+        """What the UpstreamClient uses as its HTTP proxy (it CONNECTs through it)."""
         return f"http://{LOOPBACK}:{self.port}"
 
     @property
@@ -113,6 +121,8 @@ class ReviewHop:
         else:
             master = DumpMaster(opts, with_termlog=False, with_dumper=False)
         master.options.update(stream_large_bodies=STREAM_LARGE_BODIES, connection_strategy="lazy")
+        if self.upstream_ca is not None:
+            master.options.update(ssl_verify_upstream_trusted_ca=str(self.upstream_ca))
         master.addons.add(self.addon)
         return master
 
