@@ -24,7 +24,7 @@ from proxy.reports_cli import add_reports_parsers, run_purge, run_stats_export
 from proxy.review.cli import add_review_parser, run_review
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import load_rules
-from proxy.web.admin import admin_token
+from proxy.web.admin.auth import admin_token
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from proxy.core.settings import ServerLimits, Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.tlsconfig import reload_cert_chain, server_context
-from proxy.web.admin import start_admin
+from proxy.web.admin.app import start_admin
 from proxy.web.app import TASKS
 from proxy.web.edge_headers import SERVER_NAME, hide_server_version
 from proxy.web.errors import BadRequestShape, checked_host
