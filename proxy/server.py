@@ -4,7 +4,7 @@ Contract: ``serve_forever(app, settings)`` binds the listener, installs SIGINT/S
 and SIGHUP (reload rules) handlers, and returns after a clean shutdown. It refuses to run on
 aiohttp's pure-Python HTTP parser, which differs from the C parser on edge cases
 (CONVENTIONS "Traps").
-Not here: building the app (web/app.py), CLI parsing (cli.py).
+Not here: building the app (web/app.py), CLI parsing (proxy/cli/).
 """
 
 from __future__ import annotations
