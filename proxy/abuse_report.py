@@ -6,7 +6,7 @@ period's epoch key, blocks the matching card, and returns only the member librar
 number and the card's patron key (for ending its sessions; staff never see it). It fails
 clearly when the rule gives per-session pseudonyms (untraceable by design), when the
 period's key was destroyed (cryptographic erasure), or when nothing matches.
-Not here: ending the sessions (the caller owns the session store), printing (patrons_cli).
+Not here: ending the sessions (the caller owns the session store), printing (proxy/cli/block.py).
 """
 
 from __future__ import annotations

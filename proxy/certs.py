@@ -16,29 +16,26 @@ No file is ever overwritten unless ``force`` is given: ``CertExists`` names the 
 written under a temporary name with mode 0600 and linked (or, with ``force``, renamed) into
 place, so no reader ever sees a half-written or briefly world-readable key.
 ``test_ca`` makes a CA and one leaf for arbitrary names (e.g. the demo vendor hosts) for tests.
-``add_certs_parser`` / ``run_certs`` are the ``certs dev`` command.
-Not here: SSL contexts and key-file checks at startup (tlsconfig.py), real certificates (an ACME
-client's job; see docs/https.md), the review-mode CA (mitmproxy makes its own).
+Not here: the ``certs dev`` command (proxy/cli/certs.py), SSL contexts and key-file checks at
+startup (tlsconfig.py), real certificates (an ACME client's job; see docs/https.md), the
+review-mode CA (mitmproxy makes its own).
 """
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from proxy.core.settings import Settings
 from proxy.errors import ClamshellError
 from proxy.secretfiles import ensure_private_dir
 
@@ -298,80 +295,3 @@ def _write_file(path: Path, data: bytes, *, mode: int, force: bool) -> None:
         raise CertExists(path) from None
     finally:
         tmp.unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------- the `certs dev` command
-
-
-def add_certs_parser(subparsers: Any) -> None:
-    """Add ``certs dev [--force] [--dir certs]`` to the top-level commands."""
-    certs = subparsers.add_parser("certs", help="create development TLS certificates")
-    cmds = certs.add_subparsers(dest="certs_command", required=True, metavar="SUBCOMMAND")
-    dev = cmds.add_parser(
-        "dev",
-        help="a local CA + a leaf for <proxy host> and *.<proxy host>",
-        description="Create a development CA (limited to the proxy host by name constraints) "
-        "and a wildcard certificate for the host of public_url, then print how to trust the CA.",
-    )
-    dev.add_argument("--force", action="store_true", help="replace existing files and keys")
-    dev.add_argument("--dir", default="certs", metavar="DIR", help="output folder (default certs)")
-
-
-def run_certs(args: argparse.Namespace, settings: Settings) -> int:
-    """``certs dev``: create the CA and the leaf, print what was made and how to trust it."""
-    directory = Path(args.dir)
-    now = datetime.now(UTC)
-    try:
-        refuse_existing([directory / name for name in DEV_FILES], force=args.force)
-        ca = create_dev_ca(directory, settings.proxy_host, force=args.force, now=now)
-        leaf = create_leaf(directory, ca, settings.proxy_host, force=args.force, now=now)
-    except CertError as exc:
-        print(f"certs dev: {exc}", file=sys.stderr)
-        return 1
-    print(created_report(ca, leaf, settings))
-    return 0
-
-
-def created_report(ca: CertPair, leaf: CertPair, settings: Settings) -> str:
-    """What ``certs dev`` prints: the files, how to trust the CA, the proxy.yaml lines."""
-    san = leaf.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    names = san.get_values_for_type(x509.DNSName)
-    until = f"{leaf.cert.not_valid_after_utc:%Y-%m-%d}"
-    lines = [
-        f"created {ca.cert_path}  (the CA to trust; it can only sign for {names[0]} and below)",
-        f"created {ca.key_path}  (mode 0600; keep it private)",
-        f"created {leaf.cert_path}  (leaf for {', '.join(names)}, valid until {until})",
-        f"created {leaf.chain_path}  (leaf + CA: point tls.cert here)",
-        f"created {leaf.key_path}  (mode 0600)",
-        "",
-        trust_instructions(ca.cert_path),
-        "",
-        "Then serve HTTPS with these lines in proxy.yaml (paths relative to its folder):",
-        f"  tls: {{cert: {leaf.chain_path}, key: {leaf.key_path}}}",
-    ]
-    if settings.public_scheme != "https":
-        port = f":{settings.proxy_port}" if settings.proxy_port else ""
-        lines.append(
-            f"  public_url: https://{settings.proxy_host}{port}  # now {settings.public_url}"
-        )
-    return "\n".join(lines)
-
-
-def trust_instructions(ca_pem: Path) -> str:
-    """How to make browsers and tools trust the dev CA, per platform."""
-    return f"""How to trust the development CA ({ca_pem}) on this machine only:
-  Debian/Ubuntu (curl, Python, system tools):
-    sudo cp {ca_pem} /usr/local/share/ca-certificates/clamshell-dev.crt
-    sudo update-ca-certificates
-  Chrome/Chromium on Linux (NSS; certutil is in libnss3-tools):
-    certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n clamshell-dev -i {ca_pem}
-  Firefox (its own store per profile): Settings > Privacy & Security > Certificates >
-    View Certificates > Authorities > Import, or
-    certutil -d sql:$HOME/.mozilla/firefox/<profile> -A -t C,, -n clamshell-dev -i {ca_pem}
-  macOS:
-    sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca_pem}
-  Windows (administrator prompt; or `certutil -user -addstore Root` for your account only):
-    certutil -addstore -f Root {ca_pem}
-To remove it later: `certutil -d sql:$HOME/.pki/nssdb -D -n clamshell-dev` (NSS); delete the
-.crt and run `sudo update-ca-certificates --fresh` (Debian); Keychain Access or certmgr.msc.
-Never copy dev-ca.key off this machine: it can sign certificates for the proxy host."""

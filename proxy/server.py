@@ -4,7 +4,7 @@ Contract: ``serve_forever(app, settings)`` binds the listener, installs SIGINT/S
 and SIGHUP (reload rules) handlers, and returns after a clean shutdown. It refuses to run on
 aiohttp's pure-Python HTTP parser, which differs from the C parser on edge cases
 (CONVENTIONS "Traps").
-Not here: building the app (web/app.py), CLI parsing (cli.py).
+Not here: building the app (web/app.py), CLI parsing (proxy/cli/).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from proxy.core.settings import ServerLimits, Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.tlsconfig import reload_cert_chain, server_context
-from proxy.web.admin import start_admin
+from proxy.web.admin.app import start_admin
 from proxy.web.app import TASKS
 from proxy.web.edge_headers import SERVER_NAME, hide_server_version
 from proxy.web.errors import BadRequestShape, checked_host

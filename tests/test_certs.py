@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
@@ -19,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from proxy import certs
-from proxy.core.settings import Settings
 from proxy.tlsconfig import client_context, server_context
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # real time: the handshakes check validity
@@ -328,47 +326,3 @@ def test_test_ca_makes_a_leaf_for_arbitrary_names(tmp_path: Path) -> None:
     assert san.get_values_for_type(x509.DNSName) == names
     assert x509.load_pem_x509_certificate(ca_path.read_bytes()).subject == leaf.issuer
     assert key_path.stat().st_mode & 0o777 == 0o600
-
-
-# ---------------------------------------------------------------- the command
-
-
-def test_parser_accepts_certs_dev_options() -> None:
-    """`certs dev --force --dir X` parses into command, subcommand, force and dir."""
-    parser = argparse.ArgumentParser()
-    certs.add_certs_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["certs", "dev", "--force", "--dir", "elsewhere"])
-    assert (args.command, args.certs_command, args.force, args.dir) == (
-        "certs",
-        "dev",
-        True,
-        "elsewhere",
-    )
-    assert parser.parse_args(["certs", "dev"]).dir == "certs"
-
-
-def test_run_certs_creates_files_and_explains_trust(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """`certs dev` writes five files and prints trust steps and the proxy.yaml tls lines."""
-    args = argparse.Namespace(dir=str(tmp_path / "certs"), force=False)
-    assert certs.run_certs(args, Settings()) == 0
-    out = capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "certs").iterdir()) == sorted(certs.DEV_FILES)
-    for expected in ("update-ca-certificates", "certutil -d sql:", "add-trusted-cert", "-addstore"):
-        assert expected in out
-    assert (
-        f"tls: {{cert: {tmp_path}/certs/proxy-chain.pem, key: {tmp_path}/certs/proxy.key}}" in out
-    )
-    assert "public_url: https://proxy.localhost:8080" in out  # the default config is plain http
-
-
-def test_run_certs_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A second `certs dev` exits 1, names the existing key and changes nothing."""
-    args = argparse.Namespace(dir=str(tmp_path), force=False)
-    assert certs.run_certs(args, Settings()) == 0
-    before = (tmp_path / "dev-ca.key").read_bytes()
-    capsys.readouterr()
-    assert certs.run_certs(args, Settings()) == 1
-    assert "dev-ca.key already exists" in capsys.readouterr().err
-    assert (tmp_path / "dev-ca.key").read_bytes() == before

@@ -9,7 +9,26 @@ import proxy
 
 REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "proxy" / "core"
-FORBIDDEN_IN_CORE = ("aiohttp", "yaml", "mitmproxy", "socket", "sqlite3", "asyncio", "structlog")
+# I/O, frameworks and logging stay in the shell (CONVENTIONS 2: "no IO code whatsoever", as h11)
+FORBIDDEN_IN_CORE = frozenset(
+    {
+        "aiohttp",
+        "asyncio",
+        "httptools",
+        "mitmproxy",
+        "selectors",
+        "socket",
+        "sqlite3",
+        "ssl",
+        "structlog",
+        "subprocess",
+        "threading",
+        "yaml",
+        "http.client",
+        "http.server",
+        "urllib.request",
+    }
+)
 
 
 def test_proxy_package_is_this_repository() -> None:
@@ -18,27 +37,47 @@ def test_proxy_package_is_this_repository() -> None:
 
 
 def imported_modules(path: Path) -> set[str]:
-    """Top-level module names imported by a Python file."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    """Fully qualified names of the modules a Python file imports (relative ones resolved)."""
+    package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            names.add(".".join(part for part in (base, node.module or "") if part))
     return names
 
 
-def test_core_imports_no_io_frameworks() -> None:
-    """No module in proxy/core imports aiohttp, yaml, mitmproxy, sockets or SQLite."""
+def forbidden_in_core(module: str) -> bool:
+    """An I/O import, or a ``proxy`` module outside ``proxy.core``."""
+    parts = module.split(".")
+    io = any(".".join(parts[:n]) in FORBIDDEN_IN_CORE for n in range(1, len(parts) + 1))
+    shell = parts[0] == "proxy" and parts[:2] != ["proxy", "core"]
+    return io or shell
+
+
+def test_core_imports_no_io_and_nothing_outside_the_core() -> None:
+    """#14: every module under proxy/core (subpackages too) imports no I/O and no shell module."""
+    modules = sorted(CORE.rglob("*.py"))
     offenders = {
-        f"{path.name}: {mod}"
-        for path in CORE.glob("*.py")
+        f"{path.relative_to(CORE)}: {mod}"
+        for path in modules
         for mod in imported_modules(path)
-        if mod in FORBIDDEN_IN_CORE
+        if forbidden_in_core(mod)
     }
     assert not offenders
-    assert len(list(CORE.glob("*.py"))) >= 4  # the check really looked at the core
+    assert any(path.parent != CORE for path in modules)  # subpackages (core/review) are checked
+
+
+def test_the_core_check_catches_io_and_shell_imports() -> None:
+    """#14: the purity check flags I/O, dotted I/O and shell imports, and passes pure ones."""
+    assert forbidden_in_core("asyncio")
+    assert forbidden_in_core("urllib.request")
+    assert forbidden_in_core("proxy.web.app")
+    assert forbidden_in_core("proxy")
+    assert not forbidden_in_core("urllib.parse")
+    assert not forbidden_in_core("proxy.core.review.canaries")
 
 
 def test_no_module_shadows_the_stdlib() -> None:

@@ -10,10 +10,6 @@ default): ``store`` takes the vendor's Set-Cookie values (parsed by setcookie.py
 cookie. As in RFC 6265bis (draft -12, §5.6), a Secure cookie from an http upstream is ignored and
 an http upstream cannot overwrite a Secure cookie.
 
-This module is also the entry point of the cookie code: it re-exports the parsing names
-(setcookie.py) and ``rescope_set_cookie`` (cookierescope.py, the ``cookies: pass`` path), so
-callers import everything cookie-related from here.
-
 Why not ``http.cookiejar``: its policy objects work on urllib ``Request``/response objects that
 we would have to fake for every upstream request (and its parsing is lenient, see setcookie.py).
 
@@ -32,44 +28,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from proxy.core.cookierescope import rescope_set_cookie
 from proxy.core.setcookie import (
-    COOKIE_PREFIXES,
-    MAX_ATTRIBUTE_VALUE_BYTES,
-    MAX_NAME_VALUE_BYTES,
     SetCookie,
     canonical_host,
     cookie_domain,
     default_path,
     domain_match,
     never_public,
-    parse_cookie_date,
     parse_set_cookie,
     path_match,
     prefix_allows,
     request_path_of,
 )
 
-__all__ = [
-    "COOKIE_PREFIXES",
-    "DEFAULT_MAX_COOKIES",
-    "EARLIEST",
-    "LATEST",
-    "MAX_ATTRIBUTE_VALUE_BYTES",
-    "MAX_NAME_VALUE_BYTES",
-    "CookieJar",
-    "JarRegistry",
-    "SetCookie",
-    "StoredCookie",
-    "canonical_host",
-    "default_path",
-    "domain_match",
-    "parse_cookie_date",
-    "parse_set_cookie",
-    "path_match",
-    "request_path_of",
-    "rescope_set_cookie",
-]
+__all__ = ["DEFAULT_MAX_COOKIES", "EARLIEST", "LATEST", "CookieJar", "JarRegistry", "StoredCookie"]
 
 DEFAULT_MAX_COOKIES: Final = 300  # RFC 2109 §6.3's "at least 300"; one patron and one vendor
 EARLIEST: Final = datetime.min.replace(tzinfo=UTC)  # RFC 6265 §5.2.2 "earliest representable"

@@ -11,7 +11,8 @@ same bytes as production) and trusts that CA — only in review mode, never othe
 is the command: serve until ``duration`` seconds pass or SIGINT/SIGTERM, then shut the
 listener, the proxy and the hop down and write the report.
 Every upstream flow passes the hop; only the reviewed vendor's flows are saved (addon.py).
-Not here: detectors (core/review/), report layout (report.py), argument parsing (cli.py).
+Not here: detectors (core/review/), report layout (report.py), argument parsing
+(proxy/cli/review.py).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ mid-line*, defined as: its last byte is not a line break and its last data row w
 more existing patrons than ``max_remove`` allows (``RemoveLimit``: a count or a percentage
 of the registry; 5% by default), ``allow_partial`` or not. ``ImportSummary.refused`` says why.
 Not here: hashing and SQL (stores/patrons.py), card-number rules (core/cards.py), argument
-parsing and printing (patrons_cli.py).
+parsing and printing (proxy/cli/patrons.py).
 """
 
 from __future__ import annotations

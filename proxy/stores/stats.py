@@ -6,7 +6,7 @@ are absolute per day, so they are maxed, not summed); ``daily(...)`` reads rows 
 ``roll_up(before)`` folds daily rows older than the retention into monthly rows and deletes
 them. Every table's key is (day or month, vendor, library) or (day, library, outcome) or
 (day, vendor, third-party host): nothing can be joined to a patron (DESIGN P3).
-Not here: counting (core/usage.py), CSV/JSON formatting (stats_cli.py).
+Not here: counting (core/usage.py), CSV/JSON formatting (proxy/cli/stats.py).
 """
 
 from __future__ import annotations

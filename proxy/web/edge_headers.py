@@ -8,7 +8,7 @@ TLS. Relayed vendor responses keep the vendor's own framing/referrer/CSP policy.
 ``hide_server_version`` makes aiohttp's own low-level answers (parse errors, which never reach
 the app) say ``clamshell`` too. ``mark_relayed`` and ``mark_own_page`` tell the hook which kind
 of response it sees.
-Not here: the vendor's headers (core/headers.py), the admin console's headers (admin.py).
+Not here: the vendor's headers (core/headers.py), the admin console's headers (admin/app.py).
 """
 
 from __future__ import annotations

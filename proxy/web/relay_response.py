@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from multidict import CIMultiDict
 
-from proxy.core.cookiejar import rescope_set_cookie
+from proxy.core.cookierescope import rescope_set_cookie
 from proxy.core.headers import incoming_headers
 from proxy.core.redirects import judge_location
 from proxy.errors import ClamshellError

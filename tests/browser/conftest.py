@@ -75,7 +75,8 @@ from proxy.demo.tls import DEMO_TLS_HOSTS, start_vendor_tls
 from proxy.demo.vendor import RequestRecorder
 from proxy.rulebook import Rulebook
 from proxy.server import start_site, tls_context
-from proxy.web.admin import admin_token, start_admin
+from proxy.web.admin.app import start_admin
+from proxy.web.admin.auth import admin_token
 from proxy.web.app import build_app
 from proxy.web.keys import HOSTMAP, REGISTRY, RULEBOOK
 

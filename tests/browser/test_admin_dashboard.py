@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from proxy.core.usage import UsageCounters
-from proxy.web.admin import COOKIE
+from proxy.web.admin.auth import COOKIE
 from proxy.web.keys import STATS
 from tests.browser.conftest import ARTIFACTS, Browsing, Stack
 

@@ -8,16 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.core.cookiejar import (
-    CookieJar,
-    JarRegistry,
-    StoredCookie,
+from proxy.core.cookiejar import CookieJar, JarRegistry, StoredCookie
+from proxy.core.cookierescope import rescope_set_cookie
+from proxy.core.setcookie import (
     default_path,
     domain_match,
     parse_cookie_date,
     parse_set_cookie,
     path_match,
-    rescope_set_cookie,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -317,7 +317,7 @@ def test_the_subcommand_plugs_into_the_real_cli_parser(
     cli = build_parser()
     rules = cli._subparsers._group_actions[0].choices["rules"]
     commands = rules._subparsers._group_actions[0]
-    if "import-ezproxy" not in commands.choices:  # not wired into proxy/cli.py yet
+    if "import-ezproxy" not in commands.choices:  # not wired into proxy/cli/rules.py yet
         add_import_parser(commands)
     config = write(tmp_path / "config.txt", ACME)
     argv = ["--config", str(REPO / "proxy.yaml"), "rules", "import-ezproxy", str(config)]

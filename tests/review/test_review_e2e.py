@@ -169,8 +169,8 @@ async def test_analyze_saved_capture_gives_the_same_verdicts(
     """``review --analyze FLOWS.mitm`` re-runs the detectors and finds the same P1 failure."""
     import argparse
 
-    from proxy.review.cli import add_review_parser
-    from proxy.review.cli import run_review as run_review_command
+    from proxy.cli.review import add_review_parser
+    from proxy.cli.review import run_review as run_review_command
 
     reviewed: Reviewed = await run_review(leaky_rules(tmp_path))
     parser = argparse.ArgumentParser()

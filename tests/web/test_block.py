@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.block_cli import offline
-from proxy.web.admin import build_admin_app
+from proxy.cli.block import offline
+from proxy.web.admin.app import build_admin_app
 from tests.web.conftest import PORTAL, Stack, StackFactory
 from tests.web.helpers import post_login, session_of
 

@@ -135,8 +135,8 @@ async def test_r4_admin_api_counts_the_alarms(
     make_stack: StackFactory, aiohttp_client: Any
 ) -> None:
     """R4: the admin API's health reports how many global alarms were raised."""
-    from proxy.web.admin import build_admin_app
-    from proxy.web.admin_auth import AUTH
+    from proxy.web.admin.app import build_admin_app
+    from proxy.web.admin.auth import AUTH
 
     stack: Stack = await make_stack(**BEHIND_PROXY, throttle={"global_attempts": 4})
     await fail_from(stack, [f"192.0.{n}.1" for n in range(4)], 1)

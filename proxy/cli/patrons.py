@@ -1,7 +1,8 @@
 """The ``patrons`` commands: ``patrons import FILE [--replace]`` and ``patrons check``.
 
 Contract: ``add_patrons_parser(subparsers)`` adds the commands to the main parser;
-``run_patrons(args, settings)`` runs one and returns the exit code.
+``run_patrons(args, settings)`` runs one and returns the exit code (``patrons_command(args)``
+loads the settings first).
 ``import``: bad rows are printed to stderr as ``FILE:LINE: reason``, then one summary line
 to stdout; exit 0 when every row was imported, 1 when any row was rejected, the file could
 not be read, no row was valid, or a ``--replace`` was refused (nothing is changed then:
@@ -12,7 +13,8 @@ would land in shell history and ``ps``. It prints what the registry knows and wh
 card could log in remotely, and why not; it never prints or logs the card number. Exit 0
 when the card could log in, 1 when it could not.
 Not here: import and storage (stores/patron_import.py, stores/patrons.py), the login
-decision itself (core/login.py), wiring into the main parser (cli.py).
+decision itself (core/login.py), ``patrons block`` (block.py), wiring into the main parser
+(proxy/cli/__init__.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from datetime import date
 from pathlib import Path
 from typing import Final
 
-from proxy.block_cli import add_block_arguments, run_block
+from proxy.cli.block import add_block_arguments, run_block
+from proxy.cli.startup import configured
 from proxy.core.cards import barcode_problem, library_for_barcode, normalize_barcode
 from proxy.core.login import CardFacts, LoginRefused, Refusal, decide_login
 from proxy.core.settings import Settings
@@ -83,6 +86,11 @@ def remove_limit(text: str) -> RemoveLimit:
         return RemoveLimit.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def patrons_command(args: argparse.Namespace) -> int:
+    """``patrons …`` with the config's settings."""
+    return run_patrons(args, configured(args))
 
 
 def run_patrons(args: argparse.Namespace, settings: Settings) -> int:

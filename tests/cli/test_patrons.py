@@ -11,13 +11,13 @@ import pytest
 
 from proxy.core.cards import make_check_digit
 
-REPO = Path(__file__).resolve().parents[1]
-# The main parser with only the patrons commands, as cli.py wires them (logs go to stderr).
+REPO = Path(__file__).resolve().parents[2]
+# The main parser with only the patrons commands, as proxy/cli wires them (logs go to stderr).
 HARNESS = """
 import argparse, sys
 from proxy.config_loader import load_settings
 from proxy.logconfig import configure_logging
-from proxy.patrons_cli import add_patrons_parser, run_patrons
+from proxy.cli.patrons import add_patrons_parser, run_patrons
 parser = argparse.ArgumentParser(prog="run_proxy.py")
 parser.add_argument("--config", required=True)
 add_patrons_parser(parser.add_subparsers(dest="command", required=True))

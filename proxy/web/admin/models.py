@@ -4,8 +4,8 @@ Contract: every response body is an ``Out`` (immutable, no unknown keys, dumped 
 ``StatsOut.from_`` is ``"from"``); request bodies (``SuspendIn``, ``BlockIn``) carry their own
 patterns, so a parsed body is already checked. Privacy: no model has a field that could name
 a patron, a card, a session token or what anyone read (DESIGN P3).
-Not here: filling them from the main app's resources (admin_views.py), the handlers
-(admin_api.py), the OpenAPI document built from them (admin_openapi.py).
+Not here: filling them from the main app's resources (views.py), the handlers
+(api.py), the OpenAPI document built from them (openapi.py).
 """
 
 from __future__ import annotations

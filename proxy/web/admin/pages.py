@@ -4,7 +4,7 @@ Contract: pure functions from plain values to ``str`` HTML; every value that cam
 file, the stats store or a request is escaped here. The pages need no JavaScript and no
 external resource: styles come from ``/admin.css`` (same origin), the chart is inline SVG
 styled by class, so they render offline under ``default-src 'none'; style-src 'self'``.
-Not here: authentication (web/admin_auth.py), where the numbers come from (web/admin_views.py).
+Not here: authentication (auth.py), where the numbers come from (views.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from string import Template
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from proxy.web.admin_models import (
+    from proxy.web.admin.models import (
         ReloadOut,
         SuspensionOut,
         ThirdPartyOut,

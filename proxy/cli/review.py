@@ -10,7 +10,7 @@ review mode could not start, 2 for usage errors.
 The review card comes from proxy.yaml ``review:``; ``--card/--pin/--name/--email/--library``
 override it (e.g. before the config has one). Values are never printed.
 mitmproxy is imported only when the command runs (it is the optional ``review`` extra).
-Not here: the hop and the proxy (runner.py), the report (report.py).
+Not here: the hop and the proxy (proxy/review/runner.py), the report (proxy/review/report.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from proxy.cli.startup import configured
 from proxy.core.settings import ReviewCard, Settings
 from proxy.errors import ClamshellError
 
@@ -59,6 +60,11 @@ def review_card(args: argparse.Namespace, settings: Settings) -> ReviewCard:
             "no review card: add `review: {card:, pin:}` to proxy.yaml or --card/--pin"
         )
     return ReviewCard.model_validate(merged)
+
+
+def review_command(args: argparse.Namespace) -> int:
+    """``review …`` with the config's settings."""
+    return run_review(args, configured(args))
 
 
 def run_review(args: argparse.Namespace, settings: Settings) -> int:

@@ -22,18 +22,15 @@ from aiohttp.test_utils import TestClient
 from proxy.core.usage import Drained, UsageDelta
 from proxy.rulebook import Rulebook
 from proxy.stores.sessions import MemorySessionStore, Session
-from proxy.web.admin import (
+from proxy.web.admin.app import SECURITY_HEADERS, build_admin_app, is_loopback, start_admin
+from proxy.web.admin.auth import (
     AUTH,
     COOKIE,
-    SECURITY_HEADERS,
     TOKEN_FILE,
     AdminTokenError,
     admin_token,
-    build_admin_app,
-    is_loopback,
-    start_admin,
+    cookie_name,
 )
-from proxy.web.admin_auth import cookie_name
 from proxy.web.app import Overrides, build_app
 from proxy.web.keys import CLOCK, RULEBOOK, SESSIONS, STATS, SUSPENSIONS
 from tests.web.conftest import REPO, Clock, demo_settings

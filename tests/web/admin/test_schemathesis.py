@@ -19,11 +19,13 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from proxy.rulebook import Rulebook
-from proxy.web.admin import AUTH, build_admin_app, openapi_document
+from proxy.web.admin.app import build_admin_app
+from proxy.web.admin.auth import AUTH
+from proxy.web.admin.openapi import openapi_document
 from proxy.web.app import Overrides, build_app
 from proxy.web.keys import SESSIONS, SUSPENSIONS
+from tests.web.admin.test_app import LiveKeysStore
 from tests.web.conftest import REPO, Clock, demo_settings
-from tests.web.test_admin import LiveKeysStore
 
 T = TypeVar("T")
 

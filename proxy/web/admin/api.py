@@ -1,15 +1,15 @@
 """The admin JSON API under ``/api/``: health, vendors, stats, reload, suspensions, blocks.
 
 Contract: each handler reads the main app's resources through ``request.app[MAIN]``, answers
-with one admin_models.py body via ``as_json`` (by alias), and refuses with ``AdminRefused``:
+with one models.py body via ``as_json`` (by alias), and refuses with ``AdminRefused``:
 400 for a body (``parse_body``, naming each problem, never echoing the input) or a
 ``/api/stats`` query (``parse_stats_query``: unknown parameters, a bad or reversed period, more
 than 366 days, an over-long filter) that is not valid, 404 for an unknown vendor or session,
 501 when the session store cannot look a session up by hash. ``POST /api/reload`` answers 422
 with the problems when the new rules are refused (the old ones stay). Blocking store calls run
 in a worker thread. Privacy: sessions are named only by their pseudonymous hash (DESIGN P3).
-Not here: authentication and refusal rendering (admin_auth.py, admin.py), the models
-(admin_models.py), the OpenAPI document (admin_openapi.py), the reload itself (rulebook.py),
+Not here: authentication and refusal rendering (auth.py, app.py), the models
+(models.py), the OpenAPI document (openapi.py), the reload itself (rulebook.py),
 tracing a pseudonym to a card (abuse_report.py).
 """
 
@@ -28,8 +28,8 @@ from pydantic import BaseModel, ValidationError
 from proxy.abuse_report import CannotTrace, block_by_pseudonym
 from proxy.logconfig import get_logger
 from proxy.stores.suspensions import Suspension, Suspensions
-from proxy.web.admin_auth import MAIN, AdminRefused
-from proxy.web.admin_models import (
+from proxy.web.admin.auth import MAIN, AdminRefused
+from proxy.web.admin.models import (
     FILTER_MAX,
     BlockIn,
     BlockOut,
@@ -40,8 +40,8 @@ from proxy.web.admin_models import (
     SuspensionsOut,
     VendorsOut,
 )
-from proxy.web.admin_openapi import openapi_document
-from proxy.web.admin_views import (
+from proxy.web.admin.openapi import openapi_document
+from proxy.web.admin.views import (
     CHART_DAYS,
     reload_view,
     suspension_view,

@@ -21,7 +21,7 @@ from proxy.stores.sessions import MemorySessionStore
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

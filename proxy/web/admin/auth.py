@@ -11,8 +11,8 @@ named ``__Host-clamshell_admin`` over HTTPS (``cookie_name``);
 ``require_csrf(request)`` makes a cookie-authenticated change carry ``AdminAuth.csrf``.
 Also here, because every admin module needs them and AUTH is typed by ``AdminAuth``: the admin
 app's keys (``MAIN``, ``AUTH``, ``STYLES``) and ``AdminRefused``, the console's one refusal.
-Not here: the middleware that calls these and renders refusals (admin.py), the sign-in form
-and cookie (admin_dashboard.py).
+Not here: the middleware that calls these and renders refusals (app.py), the sign-in form
+and cookie (dashboard.py).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Contract: pure conversions (``reload_view``, ``vendor_views``, ``suspension_view
 readers of the stats store (``usage_rows``, ``third_party_rows``) that do their blocking reads
 in a worker thread. They read ``main[KEY]`` and change nothing. ``suspension_view`` copies only
 the four pseudonymous fields, whatever else a ``Suspension`` carries.
-Not here: the models themselves (admin_models.py), checking a request (admin_api.py), HTML
-(admin_pages.py).
+Not here: the models themselves (models.py), checking a request (api.py), HTML
+(pages.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from aiohttp import web
 
 from proxy.rulebook import ReloadResult, Rulebook
 from proxy.stores.suspensions import Suspension
-from proxy.web.admin_models import ReloadOut, SuspensionOut, ThirdPartyOut, UsageRowOut, VendorOut
+from proxy.web.admin.models import ReloadOut, SuspensionOut, ThirdPartyOut, UsageRowOut, VendorOut
 from proxy.web.keys import STATS
 
 CHART_DAYS: Final = 30  # the dashboard's chart, and the API's default period

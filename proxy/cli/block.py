@@ -26,7 +26,7 @@ from proxy.rules_loader import load_rules
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
 from proxy.stores.sessions import DB_FILE, SqliteSessionStore
-from proxy.web.admin import admin_token
+from proxy.web.admin.auth import admin_token
 
 
 def add_block_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,10 +4,10 @@ Contract: handlers for ``GET /`` (the dashboard), ``GET /admin.css``, ``GET``/``
 (a correct pasted token starts a server-side console session and sets its random id in the
 HttpOnly, SameSite=Strict cookie, then redirects to ``/``; a wrong one is
 ``AdminRefused(401)``), ``POST /logout`` (revokes that session) and ``POST /reload`` (303 to
-``/#reloads``). They gather values from the main app and hand them to admin_pages.py; ``html``
+``/#reloads``). They gather values from the main app and hand them to pages.py; ``html``
 is the one constructor of their HTML responses.
-Not here: the HTML itself (admin_pages.py), authentication and CSRF checks for these routes
-(admin_auth.py, run by the middleware in admin.py), the JSON API (admin_api.py).
+Not here: the HTML itself (pages.py), authentication and CSRF checks for these routes
+(auth.py, run by the middleware in app.py), the JSON API (api.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from proxy.logconfig import get_logger
-from proxy.web.admin_auth import (
+from proxy.web.admin.auth import (
     AUTH,
     CHALLENGE,
     CONSOLE_SESSIONS,
@@ -27,8 +27,8 @@ from proxy.web.admin_auth import (
     AdminRefused,
     cookie_name,
 )
-from proxy.web.admin_pages import DashboardView, dashboard_page, login_page
-from proxy.web.admin_views import (
+from proxy.web.admin.pages import DashboardView, dashboard_page, login_page
+from proxy.web.admin.views import (
     CHART_DAYS,
     reload_view,
     suspension_view,

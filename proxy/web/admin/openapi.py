@@ -1,10 +1,10 @@
 """The admin API described as OpenAPI 3.1, served at ``/api/openapi.json``.
 
 Contract: ``openapi_document()`` is built once (cached; callers must not mutate it) with its
-component schemas generated from admin_models.py, so the description cannot drift from the
+component schemas generated from models.py, so the description cannot drift from the
 bodies the handlers send; every operation lists 401 and the refusals it can produce.
-tests/web/test_admin_schemathesis.py drives the running API against it.
-Not here: the handlers it describes (admin_api.py), the models themselves (admin_models.py).
+tests/web/admin/test_schemathesis.py drives the running API against it.
+Not here: the handlers it describes (api.py), the models themselves (models.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from pydantic.json_schema import models_json_schema
 
-from proxy.web.admin_models import (
+from proxy.web.admin.models import (
     FILTER_MAX,
     BlockIn,
     BlockOut,

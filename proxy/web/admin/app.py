@@ -13,14 +13,12 @@ without the page's CSRF token. Wrong method: 405. Every response carries a stric
 script at all), ``X-Frame-Options: DENY``, no referrer, no caching.
 Here: the routes, the listener, and the middleware (``guard`` for the rules above, ``boundary``,
 the one place refusals and failures become responses: JSON under /api/, else a page).
-This module is also the console's public surface: ``admin_token``, ``AdminTokenError``,
-``TOKEN_FILE``, ``COOKIE``, ``AUTH`` and ``openapi_document`` are importable from here.
 Privacy: only aggregates, rule files and pseudonymous session hashes are shown; no endpoint can
 name a patron, a card, a session token or what anyone read (DESIGN P3).
-Not here: the token and credential checks (admin_auth.py), the JSON API (admin_api.py,
-admin_models.py, admin_views.py, admin_openapi.py), the HTML handlers (admin_dashboard.py), HTML
-and the SVG chart (admin_pages.py), the reload itself (rulebook.py), counting (core/usage.py),
-binding the patron listener and signals (server.py).
+Not here: the token and credential checks (auth.py), the JSON API (api.py, models.py, views.py,
+openapi.py), the HTML handlers (dashboard.py), HTML and the SVG chart (pages.py), the reload
+itself (proxy/rulebook.py), counting (core/usage.py), binding the patron listener and signals
+(proxy/server.py).
 """
 
 from __future__ import annotations
@@ -40,7 +38,7 @@ from aiohttp import web
 from proxy.core.csrf import is_cross_site
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
-from proxy.web.admin_api import (
+from proxy.web.admin.api import (
     api_block,
     api_health,
     api_openapi,
@@ -50,23 +48,20 @@ from proxy.web.admin_api import (
     api_suspensions,
     api_vendors,
 )
-from proxy.web.admin_auth import (
+from proxy.web.admin.auth import (
     AUTH,
     CONSOLE_SESSIONS,
-    COOKIE,
     MAIN,
     STYLES,
     TOKEN_ENV,
-    TOKEN_FILE,
     AdminAuth,
     AdminRefused,
     AdminSessions,
-    AdminTokenError,
     admin_token,
     authenticate,
     require_csrf,
 )
-from proxy.web.admin_dashboard import (
+from proxy.web.admin.dashboard import (
     dashboard,
     html,
     login_form,
@@ -75,32 +70,20 @@ from proxy.web.admin_dashboard import (
     reload_form,
     stylesheet,
 )
-from proxy.web.admin_models import ErrorOut
-from proxy.web.admin_openapi import openapi_document
-from proxy.web.admin_pages import ADMIN_CSS, layout, login_page
+from proxy.web.admin.models import ErrorOut
+from proxy.web.admin.pages import ADMIN_CSS, layout, login_page
 from proxy.web.edge_headers import SERVER_NAME, hide_server_version
 from proxy.web.errors import check_framing, checked_host
 from proxy.web.keys import SETTINGS
 
-__all__ = [
-    "AUTH",
-    "COOKIE",
-    "SECURITY_HEADERS",
-    "TOKEN_FILE",
-    "AdminTokenError",
-    "admin_token",
-    "build_admin_app",
-    "is_loopback",
-    "openapi_document",
-    "start_admin",
-]
+__all__ = ["SECURITY_HEADERS", "build_admin_app", "is_loopback", "start_admin"]
 
 log = get_logger("admin")
 
 PUBLIC_PATHS: Final = frozenset({"/login", "/logout", "/admin.css"})
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})  # RFC 9110 §9.2.1: the rest may change state
 IPV6_HOST: Final = re.compile(r"^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$")  # RFC 3986 IP-literal
-PORTAL_CSS: Final = Path(__file__).parent / "static" / "portal.css"
+PORTAL_CSS: Final = Path(__file__).parents[1] / "static" / "portal.css"
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",

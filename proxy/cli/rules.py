@@ -1,0 +1,61 @@
+"""``rules check [DIR]`` and ``rules import-ezproxy CONFIG``: validate or import vendor rules.
+
+Contract: ``add_rules_parser(commands)`` adds ``rules`` and its subcommands;
+``rules_command(args)`` runs one through ``RULES_COMMANDS``. ``rules check`` prints every
+problem in every file (as ``file:line: key: message``, via the ``ConfigError`` that
+``proxy.cli.main`` prints) and exits 1 if any; without a config file the library codes are not
+checked (a note says so).
+Not here: loading and validating rules (proxy/rules_loader.py), the EZproxy import and its
+options (proxy/ezproxy/importer.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from proxy.cli.startup import settings_of
+from proxy.ezproxy.importer import add_import_parser, run_import
+from proxy.rules_loader import load_rules
+
+
+def add_rules_parser(commands: Any) -> None:
+    """Add ``rules check`` and ``rules import-ezproxy``."""
+    rules = commands.add_parser("rules", help="check or import vendor rules")
+    rules_cmds = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
+    check = rules_cmds.add_parser("check", help="validate every rule file and report every problem")
+    check.add_argument("directory", nargs="?", default=None, help="rules dir (default: config)")
+    add_import_parser(rules_cmds)
+
+
+def rules_check(args: argparse.Namespace) -> int:
+    """``rules check [DIR]``: every problem in every file; exit 1 if any."""
+    proxy_host: str | None = None
+    if args.directory is not None and not Path(args.config).exists():
+        codes: frozenset[str] | None = None  # no config: library codes cannot be checked
+        directory = Path(args.directory)
+    else:
+        settings = settings_of(args)
+        codes = frozenset(lib.code for lib in settings.libraries)
+        directory = Path(args.directory or settings.rules_dir)
+        proxy_host = settings.proxy_host
+    if codes is None:
+        print(f"note: {args.config} not found; library codes are not checked", file=sys.stderr)
+    loaded = load_rules(directory, codes, proxy_host=proxy_host)
+    print(f"{directory}: {len(loaded.rules)} rules OK")
+    return 0
+
+
+# ``rules`` subcommand -> handler (argparse requires one, so the lookup cannot miss)
+RULES_COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
+    "check": rules_check,
+    "import-ezproxy": run_import,
+}
+
+
+def rules_command(args: argparse.Namespace) -> int:
+    """Run the chosen ``rules`` subcommand."""
+    return RULES_COMMANDS[args.rules_command](args)
