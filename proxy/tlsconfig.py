@@ -14,7 +14,7 @@ Contract:
   checks are always on and TLS is 1.2+; nothing here can turn them off.
 Errors are ``TLSConfigError``, a ``ConfigError``, so the CLI prints them as ``file: key: message``.
 Not here: certificate creation (certs.py), listeners and the HTTP→HTTPS redirect (server.py),
-the upstream connector (upstream.py, which has its own ``tls_context`` today).
+the upstream connector (upstream/client.py, which has its own ``tls_context`` today).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ that carry an IPv4 address (IPv4-mapped, IPv4-compatible, SIIT, NAT64, 6to4, Ter
 judged by the IPv4 address they carry, with the same tables: ``ipaddress.is_global`` is
 true for the NAT64 and 6to4 forms of 169.254.169.254, so it is only a last backstop here.
 Not here: resolving names, admin-mapped exceptions (``upstream_overrides``) and refusing the
-connection (proxy/upstream.py); which hosts a vendor rule covers (core/rules.py).
+connection (proxy/upstream/client.py); which hosts a vendor rule covers (core/rules.py).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ from proxy.core.review import (
 )
 from proxy.core.ruleset import RuleIndex
 from proxy.logconfig import get_logger
-from proxy.upstream import Override
+from proxy.upstream.guard import Override
 
 HTML_LIMIT: Final = 256 * 1024  # bytes of decoded HTML kept per page for third-party detection
 MAX_OBSERVED: Final = 20_000

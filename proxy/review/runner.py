@@ -40,7 +40,8 @@ from proxy.server import require_c_parser, start_site
 from proxy.stores.patron_import import import_lines
 from proxy.stores.patrons import PatronRegistry
 from proxy.tasks import TaskOwner
-from proxy.upstream import UpstreamClient, parse_overrides
+from proxy.upstream.client import UpstreamClient
+from proxy.upstream.guard import parse_overrides
 from proxy.web.app import Overrides, build_app, utc_now
 from proxy.web.keys import REGISTRY
 

@@ -40,7 +40,7 @@ from proxy.stores.sessions import DB_FILE, SessionStore, SqliteSessionStore, run
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.tasks import TaskOwner
-from proxy.upstream import UpstreamClient
+from proxy.upstream.client import UpstreamClient
 from proxy.web import login, portal
 from proxy.web.compiled import RuleSetCache
 from proxy.web.edge_headers import add_edge_headers, mark_relayed

@@ -27,7 +27,7 @@ from proxy.stores.patrons import PatronRegistry
 from proxy.stores.sessions import SessionStore
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
-from proxy.upstream import UpstreamClient
+from proxy.upstream.client import UpstreamClient
 from proxy.web.compiled import RuleSetCache
 from proxy.web.relay_guard import StallWatcher
 

@@ -10,7 +10,7 @@ response head, or bytes over the limit while streaming are refused or cut, not s
 upstream request (relay_request.py), the response (relay_response.py) metered and watched
 for a browser that stops reading (relay_guard.py), and the aggregate accounting (no URL).
 Not here: header policy (core/headers.py), cookie semantics (core/cookiejar.py), SSRF
-checks and timeouts (upstream.py).
+checks and timeouts (upstream/client.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.stores.sessions import Session
 from proxy.stores.suspensions import Suspensions
-from proxy.upstream import UpstreamResponse
+from proxy.upstream.client import UpstreamResponse
 from proxy.web.bodies import BodyPlan
 from proxy.web.keys import (
     ABUSE,

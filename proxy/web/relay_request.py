@@ -12,7 +12,7 @@ answering it for mapped hosts before the relay has decided). The body's framing 
 proxy's own: the browser's Content-Length goes upstream only with the very bytes it counted.
 ``tools_for`` hands out the rule set's compiled values.
 Not here: deciding whether to relay (relay.py), the response (relay_response.py), header
-policy itself (core/headers.py), SSRF checks and timeouts (upstream.py).
+policy itself (core/headers.py), SSRF checks and timeouts (upstream/client.py).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from proxy.core.settings import Timeouts
 from proxy.core.urlmap import UrlMapper, translate_params
 from proxy.errors import ClamshellError
 from proxy.stores.sessions import Session
-from proxy.upstream import UpstreamResponse
+from proxy.upstream.client import UpstreamResponse
 from proxy.web.compiled import RuleSetTools
 from proxy.web.keys import (
     EPOCHS,

@@ -31,7 +31,8 @@ from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.rules_loader import is_public_suffix
 from proxy.stores.sessions import Session
-from proxy.upstream import UpstreamError, UpstreamResponse, iter_body, read_small
+from proxy.upstream.client import UpstreamResponse, iter_body, read_small
+from proxy.upstream.errors import UpstreamError
 from proxy.web.bodies import (
     BodyPlan,
     plan_body,

@@ -11,7 +11,7 @@ from proxy.core.review import Canaries
 from proxy.core.rules import VendorRule
 from proxy.core.ruleset import RuleIndex
 from proxy.review.addon import ReviewAddon, observe
-from proxy.upstream import Override
+from proxy.upstream.guard import Override
 
 CARD = "21234000000019"
 INDEX = RuleIndex.build(

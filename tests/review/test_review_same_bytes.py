@@ -23,9 +23,9 @@ from proxy.core.settings import Settings
 from proxy.demo.pages import WWW_HOST
 from proxy.review.runner import ReviewHop, ReviewPlan, make_addon
 from proxy.rulebook import Rulebook
-from proxy.upstream import UpstreamClient, read_small
+from proxy.upstream.client import UpstreamClient, read_small
 from tests.review.test_review_e2e import REVIEW
-from tests.test_upstream import _issue, _write
+from tests.upstream.test_client import _issue, _write
 from tests.web.conftest import demo_settings
 
 # What the header policy hands the client for a browser's form post: mixed case, a

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from proxy.upstream_pool import Address, ConnectionPool
-from proxy.upstream_wire import HIGH_WATER, PoolKey, UpstreamConnectionError
+from proxy.upstream.pool import Address, ConnectionPool
+from proxy.upstream.wire import HIGH_WATER, PoolKey, UpstreamConnectionError
 
 Answer = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]  # head → keep the connection?
 

@@ -16,9 +16,10 @@ from aiohttp.test_utils import TestServer
 
 from proxy.core.hostmap import Origin
 from proxy.core.settings import Settings
-from proxy.upstream import UpstreamClient, UpstreamUnreachable
-from proxy.upstream_pool import ConnectionPool
-from proxy.upstream_wire import (
+from proxy.upstream.client import UpstreamClient
+from proxy.upstream.errors import UpstreamUnreachable
+from proxy.upstream.pool import ConnectionPool
+from proxy.upstream.wire import (
     MAX_FIELDS,
     MAX_HEAD,
     Connection,
@@ -26,7 +27,7 @@ from proxy.upstream_wire import (
     UpstreamConnectionError,
     UpstreamProtocolError,
 )
-from tests.test_upstream_pool import HEADERS, KEY, Scripted, get, pools, respond, serve
+from tests.upstream.test_pool import HEADERS, KEY, Scripted, get, pools, respond, serve
 
 __all__ = ["pools"]  # the fixture, imported for use here
 

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.upstream_pool import Address, ConnectionPool, RequestBodyMismatch
-from proxy.upstream_wire import PoolKey, UpstreamConnectionError
+from proxy.upstream.pool import Address, ConnectionPool, RequestBodyMismatch
+from proxy.upstream.wire import PoolKey, UpstreamConnectionError
 
 KEY = PoolKey("http", "vendor.example", 80)
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: vendor.example\r\n\r\n"

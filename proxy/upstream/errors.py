@@ -5,7 +5,7 @@ message: unreachable (refused, DNS, TLS, a bad response) → 502, too slow → 5
 address → 502 with the same page as "unreachable" (DESIGN P6: nothing tells a prober which
 internal addresses exist), no free connection slot in time → 503, a request body that does
 not match its declared length → 400.
-Not here: raising them (upstream.py, upstream_guard.py), rendering them (web/errors.py).
+Not here: raising them (upstream/client.py, upstream/guard.py), rendering them (web/errors.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The upstream client: the one owner of connections to vendors, guarded against SSRF.
 
 Contract: ``UpstreamClient.create(settings)`` (inside a running event loop) builds the
-connection pool (upstream_pool.py) and ``close()`` ends it. In review mode (``proxy=``) the
+connection pool (pool.py) and ``close()`` ends it. In review mode (``proxy=``) the
 same pool tunnels every connection through the recording HTTP proxy (CONNECT, then TLS to the
 vendor inside the tunnel), so a review records exactly the bytes production sends.
 ``send()`` makes exactly the request it is given and returns an ``UpstreamResponse`` with
@@ -19,8 +19,8 @@ the DNS resolver's bounds come from the ``upstream`` settings block.
 Admin overrides (``upstream_overrides``: vendor host → ``scheme://ip:port``) keep the vendor's
 host name in the URL, so the Host header, SNI and certificate checks stay the vendor's; only
 the resolver knows the real address.
-Not here: HTTP/1.1 on the wire and the CONNECT tunnel (upstream_pool.py), the address
-checks (upstream_guard.py), the review hop (review/), the errors (upstream_errors.py), which hosts
+Not here: HTTP/1.1 on the wire and the CONNECT tunnel (pool.py), the address
+checks (guard.py), the review hop (review/), the errors (upstream/errors.py), which hosts
 a rule covers and what headers may leave (core), cookie jars, rewriting, error pages.
 """
 
@@ -43,16 +43,14 @@ from proxy.core.addresses import forbidden_reason
 from proxy.core.hostmap import DEFAULT_PORTS, Origin, Scheme
 from proxy.core.settings import Settings, Timeouts, Upstream
 from proxy.logconfig import get_logger
-from proxy.upstream_errors import (
-    UNREACHABLE_MESSAGE,
-    ForbiddenUpstream,
+from proxy.upstream.errors import (
     UpstreamBadRequestBody,
     UpstreamBusy,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from proxy.upstream_guard import (
+from proxy.upstream.guard import (
     DNS_TTL,
     BoundedResolver,
     GuardedResolver,
@@ -61,29 +59,8 @@ from proxy.upstream_guard import (
     parse_overrides,
     refused,
 )
-from proxy.upstream_pool import Address, ConnectionPool, RequestBodyMismatch
-from proxy.upstream_wire import PoolKey, UpstreamConnectionError
-
-__all__ = [  # what callers import from here (the errors and the guard's values included)
-    "UNREACHABLE_MESSAGE",
-    "BoundedResolver",
-    "ForbiddenUpstream",
-    "GuardedResolver",
-    "Override",
-    "TimeoutValues",
-    "UpstreamBadRequestBody",
-    "UpstreamBusy",
-    "UpstreamClient",
-    "UpstreamError",
-    "UpstreamResponse",
-    "UpstreamTarget",
-    "UpstreamTimeout",
-    "UpstreamUnreachable",
-    "iter_body",
-    "parse_overrides",
-    "read_small",
-    "tls_context",
-]
+from proxy.upstream.pool import Address, ConnectionPool, RequestBodyMismatch
+from proxy.upstream.wire import PoolKey, UpstreamConnectionError
 
 log = get_logger("upstream")
 
@@ -180,7 +157,7 @@ class UpstreamResponse(Protocol):
 class UpstreamClient:
     """The pooled connections to vendors; create it once per app and close it on shutdown.
 
-    Requests go through ``ConnectionPool`` (upstream_pool.py); with ``via`` (review mode's
+    Requests go through ``ConnectionPool`` (pool.py); with ``via`` (review mode's
     recording HTTP proxy, a loopback (IP, port)) every connection is a tunnel through it.
     """
 

@@ -15,7 +15,7 @@ for the next chunk, or abandons it) its connection is closed and its pool slot f
 (UTF-8; a field that is not valid UTF-8 is dropped). ``encode_head`` builds a request head
 and refuses CR, LF and NUL anywhere in it; values keep their bytes (surrogateescape).
 Not here: choosing, opening, limiting and reusing connections, request body framing
-(upstream_pool.py).
+(pool.py).
 """
 
 from __future__ import annotations

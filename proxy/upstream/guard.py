@@ -13,7 +13,7 @@ cancelled request's waiting lookup never runs.
 Why threads and not an async resolver (aiodns/c-ares): getaddrinfo keeps the system's
 resolution (/etc/hosts, nsswitch, search domains) that admins and tests rely on, and needs
 no new C dependency (aiodns is not installed here); bounding and queueing are what R14 needs.
-Not here: the address rules themselves (core/addresses.py), connecting (upstream_pool.py).
+Not here: the address rules themselves (core/addresses.py), connecting (pool.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from publicsuffixlist import PublicSuffixList
 from proxy.core.addresses import forbidden_reason
 from proxy.core.hostmap import DEFAULT_PORTS, Scheme
 from proxy.logconfig import get_logger
-from proxy.upstream_errors import ForbiddenUpstream
+from proxy.upstream.errors import ForbiddenUpstream
 
 log = get_logger("upstream")
 

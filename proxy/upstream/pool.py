@@ -34,9 +34,9 @@ and response objects, tracing, cookie, redirect, auth and proxy plumbing, URL no
 This is one socket write per request and a C parser (httptools, llhttp) — see
 docs/benchmarks.md. Review mode uses this pool too (through the tunnel), so no aiohttp
 client is left in the proxy.
-Not here: one connection's parsing and flow control (upstream_wire.py), which addresses
-are allowed (upstream_guard.py), which headers leave (core/headers.py), turning failures
-into pages (upstream.py, web/errors.py).
+Not here: one connection's parsing and flow control (wire.py), which addresses
+are allowed (guard.py), which headers leave (core/headers.py), turning failures
+into pages (upstream/client.py, web/errors.py).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ import ssl
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from typing import Final
 
-from proxy.upstream_errors import UpstreamBusy
-from proxy.upstream_wire import (
+from proxy.upstream.errors import UpstreamBusy
+from proxy.upstream.wire import (
     Connection,
     PooledResponse,
     PoolKey,

@@ -19,16 +19,11 @@ from yarl import URL
 
 from proxy.core.hostmap import Origin
 from proxy.core.settings import Settings, Timeouts
-from proxy.upstream import (
-    ForbiddenUpstream,
-    UpstreamClient,
-    UpstreamTimeout,
-    UpstreamUnreachable,
-    read_small,
-)
-from proxy.upstream_pool import Address, ConnectionPool
-from proxy.upstream_wire import PoolKey
-from tests.test_upstream import (
+from proxy.upstream.client import UpstreamClient, read_small
+from proxy.upstream.errors import ForbiddenUpstream, UpstreamTimeout, UpstreamUnreachable
+from proxy.upstream.pool import Address, ConnectionPool
+from proxy.upstream.wire import PoolKey
+from tests.upstream.test_client import (
     SECURE,
     VENDOR,
     Pki,

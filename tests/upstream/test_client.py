@@ -28,13 +28,12 @@ from yarl import URL
 from proxy.core.hostmap import Origin
 from proxy.core.rules import RuleTimeouts
 from proxy.core.settings import Settings, Timeouts
-from proxy.upstream import (
+from proxy.upstream.client import UpstreamClient, iter_body
+from proxy.upstream.errors import (
     ForbiddenUpstream,
-    UpstreamClient,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
-    iter_body,
 )
 
 VENDOR = "www.acmejournals.test"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from proxy.upstream_guard import BoundedResolver, GuardedResolver
+from proxy.upstream.guard import BoundedResolver, GuardedResolver
 
 
 class SlowDns:

@@ -1,6 +1,6 @@
 """R3: the pool's slots always come back — a queue deadline, and a deadline on unread responses.
 
-Real loopback vendors (tests/test_upstream_pool.py's scripted servers); the callers here
+Real loopback vendors (tests/upstream/test_pool.py's scripted servers); the callers here
 hold responses without reading them, read a little and stop, or abandon them.
 """
 
@@ -16,10 +16,11 @@ import pytest
 
 from proxy.core.hostmap import Origin
 from proxy.core.settings import Settings, Upstream
-from proxy.upstream import UpstreamBusy, UpstreamClient
-from proxy.upstream_pool import Address, ConnectionPool
-from proxy.upstream_wire import HIGH_WATER, PoolKey, ResponseAbandoned
-from tests.test_upstream_pool import Scripted, respond, serve
+from proxy.upstream.client import UpstreamClient
+from proxy.upstream.errors import UpstreamBusy
+from proxy.upstream.pool import Address, ConnectionPool
+from proxy.upstream.wire import HIGH_WATER, PoolKey, ResponseAbandoned
+from tests.upstream.test_pool import Scripted, respond, serve
 
 KEY = PoolKey("http", "vendor.example", 80)
 HEADERS = [("Host", "vendor.example")]
