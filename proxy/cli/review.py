@@ -127,7 +127,7 @@ def analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _canaries(card: ReviewCard, args: argparse.Namespace, settings: Settings) -> Any:
-    from proxy.core.review import Canaries
+    from proxy.core.review.canaries import Canaries
 
     return Canaries.build(
         card=card.card,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from proxy.demo.vendor import ACME_HOSTS, BIGDB_HOSTS
+from proxy.demo.pages import ACME_HOSTS, BIGDB_HOSTS
 
 REPO_RULES = Path(__file__).resolve().parents[2] / "vendor_rules"
 

@@ -20,13 +20,8 @@ from typing import Final
 
 from aiohttp import web
 
-from proxy.demo.vendor import (
-    ACME_HOSTS,
-    BIGDB_HOSTS,
-    TRACKER_HOST,
-    RequestRecorder,
-    build_vendor_app,
-)
+from proxy.demo.pages import ACME_HOSTS, BIGDB_HOSTS, TRACKER_HOST
+from proxy.demo.vendor import RequestRecorder, build_vendor_app
 from proxy.tlsconfig import server_context
 
 DEMO_TLS_HOSTS: Final = (*ACME_HOSTS, *BIGDB_HOSTS, TRACKER_HOST)

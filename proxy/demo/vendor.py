@@ -48,22 +48,6 @@ from proxy.demo.pages import (
 )
 from proxy.demo.pdf import pdf_bytes
 
-__all__ = [
-    "ACME_HOSTS",
-    "API_HOST",
-    "AUTH_HOST",
-    "BIGDB_HOST",
-    "BIGDB_HOSTS",
-    "CDN_HOST",
-    "TRACKER_HOST",
-    "WWW_HOST",
-    "RecordedRequest",
-    "RequestRecorder",
-    "build_vendor_app",
-    "pdf_bytes",
-    "start_vendor",
-]
-
 SESSION_COOKIE: Final = "acme_session"
 LOGIN_FOR_ACCOUNT: Final = f"https://{AUTH_HOST}/login?return={quote(WWW + '/account', safe='')}"
 MAX_SLOW_SECONDS: Final = 30.0

@@ -37,15 +37,11 @@ from mitmproxy import http
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from proxy.core.addresses import forbidden_reason
-from proxy.core.review import (
-    Canaries,
-    Finding,
-    ObservedFlow,
-    ObservedRequest,
-    cookies_set,
-    identifying_data,
-    third_party_references,
-)
+from proxy.core.review.canaries import Canaries
+from proxy.core.review.identifying import identifying_data
+from proxy.core.review.observed import Finding, ObservedFlow, ObservedRequest
+from proxy.core.review.thirdparty import third_party_references
+from proxy.core.review.vendorcookies import cookies_set
 from proxy.core.ruleset import RuleIndex
 from proxy.logconfig import get_logger
 from proxy.upstream.guard import Override

@@ -30,22 +30,18 @@ from mitmproxy import io
 from mitmproxy.http import HTTPFlow
 
 from proxy.core.headers import CLIENT_HINT_PREFIX
-from proxy.core.review import (
+from proxy.core.review.canaries import Canaries
+from proxy.core.review.identifying import (
     FINGERPRINT_HEADERS,
-    Canaries,
-    Finding,
-    ObservedFlow,
-    ObservedRequest,
-    cookies_set,
     fingerprint_surface,
     header_names,
-    hosts_contacted,
     identifying_data,
-    pseudonym_check,
-    pseudonym_values,
-    third_party_references,
     varying_headers,
 )
+from proxy.core.review.observed import Finding, ObservedFlow, ObservedRequest
+from proxy.core.review.pseudonyms import pseudonym_check, pseudonym_values
+from proxy.core.review.thirdparty import hosts_contacted, third_party_references
+from proxy.core.review.vendorcookies import cookies_set
 from proxy.core.ruleset import RuleIndex
 
 REPORT_VERSION: Final = 1

@@ -29,7 +29,7 @@ from aiohttp import web
 from mitmproxy import options
 from mitmproxy.tools.dump import DumpMaster
 
-from proxy.core.review import Canaries
+from proxy.core.review.canaries import Canaries
 from proxy.core.settings import ReviewCard, Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger

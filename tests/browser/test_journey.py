@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Error, expect
 
 from proxy.demo.pages import API, CDN, WWW, article_title
-from proxy.demo.vendor import pdf_bytes
+from proxy.demo.pdf import pdf_bytes
 from tests.browser.conftest import Browsing, Stack, submit_login
 
 pytestmark = pytest.mark.browser

@@ -7,18 +7,17 @@ import hashlib
 
 import pytest
 
-from proxy.core.review import (
-    Canaries,
-    ObservedRequest,
-    cookies_set,
+from proxy.core.review.canaries import Canaries
+from proxy.core.review.identifying import (
     fingerprint_surface,
     header_names,
-    hosts_contacted,
     identifying_data,
-    pseudonym_check,
-    third_party_references,
     varying_headers,
 )
+from proxy.core.review.observed import ObservedRequest
+from proxy.core.review.pseudonyms import pseudonym_check
+from proxy.core.review.thirdparty import hosts_contacted, third_party_references
+from proxy.core.review.vendorcookies import cookies_set
 from proxy.core.rules import VendorRule
 from proxy.core.ruleset import RuleIndex
 from proxy.core.trackers import TRACKERS, tracker_for

@@ -14,8 +14,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from proxy.demo.pdf import build_pdf
-from proxy.demo.vendor import (
+from proxy.demo.pages import (
     ACME_HOSTS,
     API_HOST,
     AUTH_HOST,
@@ -24,12 +23,9 @@ from proxy.demo.vendor import (
     CDN_HOST,
     TRACKER_HOST,
     WWW_HOST,
-    RequestRecorder,
-    accepts_gzip,
-    build_vendor_app,
-    pdf_bytes,
-    start_vendor,
 )
+from proxy.demo.pdf import build_pdf, pdf_bytes
+from proxy.demo.vendor import RequestRecorder, accepts_gzip, build_vendor_app, start_vendor
 
 Client = TestClient[Any, Any]
 PDF_1_SHA256 = "2bb66ce1c7556ca58f8c7fd4841ccc63ce6962953f144e0bf2104a3308d08adc"

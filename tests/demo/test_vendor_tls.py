@@ -10,16 +10,9 @@ from pathlib import Path
 import pytest
 
 from proxy import certs
+from proxy.demo.pages import API_HOST, AUTH_HOST, BIGDB_HOST, CDN_HOST, TRACKER_HOST, WWW_HOST
 from proxy.demo.tls import DEMO_TLS_HOSTS, start_vendor_tls
-from proxy.demo.vendor import (
-    API_HOST,
-    AUTH_HOST,
-    BIGDB_HOST,
-    CDN_HOST,
-    TRACKER_HOST,
-    WWW_HOST,
-    RequestRecorder,
-)
+from proxy.demo.vendor import RequestRecorder
 from proxy.tlsconfig import client_context
 
 # The server aborts the handshake; asyncio closes the socket before the alert is flushed, so the

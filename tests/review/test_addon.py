@@ -7,7 +7,7 @@ import gzip
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.test import taddons, tflow
 
-from proxy.core.review import Canaries
+from proxy.core.review.canaries import Canaries
 from proxy.core.rules import VendorRule
 from proxy.core.ruleset import RuleIndex
 from proxy.review.addon import ReviewAddon, observe

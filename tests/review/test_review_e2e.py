@@ -21,8 +21,9 @@ from aiohttp import web
 
 from proxy.core.cards import make_check_digit
 from proxy.core.settings import ReviewCard, Settings
+from proxy.demo.pages import TRACKER_HOST
 from proxy.demo.patrons import seed
-from proxy.demo.vendor import TRACKER_HOST, RequestRecorder, start_vendor
+from proxy.demo.vendor import RequestRecorder, start_vendor
 from proxy.review.report import ReportFiles
 from proxy.review.runner import (
     ReviewHop,

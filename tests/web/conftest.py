@@ -14,9 +14,10 @@ from aiohttp.test_utils import TestClient
 
 from proxy.config_loader import settings_from
 from proxy.core.settings import Settings
+from proxy.demo.pages import ACME_HOSTS, BIGDB_HOSTS
 from proxy.demo.patrons import DemoCard, demo_cards, seed
 from proxy.demo.settings import DEMO_LIBRARIES
-from proxy.demo.vendor import ACME_HOSTS, BIGDB_HOSTS, RequestRecorder, start_vendor
+from proxy.demo.vendor import RequestRecorder, start_vendor
 from proxy.rulebook import Rulebook
 from proxy.web.app import build_app
 from proxy.web.keys import REGISTRY

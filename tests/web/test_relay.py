@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 from aiohttp import web
 
-from proxy.demo.vendor import pdf_bytes
+from proxy.demo.pdf import pdf_bytes
 from tests.web.conftest import PORTAL, PUBLIC, Stack, StackFactory
 from tests.web.helpers import post_login, session_of
 
@@ -192,7 +192,7 @@ async def test_slow_vendor_gets_a_504_page(stack: Stack) -> None:
 async def test_unreachable_vendor_gets_a_502_page(make_stack: StackFactory) -> None:
     """A vendor whose server refuses connections gets a friendly 502 page."""
     stack: Stack = await make_stack()
-    from proxy.demo.vendor import ACME_HOSTS
+    from proxy.demo.pages import ACME_HOSTS
 
     overrides = {h: "http://127.0.0.1:1" for h in ACME_HOSTS}
     dead: Stack = await make_stack(upstream_overrides=overrides)

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import ClientPayloadError, web
 
 from proxy.demo.patrons import demo_cards, seed
-from proxy.demo.vendor import pdf_bytes
+from proxy.demo.pdf import pdf_bytes
 from proxy.rulebook import Rulebook
 from proxy.tasks import TaskOwner
 from proxy.web.app import build_app
