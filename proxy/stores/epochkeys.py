@@ -18,11 +18,17 @@ retention period after the last pseudonym made with it, and the current epoch's 
 destroyed and silently replaced mid-epoch (which would change every pseudonym of that epoch).
 The ``never`` epoch has no end and is never destroyed by age.
 
-Sync API, used from the event loop: after the first call per epoch ``key_for`` is a dict
-lookup; the first call writes one row (one fsync, at most once per epoch and process).
-``destroy_older_than`` checkpoints the WAL: call it through ``asyncio.to_thread``. One lock
-serializes the connection, so worker threads are safe. Assumes one serving process per
-``data_dir`` (the in-process cache is not told about other processes' deletions).
+Used from the event loop without blocking it (#14): ``open`` loads every stored key (a few
+per retention window) into memory, so ``key_for`` is a dict lookup. A key that is not there
+yet is made in memory at once and written by the store's own writer thread (write-behind,
+``INSERT OR IGNORE`` then read back); a crash within those milliseconds loses that key, so
+``prepare(now)`` (the retention task, in a worker thread) writes the keys of the current
+and next epoch of every kind in use ahead of time, and misses are rare. If the file already
+held another key for that epoch (written by another process), that key is adopted and
+``epoch_key_replaced`` logged. ``existing``, ``destroy_older_than`` (which checkpoints the
+WAL), ``prepare``, ``check`` and ``close`` block: call them through ``asyncio.to_thread``.
+One lock serializes the connection. Assumes one serving process per ``data_dir`` (the
+in-process cache is not told about other processes' deletions).
 Not here: deriving pseudonyms (core/pseudonym.py), the retention policy
 (``settings.retention.epoch_key_days``, applied by the purge task), bytes left behind by the
 filesystem or SSD below SQLite, or copies of a key in this process's memory before ``close``.
@@ -33,11 +39,12 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
-from proxy.core.pseudonym import epoch_span
+from proxy.core.pseudonym import Rotation, epoch_id, epoch_span
 from proxy.logconfig import get_logger
 from proxy.secretfiles import ensure_private_dir
 from proxy.stores.sqlitedb import StoreError, open_db
@@ -54,6 +61,9 @@ CREATE TABLE IF NOT EXISTS epoch_keys (
 ) WITHOUT ROWID;
 """
 
+UNCHANGING: Final = frozenset({"never"})  # one epoch for ever: nothing to make ahead
+Row = tuple[str, bytes, int | None, int | None]  # epoch_id, key, starts_at, ends_at
+
 log = get_logger("epochkeys")
 
 
@@ -67,7 +77,11 @@ class EpochKeyStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
-        self._cache: dict[str, bytes] = {}
+        with self._lock:
+            rows = self._conn.execute("SELECT epoch_id, key FROM epoch_keys").fetchall()
+        self._cache: dict[str, bytes] = {str(e): bytes(k) for e, k in rows}
+        self._unwritten: dict[str, Row] = {}  # made in memory, not yet in the file
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epochkeys")
 
     @classmethod
     def open(cls, data_dir: Path) -> EpochKeyStore:
@@ -76,7 +90,7 @@ class EpochKeyStore:
         return cls(_connect(data_dir / DB_FILE))
 
     def key_for(self, epoch_id: str) -> bytes:
-        """The key of an epoch, created at random on first use.
+        """The key of an epoch, made at random on first use; never blocks (see module doc).
 
         Raises:
             ValueError: ``epoch_id`` is not an id that ``pseudonym.epoch_id`` makes.
@@ -84,15 +98,22 @@ class EpochKeyStore:
         cached = self._cache.get(epoch_id)
         if cached is not None:
             return cached
-        start, end = epoch_span(epoch_id)
-        row = (epoch_id, secrets.token_bytes(KEY_BYTES), _seconds(start), _seconds(end))
-        with self._lock:
-            # OR IGNORE + SELECT: whoever inserted first wins, and everyone reads that key.
-            self._conn.execute("INSERT OR IGNORE INTO epoch_keys VALUES (?, ?, ?, ?)", row)
-            key = self._select(epoch_id)
-        assert key is not None
-        self._cache[epoch_id] = key
-        return key
+        if self._mint(epoch_id):
+            self._writer.submit(self._write_unwritten)
+        return self._cache[epoch_id]
+
+    def prepare(self, now: datetime) -> int:
+        """Make and write the keys of the current and next epoch of every kind in use
+        (blocking: a worker thread); returns how many keys were new."""
+        kinds = {epoch.partition(":")[0] for epoch in self._cache} - UNCHANGING
+        made = 0
+        for kind in sorted(kinds):
+            current = epoch_id(cast(Rotation, kind), now)  # stored ids were validated
+            _, end = epoch_span(current)
+            assert end is not None
+            made += self._mint(current) + self._mint(epoch_id(cast(Rotation, kind), end))
+        self._write_unwritten()
+        return made
 
     def existing(self, epoch_id: str) -> bytes | None:
         """The key of an epoch if it exists (never creates one)."""
@@ -108,6 +129,7 @@ class EpochKeyStore:
     def destroy_older_than(self, cutoff: datetime) -> int:
         """Erase every key whose epoch ended at or before ``cutoff``; returns how many."""
         with self._lock:
+            self._write_unwritten_locked()
             doomed = [
                 str(row[0])
                 for row in self._conn.execute(
@@ -117,8 +139,8 @@ class EpochKeyStore:
             ]
             if doomed:
                 self._truncate_wal()
-        for epoch in doomed:
-            self._cache.pop(epoch, None)
+            for epoch in doomed:
+                self._cache.pop(epoch, None)
         return len(doomed)
 
     def check(self) -> None:
@@ -127,10 +149,43 @@ class EpochKeyStore:
             self._conn.execute("SELECT epoch_id FROM epoch_keys LIMIT 1").fetchall()
 
     def close(self) -> None:
-        """Close the file and forget the cached keys."""
+        """Write the keys still unwritten, close the file and forget the cached keys."""
+        self._writer.shutdown(wait=True)
+        self._write_unwritten()
         with self._lock:
             self._cache.clear()
             self._conn.close()
+
+    def _mint(self, epoch_id: str) -> bool:
+        """Put a fresh random key in the cache unless one is there; True when it was new."""
+        start, end = epoch_span(epoch_id)
+        fresh = secrets.token_bytes(KEY_BYTES)
+        if self._cache.setdefault(epoch_id, fresh) is not fresh:  # atomic: first one wins
+            return False
+        self._unwritten[epoch_id] = (epoch_id, fresh, _seconds(start), _seconds(end))
+        return True
+
+    def flush(self) -> None:
+        """Write the keys made in memory now (blocking: a worker thread)."""
+        self._write_unwritten()
+
+    def _write_unwritten(self) -> None:
+        """Write the keys made in memory (OR IGNORE + read back: the file's key wins)."""
+        with self._lock:
+            self._write_unwritten_locked()
+
+    def _write_unwritten_locked(self) -> None:
+        for epoch, row in self._unwritten.copy().items():
+            try:
+                self._conn.execute("INSERT OR IGNORE INTO epoch_keys VALUES (?, ?, ?, ?)", row)
+                stored = self._select(epoch)
+            except sqlite3.Error as exc:  # kept: the next key_for miss, prepare or close retries
+                log.error("epoch_key_write_failed", error=type(exc).__name__)
+                return
+            self._unwritten.pop(epoch, None)
+            if stored is not None and stored != row[1]:
+                log.warning("epoch_key_replaced")
+                self._cache[epoch] = stored
 
     def _select(self, epoch_id: str) -> bytes | None:
         found = self._conn.execute(

@@ -7,6 +7,9 @@ and never named to the patron, who sees the message a wrong PIN gets. The global
 raises an alarm (``login_alarm_raised scope=global``, counted for the admin console) that
 slows every login by ``throttle.alarm_delay_ms`` while it lasts and refuses no one. An
 unknown card and a wrong PIN do the same work (``look_up_card``: a decoy record stands in).
+The lookup (SQLite, HMACs) runs in a worker thread, never on the event loop (#14); since
+other logins run meanwhile, the throttle is asked again once it is back, so that a parallel
+burst of guesses cannot all pass a check made before any of them was counted.
 A good login past ``throttle.card_logins_per_minute`` is refused with a message to wait.
 Not here: the form, CSRF and sessions (login.py), the counting itself (core/throttle.py).
 """
@@ -53,7 +56,10 @@ async def check_card(
     await slow_down_if_alarmed(request)
     verdict = app[THROTTLE].blocked(keys, now)
     # Always look the card up (same work whether or not it exists, or we are throttled).
-    facts, secret_ok, card_library = look_up_card(app[REGISTRY], settings, barcode, secret, library)
+    facts, secret_ok, card_library = await asyncio.to_thread(
+        look_up_card, app[REGISTRY], settings, barcode, secret, library
+    )
+    verdict = verdict or app[THROTTLE].blocked(keys, app[CLOCK]())  # counted meanwhile
     decision = decide_login(
         facts,
         secret_ok=secret_ok,

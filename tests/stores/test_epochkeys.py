@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,6 +98,7 @@ def test_destroyed_key_bytes_gone_from_disk(tmp_path: Path, reopen: bool) -> Non
     store = EpochKeyStore.open(tmp_path)
     old = store.key_for("daily:2026-08-30")
     kept = store.key_for("daily:2026-11-29")
+    store.flush()  # key_for writes behind (#14): wait for the rows before scanning
     if reopen:  # closing checkpoints the WAL: the key then lives in the main database file
         store.close()
         store = EpochKeyStore.open(tmp_path)
@@ -126,3 +128,57 @@ def test_pseudonyms_cannot_be_recomputed_after_destroy(tmp_path: Path) -> None:
 def test_secure_delete_is_on(store: EpochKeyStore) -> None:
     """The connection overwrites deleted content (some SQLite builds default this off)."""
     assert store._conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
+
+
+def _traced(store: EpochKeyStore) -> list[str]:
+    """The SQL statements the store's connection runs from now on (first word each)."""
+    seen: list[str] = []
+    store._conn.set_trace_callback(lambda sql: seen.append(sql.split(None, 1)[0]))
+    return seen
+
+
+def test_key_for_writes_in_the_stores_own_thread(tmp_path: Path) -> None:
+    """#14: a first-use key_for returns at once and the row is written by the writer thread,
+    never by the caller (the event loop); the key is in the file by close."""
+    store = EpochKeyStore.open(tmp_path)
+    callers: list[int] = []
+    store._conn.set_trace_callback(lambda _sql: callers.append(threading.get_ident()))
+    key = store.key_for("daily:2026-11-29")
+    store.close()
+    assert callers and threading.get_ident() not in callers
+    reopened = EpochKeyStore.open(tmp_path)
+    assert reopened.existing("daily:2026-11-29") == key
+    reopened.close()
+
+
+def test_open_loads_every_key_so_key_for_runs_no_sql(tmp_path: Path) -> None:
+    """#14: keys stored before are loaded at open, so key_for on them is a dict lookup."""
+    first = EpochKeyStore.open(tmp_path)
+    key = first.key_for("weekly:2026-W48")
+    first.close()
+    store = EpochKeyStore.open(tmp_path)
+    seen = _traced(store)
+    assert store.key_for("weekly:2026-W48") == key
+    assert seen == []
+    store.close()
+
+
+def test_prepare_writes_the_current_and_next_epoch_of_kinds_in_use(store: EpochKeyStore) -> None:
+    """#14: prepare makes the current and next keys of each kind already used (not 'never',
+    not unused kinds), so the relay's key_for finds them in memory at the epoch change."""
+    store.key_for("daily:2026-11-01")
+    store.key_for("never:0")
+    assert store.prepare(NOW) == 2
+    seen = _traced(store)
+    store.key_for(epoch_id("daily", NOW))
+    store.key_for(epoch_id("daily", NOW + timedelta(days=1)))
+    assert seen == []
+    assert store.existing(epoch_id("weekly", NOW)) is None
+    assert store.prepare(NOW) == 0
+
+
+def test_destroy_also_erases_keys_not_yet_written(store: EpochKeyStore) -> None:
+    """#14: a key made just before a purge is written first, so the purge erases it too."""
+    store.key_for("daily:2026-08-30")
+    assert store.destroy_older_than(datetime(2026, 9, 1, tzinfo=UTC)) == 1
+    assert store.existing("daily:2026-08-30") is None
