@@ -9,7 +9,8 @@ Contract: ``relay_handler(request, host)`` answers every request for a host one 
 the proxy host. It reads the live ``RuleSnapshot`` once (a reload during the request cannot
 mix two rule sets), the session and whether it is suspended, and asks ``decide``: a
 ``Redirect`` is sent (clearing tossed session cookies, R7), a ``Deny`` raised as ``Refused``
-for the error boundary, a ``Forward`` relayed within the caps (relay_guard.py).
+for the error boundary, a ``Forward`` relayed within the in-flight caps (R3): the abuse
+limits counted before it is sent (R10), the response metered and watched, then accounted.
 Not here: any relay rule (core/decision.py), header policy (core/headers.py), SSRF checks
 and timeouts (upstream.py).
 """
