@@ -3,7 +3,11 @@
 Contract: ``Rulebook.current`` is always a rule set that passed every check. ``reload()``
 loads the directory again; when that fails the current rules stay, and the failure (every
 problem, with file:line:key) is kept in ``last_result`` for the admin console and logs.
-Not here: parsing (rules_loader), the per-request lookup (core/ruleset.RuleIndex).
+Once the app ``attach``-es its compiler, ``Rulebook.snapshot`` is the live compiled
+``RuleSnapshot`` (core/snapshot.py): built once per successful load, off the event loop for
+reloads, and swapped in one assignment — the relay reads it once per request.
+Not here: parsing (rules_loader), compiling (core/snapshot.py), the per-request lookup
+(core/ruleset.RuleIndex).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from proxy.core.snapshot import RuleSnapshot, SnapshotCompiler
 from proxy.errors import ConfigError
 from proxy.logconfig import get_logger
 from proxy.rules_loader import LoadedRules, load_rules
@@ -43,6 +48,8 @@ class Rulebook:
     # Reloads run in threads (SIGHUP and the admin API): one at a time, so the last to
     # finish is the last started and the history list is never written twice at once.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _compiler: SnapshotCompiler | None = field(default=None, repr=False, compare=False)
+    _snapshot: RuleSnapshot | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def open(
@@ -68,6 +75,8 @@ class Rulebook:
                 "rules_reload_failed", problem_count=len(problems), kept=len(self.current.rules)
             )
             return self._remember(False, len(self.current.rules), problems)
+        if self._compiler is not None:  # compiled before the swap: requests never wait for it
+            self._snapshot = self._compile(loaded)
         self.current = loaded
         log.info("rules_reloaded", rule_count=len(loaded.rules))
         return self._remember(True, len(loaded.rules), ())
@@ -76,6 +85,24 @@ class Rulebook:
         """``reload`` off the event loop (file reads go through a thread): the one reload
         entry point of the running server, for SIGHUP and the admin console alike (R12)."""
         return await asyncio.to_thread(self.reload)
+
+    def attach(self, compiler: SnapshotCompiler) -> RuleSnapshot:
+        """Compile the current rules now and every reloaded set from now on."""
+        with self._lock:
+            self._compiler = compiler
+            self._snapshot = self._compile(self.current)
+            return self._snapshot
+
+    @property
+    def snapshot(self) -> RuleSnapshot:
+        """The live compiled rule set (``attach`` first); read it once per request."""
+        if self._snapshot is None:
+            raise RuntimeError("no compiler attached to the rulebook")
+        return self._snapshot
+
+    def _compile(self, loaded: LoadedRules) -> RuleSnapshot:
+        assert self._compiler is not None
+        return self._compiler(loaded.rules, loaded.index, loaded.sources)
 
     @property
     def last_result(self) -> ReloadResult:

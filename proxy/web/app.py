@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from proxy.core.hostmap import HostMap
 from proxy.core.inflight import InFlight
 from proxy.core.pseudonym import SessionPseudonyms
 from proxy.core.settings import Settings
+from proxy.core.snapshot import compile_snapshot
 from proxy.core.throttle import Throttle, ThrottleLimits
 from proxy.core.usage import UsageCounters
 from proxy.logconfig import get_logger
@@ -42,7 +44,6 @@ from proxy.stores.suspensions import Suspensions
 from proxy.tasks import TaskOwner
 from proxy.upstream.client import UpstreamClient
 from proxy.web import login, portal
-from proxy.web.compiled import RuleSetCache
 from proxy.web.edge_headers import add_edge_headers, mark_relayed
 from proxy.web.errors import Handler, checked_host, error_boundary
 from proxy.web.keys import (
@@ -54,6 +55,7 @@ from proxy.web.keys import (
     JARS,
     PSEUDONYMS,
     REGISTRY,
+    RELAY,
     RULEBOOK,
     SECRETS,
     SESSIONS,
@@ -62,10 +64,10 @@ from proxy.web.keys import (
     STATS,
     SUSPENSIONS,
     THROTTLE,
-    TOOLS,
     UPSTREAM,
     USAGE,
     ProxySecrets,
+    RelayStores,
 )
 from proxy.web.relay import relay_handler
 from proxy.web.relay_guard import StallWatcher
@@ -112,7 +114,9 @@ async def build_app(
     """Assemble the patron-facing application; call inside the running event loop."""
     app = web.Application(middlewares=[error_boundary, host_dispatch], client_max_size=2**20)
     app[SETTINGS], app[RULEBOOK], app[CLOCK] = settings, rulebook, clock
-    app[HOSTMAP] = HostMap(settings.proxy_host, settings.proxy_port)
+    app[HOSTMAP] = hostmap = HostMap(settings.proxy_host, settings.proxy_port)
+    # One compiled RuleSnapshot per (re)load; the relay reads the live one once per request.
+    rulebook.attach(functools.partial(compile_snapshot, hostmap=hostmap, settings=settings))
     await open_resources(app, settings, overrides)
     app[TASKS] = TaskOwner()
     app.on_startup.append(start_maintenance)
@@ -148,7 +152,6 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[ABUSE] = AbuseMonitor()
     app[IN_FLIGHT] = InFlight()
     app[STALLS] = StallWatcher(settings.relay.client_write_seconds)
-    app[TOOLS] = RuleSetCache(app[HOSTMAP], settings)
     app[PSEUDONYMS] = SessionPseudonyms()
     suspended_for = timedelta(minutes=settings.limits.suspension_minutes)
     app[SUSPENSIONS] = await asyncio.to_thread(
@@ -164,6 +167,23 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
         app[SESSIONS].add_delete_listener(forget)  # DESIGN P5: all of it dies with the session
     app[UPSTREAM] = overrides.upstream or UpstreamClient.create(
         settings, ca_file=settings.upstream_ca
+    )
+    app[RELAY] = relay_stores(app)
+
+
+def relay_stores(app: web.Application) -> RelayStores:
+    """The relay's resources, handed to its steps explicitly (web/relay.py)."""
+    return RelayStores(
+        app[SETTINGS],
+        app[UPSTREAM],
+        app[JARS],
+        app[PSEUDONYMS],
+        app[EPOCHS],
+        app[ABUSE],
+        app[SUSPENSIONS],
+        app[USAGE],
+        app[IN_FLIGHT],
+        app[STALLS],
     )
 
 

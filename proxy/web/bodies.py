@@ -1,13 +1,9 @@
 """Response bodies in the relay: stream through untouched, or decode ▸ rewrite ▸ re-encode.
 
-Contract: ``plan_body(...)`` decides, from the rule and the vendor's response, whether a body
-is rewritten (its media type is one the rule lists, its coding is one we can decode, it is
-not UTF-16, and it can have a body at all) and returns the incremental objects to do it, or
-None to pass the bytes through exactly as received (Content-Encoding and Content-Length
-kept). ``stream_rewritten`` runs decode ▸ rewrite ▸ encode chunk by chunk, so memory stays
-bounded whatever the body size; a decompression bomb stops at ``max_decoded`` bytes.
-``third_party_csp`` is the Content-Security-Policy that keeps a ``third_party: block``
-vendor's pages on proxy hosts.
+Contract: ``plan_body(...)`` builds the incremental objects for a body the response plan
+(core/responseplan.py: media type, coding, status) rewrites. ``stream_rewritten`` runs
+decode ▸ rewrite ▸ encode chunk by chunk, so memory stays bounded whatever the body size;
+a decompression bomb stops at ``max_decoded`` bytes.
 Not here: rewriting itself (core/rewrite.py), codings (contentcoding.py), headers (core/headers.py).
 """
 
@@ -15,19 +11,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Final
 
 from aiohttp import web
 
-from proxy.contentcoding import Decoder, Encoder, can_decode
-from proxy.core.rewrite import BodyRewriter, HostRewriter, is_rewritable
+from proxy.contentcoding import Decoder, Encoder
+from proxy.core.rewrite import BodyRewriter, HostRewriter
 from proxy.core.rules import VendorRule
-
-NO_BODY_STATUSES: Final = frozenset({204, 205, 304})  # RFC 9110 §6.4.1
-# A partial body (Range) cannot be rewritten without breaking its Content-Range; it is passed
-# through as it is (RFC 9110 §15.3.7).
-PASS_THROUGH_STATUSES: Final = frozenset({206})
-NO_BODY_METHODS: Final = frozenset({"HEAD"})
 
 
 @dataclass(slots=True)
@@ -43,23 +32,15 @@ def plan_body(
     rewriting: HostRewriter,
     rule: VendorRule,
     *,
-    method: str,
-    status: int,
-    content_type: str | None,
+    content_type: str,
     content_encoding: str | None,
     accept_encoding: str | None,
     url_path: str,
     max_decoded: int,
-) -> BodyPlan | None:
-    """How to handle this body: a plan to rewrite it, or None to pass it through."""
-    if method in NO_BODY_METHODS or status in NO_BODY_STATUSES | PASS_THROUGH_STATUSES:
-        return None
-    if not is_rewritable(content_type, rule.rewrite.content_types):
-        return None
-    if not can_decode(content_encoding):
-        return None  # e.g. 'compress' or a vendor's own coding: passed through untouched
+) -> BodyPlan:
+    """The incremental objects for a body the response plan rewrites."""
     rewriter = rewriting.rewriter(
-        content_type=content_type or "",
+        content_type=content_type,
         find_replace=rule.rewrite.find_replace,
         url_path=url_path,
         third_party=rule.third_party,
@@ -96,17 +77,3 @@ async def stream_rewritten(
 async def _write(response: web.StreamResponse, data: bytes) -> None:
     if data:
         await response.write(data)
-
-
-def third_party_csp(public_scheme: str, proxy_host: str, proxy_port: int | None) -> str:
-    """A CSP that lets a page load only from proxy hosts, data: and blob: (third_party: block).
-
-    Inline scripts and styles stay allowed: vendor pages depend on them, and they run on the
-    proxy's hosts anyway; what the policy stops is the browser contacting other hosts.
-    """
-    port = f":{proxy_port}" if proxy_port else ""
-    hosts = f"{public_scheme}://{proxy_host}{port} {public_scheme}://*.{proxy_host}{port}"
-    return (
-        f"default-src 'self' {hosts} data: blob: 'unsafe-inline' 'unsafe-eval'; "
-        f"form-action 'self' {hosts}; frame-ancestors 'self' {hosts}"
-    )

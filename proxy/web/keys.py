@@ -28,7 +28,6 @@ from proxy.stores.sessions import SessionStore
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.upstream.client import UpstreamClient
-from proxy.web.compiled import RuleSetCache
 from proxy.web.relay_guard import StallWatcher
 
 
@@ -38,6 +37,22 @@ class ProxySecrets:
 
     pepper: bytes
     csrf_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStores:
+    """What the relay's shell uses besides the request: handed to its steps explicitly."""
+
+    settings: Settings
+    upstream: UpstreamClient
+    jars: JarRegistry
+    pseudonyms: SessionPseudonyms
+    epochs: EpochKeyStore
+    abuse: AbuseMonitor
+    suspensions: Suspensions
+    usage: UsageCounters
+    in_flight: InFlight
+    stalls: StallWatcher
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
@@ -57,5 +72,5 @@ ABUSE: web.AppKey[AbuseMonitor] = web.AppKey("abuse", AbuseMonitor)
 IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight", InFlight)  # R3: per-patron caps
 STALLS: web.AppKey[StallWatcher] = web.AppKey("stalls", StallWatcher)  # R3: slow readers
 SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)
-TOOLS: web.AppKey[RuleSetCache] = web.AppKey("rule_set_tools", RuleSetCache)
 PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseudonyms)
+RELAY: web.AppKey[RelayStores] = web.AppKey("relay", RelayStores)  # built from the above

@@ -7,21 +7,35 @@ closes the browser connection when it has accepted none of a response for
 ``relay.client_write_seconds`` while data waits to be sent — a browser that does not read
 would otherwise hold its vendor connection forever (R3); the write that was waiting then
 fails and the relay releases the vendor connection in its ``finally``.
-``TooBusy`` is what a request over the concurrency caps gets (429).
-Not here: the caps' counters (core/inflight.py, used by relay.py), the limits
-(core/abuse.py), suspending (relay.py, stores/suspensions.py).
+``Refused`` carries a ``Deny`` to the error boundary; ``TooBusy`` is what a request over
+the concurrency caps gets (429). ``over_limits`` counts a request against the abuse limits
+before it is relayed (R10: one that would cross them is refused), ``suspend`` suspends the
+card (or logs, for account sharing in ``log`` mode), ``account`` and ``count_third_parties``
+add the aggregate statistics (no URL); each
+receives the stores it needs, never the request.
+Not here: the caps' counters (core/inflight.py), the limits (core/abuse.py), the flow
+(relay.py), the suspensions' rows (stores/suspensions.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 
 from aiohttp import web
 
-from proxy.core.abuse import AbuseLimits, AbuseMonitor, LimitCrossed
+from proxy.core.abuse import AbuseLimits, AbuseMonitor, LimitCrossed, action_for
+from proxy.core.clientaddr import IPNetwork, client_address
+from proxy.core.decision import Accounting, Deny
+from proxy.core.usage import UsageCounters
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.stores.sessions import Session
+from proxy.stores.suspensions import Suspensions
 
 log = get_logger("relay")
 WATCH_STEPS = 4  # the stall check runs this many times per deadline: cut within 1.25x of it
@@ -35,6 +49,16 @@ class TooBusy(ClamshellError):
         "Too many pages are loading at once from your browser or network. "
         "Please wait a moment and try again."
     )
+
+
+class Refused(ClamshellError):
+    """A ``Deny`` decision (core/decision.py), for the error boundary to render."""
+
+    def __init__(self, deny: Deny) -> None:
+        super().__init__(deny.reason)
+        self.status_hint = deny.status
+        self.public_message = deny.message
+        self.response_headers: Mapping[str, str] = MappingProxyType(dict(deny.headers or {}))
 
 
 class LimitReached(ClamshellError):
@@ -136,3 +160,82 @@ class StallWatcher:
             self._handle.cancel()
             self._handle = None
         self._watched.clear()
+
+
+def client_address_of(request: web.Request, trusted: tuple[IPNetwork, ...]) -> str:
+    """The patron's address as text ('' when unknown), cached per (peer, X-Forwarded-For)."""
+    forwarded = tuple(request.headers.getall("X-Forwarded-For", ()))
+    return _address_of(request.remote, forwarded, trusted)
+
+
+@functools.lru_cache(maxsize=4096)  # once per relayed request; peers repeat
+def _address_of(
+    peer: str | None, forwarded: tuple[str, ...], trusted: tuple[IPNetwork, ...]
+) -> str:
+    addr = client_address(peer, forwarded, trusted)
+    return str(addr) if addr else ""
+
+
+def is_suspended(book: Suspensions, session: Session, now: datetime) -> bool:
+    """The card is suspended, or this very session is (staff suspend sessions by hash)."""
+    if book.is_suspended(session.patron_key or session.key, now):
+        return True
+    return session.patron_key is not None and book.is_suspended(session.key, now)
+
+
+def over_limits(
+    abuse: AbuseMonitor,
+    session: Session,
+    network: str | None,
+    limits: AbuseLimits,
+    now: datetime,
+) -> LimitCrossed | None:
+    """R10: count the request, or say which limit it would cross, before anything is sent;
+    ``network`` (the card-sharing check) is None when the check does not apply."""
+    crossed = abuse.admit(session.patron_key or session.key, limits, now)
+    if crossed is None and network is not None and session.patron_key is not None:
+        crossed = abuse.network_seen(session.patron_key, network, limits, now)
+    return crossed
+
+
+async def suspend(
+    book: Suspensions,
+    keys: Accounting,
+    crossed: LimitCrossed,
+    limits: AbuseLimits,
+    now: datetime,
+) -> None:
+    """Suspend the card (or only log, for account sharing in ``log`` mode); the rows are
+    written in a worker thread, the suspension takes effect at once in memory."""
+    subject, vendor = keys.subject, keys.vendor
+    if action_for(crossed, limits) == "log":
+        entry = book.mark(subject, vendor, crossed.limit, now, action="logged")
+        log.warning("usage_limit_logged", vendor=vendor, limit=crossed.limit)
+        await asyncio.to_thread(book.write, entry, "logged")
+    elif not book.is_suspended(subject, now):
+        entry = book.mark(subject, vendor, crossed.limit, now)
+        log.warning("session_suspended", vendor=vendor, limit=crossed.limit)
+        await asyncio.to_thread(book.write, entry, "suspended")
+
+
+def account(
+    usage: UsageCounters, keys: Accounting, size: int, download: bool, now: datetime
+) -> None:
+    """Aggregate statistics for one relayed response (no URL kept)."""
+    usage.request(
+        now.date(),
+        keys.vendor,
+        keys.library,
+        patron=keys.subject,
+        session=keys.session,
+        size=size,
+        download=download,
+    )
+
+
+def count_third_parties(
+    usage: UsageCounters, vendor: str, blocked: bool, hosts: Counter[str], now: datetime
+) -> None:
+    """Aggregate third-party host counts per vendor (no patron data)."""
+    for host, count in hosts.items():
+        usage.third_party(now.date(), vendor, host, blocked=blocked, count=count)

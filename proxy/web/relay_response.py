@@ -1,127 +1,125 @@
-"""The response side of a relayed request: vendor headers mapped, cookies kept, body streamed.
+"""The response side of a relayed request: the response plan executed.
 
-Contract: ``respond(request, vendor, session, upstream, now)`` turns the vendor's response
-into the browser's: headers through ``core.headers.incoming_headers``, Set-Cookie into the
-session's server-side jar (or rescoped for ``cookies: pass``), the third-party CSP for
-``third_party: block`` rules, and the body passed through byte-identical (small bodies in one
-write) or rewritten by the rule set's rewriter. A redirect (R22) to an unlisted public http(s)
-site becomes the "you are leaving the library's proxy" page (200, not cached, the patron
-follows the link or not); one to an internal address or to another scheme is a 502 page.
-A body that fails after its headers went out cuts the connection, as does crossing the bytes
-limit (an optional ``BodyMeter`` counts the body as it streams). Returns the response, the
-bytes read, and the rewrite plan if any.
-Not here: the upstream request (relay_request.py), statistics (relay.py), rewriting itself
-(core/rewrite.py, web/bodies.py).
+Contract: ``respond(request, stores, snapshot, plan, upstream, now, meter)`` asks
+``core.responseplan.plan_response`` what the browser gets and does it: the "you are leaving
+the library's proxy" page (200, not cached, R22), a refusal (502 for a redirect to an
+internal address or another scheme), or the mapped headers with Set-Cookie kept in the
+session's server-side jar (or rescoped for ``cookies: pass``) and the body sent in one write
+(small), streamed byte-identical, or rewritten by the snapshot's rewriter. A body that
+fails after its headers went out cuts the connection, as does crossing the bytes limit (the
+optional ``BodyMeter`` counts the body as it streams). Returns what was ``Sent``.
+Not here: the upstream request (relay_request.py), statistics (relay_guard.py), rewriting
+itself (core/rewrite.py, web/bodies.py).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from multidict import CIMultiDict
 
+from proxy.contentcoding import can_decode
 from proxy.core.cookierescope import rescope_set_cookie
-from proxy.core.headers import incoming_headers
-from proxy.core.redirects import judge_location
+from proxy.core.decision import Deny, ForwardPlan
+from proxy.core.responseplan import Leave, ResponseHead, plan_response
+from proxy.core.settings import Settings
+from proxy.core.snapshot import RuleSnapshot
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.rules_loader import is_public_suffix
-from proxy.stores.sessions import Session
 from proxy.upstream.client import UpstreamResponse, iter_body, read_small
 from proxy.upstream.errors import UpstreamError
-from proxy.web.bodies import (
-    BodyPlan,
-    plan_body,
-    prime,
-    stream_rewritten,
-)
-from proxy.web.keys import (
-    JARS,
-    SETTINGS,
-)
+from proxy.web.bodies import BodyPlan, plan_body, prime, stream_rewritten
+from proxy.web.keys import RelayStores
 from proxy.web.pages import leaving_page
-from proxy.web.relay_guard import BodyMeter, LimitReached
-from proxy.web.relay_request import CHUNK, RESERVED_COOKIES, Resolved, tools_for
+from proxy.web.relay_guard import BodyMeter, LimitReached, Refused
+from proxy.web.relay_request import RESERVED_COOKIES
 
 log = get_logger("relay")
 # The interstitial is the proxy's own page: never cached, and the next site gets no Referer.
 LEAVING_HEADERS: Final = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-class UnsafeRedirect(ClamshellError):
-    """A vendor redirected to an internal address or a non-http(s) URL (R22)."""
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What was sent: the response, the body bytes read, third-party hosts the rewriter saw."""
 
-    status_hint = 502
-    public_message = "The database tried to send you to an address the library's proxy won't open."
+    response: web.StreamResponse
+    size: int
+    third_parties: Counter[str] | None = None
 
 
-def leaving_answer(request: web.Request, upstream: UpstreamResponse) -> web.Response | None:
-    """The page for a redirect out of the proxy, None to relay the response, or UnsafeRedirect."""
-    location = upstream.headers.get("Location")
-    if location is None:
-        return None
-    verdict = judge_location(location, tools_for(request).mapper.to_proxy(location))
-    if verdict == "refuse":
+async def respond(
+    request: web.Request,
+    stores: RelayStores,
+    snapshot: RuleSnapshot,
+    plan: ForwardPlan,
+    upstream: UpstreamResponse,
+    now: datetime,
+    meter: BodyMeter | None = None,
+) -> Sent:
+    """Execute the response plan: the leaving page, a refusal, or the mapped response with
+    the cookies kept and the body sent small, streamed or rewritten (``meter`` counts it)."""
+    head = ResponseHead(
+        upstream.status,
+        upstream.decoded_headers,
+        upstream.headers.get("Location"),
+        upstream.headers.get("Content-Type"),
+        upstream.headers.get("Content-Encoding"),
+        upstream.content_length,
+    )
+    answer = plan_response(snapshot, plan, head, method=request.method, can_decode=can_decode)
+    if isinstance(answer, Leave):
+        return Sent(leaving_answer(stores.settings, answer), 0)
+    if isinstance(answer, Deny):
         log.info("redirect_refused", status=upstream.status)
-        raise UnsafeRedirect()
-    if verdict == "stay" or not 300 <= upstream.status < 400:
-        return None
-    settings = request.app[SETTINGS]
-    url = location.strip()
+        raise Refused(answer)
+    headers = CIMultiDict(answer.headers)
+    keep_cookies(request, stores, plan, answer.set_cookies, headers, now)
+    if answer.body == "small":
+        return Sent(await send_small(upstream, headers, meter), upstream.content_length or 0)
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+    if answer.body == "stream":
+        await response.prepare(request)
+        return Sent(response, await stream_body(request, response, upstream, plan.rule.id, meter))
+    body = plan_body(
+        snapshot.rewriter,
+        plan.rule,
+        content_type=answer.content_type,
+        content_encoding=head.content_encoding,
+        accept_encoding=request.headers.get("Accept-Encoding"),
+        url_path=request.path,
+        max_decoded=snapshot.max_decoded,
+    )
+    size = await send_rewritten(request, response, upstream, plan.rule.id, body, meter)
+    return Sent(response, size, body.rewriter.referenced_hosts)
+
+
+def leaving_answer(settings: Settings, leave: Leave) -> web.Response:
+    """The "you are leaving the library's proxy" page (R22), never cached."""
     page = leaving_page(
-        url,
-        urlsplit(url).hostname or "",
+        leave.url,
+        leave.host,
         consortium=settings.consortium_name,
         back=settings.public_url + "/",
     )
     return web.Response(text=page, content_type="text/html", headers=LEAVING_HEADERS)
 
 
-async def respond(
+async def send_rewritten(
     request: web.Request,
-    vendor: Resolved,
-    session: Session,
+    response: web.StreamResponse,
     upstream: UpstreamResponse,
-    now: datetime,
-    meter: BodyMeter | None = None,
-) -> tuple[web.StreamResponse, int, BodyPlan | None]:
-    """Map the headers, keep the cookies, and stream (or rewrite) the body (``meter``
-    counts its bytes against the usage limits as they go)."""
-    rule, tools = vendor.rule, tools_for(request)
-    leaving = leaving_answer(request, upstream)
-    if leaving is not None:
-        return leaving, 0, None
-    plan = plan_body(
-        tools.rewriter,
-        rule,
-        method=request.method,
-        status=upstream.status,
-        content_type=upstream.headers.get("Content-Type"),
-        content_encoding=upstream.headers.get("Content-Encoding"),
-        accept_encoding=request.headers.get("Accept-Encoding"),
-        url_path=request.path,
-        max_decoded=request.app[SETTINGS].max_rewrite_megabytes * 2**20,
-    )
-    mapped = incoming_headers(
-        upstream.decoded_headers,
-        mapper=tools.mapper,
-        body_rewritten=plan is not None,
-    )
-    headers = CIMultiDict(mapped.headers)
-    keep_cookies(request, vendor, session, mapped.set_cookies, headers, now)
-    if rule.third_party == "block":
-        headers.add("Content-Security-Policy", tools.block_csp)
-    length = upstream.content_length
-    if plan is None and length is not None and length <= CHUNK and request.method != "HEAD":
-        return await send_small(upstream, headers, meter), length, None
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
-    if plan is None:
-        await response.prepare(request)
-        return response, await stream_body(request, response, upstream, rule.id, meter), None
+    vendor: str,
+    plan: BodyPlan,
+    meter: BodyMeter | None,
+) -> int:
+    """Decode ▸ rewrite ▸ re-encode; the first chunk before the headers (errors get a page)."""
     chunks = metered(iter_body(upstream), meter)
     head, size = await prime(chunks, plan)  # errors here still get a page
     if plan.encoder.coding:
@@ -134,16 +132,16 @@ async def respond(
         size += await stream_rewritten(response, chunks, plan)
         await response.write_eof()
     except ClamshellError as exc:
-        cut_short(request, rule.id, exc)
+        cut_short(request, vendor, exc)
     except ConnectionError:
         pass  # the browser went away, or was disconnected for not reading (relay_guard.py)
-    return response, size, plan
+    return size
 
 
 def keep_cookies(
     request: web.Request,
-    vendor: Resolved,
-    session: Session,
+    stores: RelayStores,
+    plan: ForwardPlan,
     set_cookies: list[str],
     headers: CIMultiDict[str],
     now: datetime,
@@ -151,9 +149,9 @@ def keep_cookies(
     """Server-side jar (default), or rescoped to the mapped host for ``cookies: pass``."""
     if not set_cookies:
         return
-    origin = vendor.origin
-    if vendor.rule.cookies == "server_side":
-        request.app[JARS].jar(session.key, vendor.rule.id).store(
+    origin, rule = plan.origin, plan.rule
+    if rule.cookies == "server_side":
+        stores.jars.jar(plan.accounting.session, rule.id).store(
             set_cookies,
             request_host=origin.host,
             request_path=request.path,
@@ -161,7 +159,7 @@ def keep_cookies(
             now=now,
         )
         return
-    secure_ok = request.app[SETTINGS].public_scheme == "https"
+    secure_ok = stores.settings.public_scheme == "https"
     for value in set_cookies:
         rescoped = rescope_set_cookie(
             value,
