@@ -521,7 +521,8 @@ def usage_limits() -> str:
 
     The defaults (5,000 requests and 300 downloads an hour per session) would suspend the
     benchmark's one session within seconds; then the proxy answers 403 and would look fast.
-    Likewise the in-flight caps (32 per session) would answer wrk's 64 connections with 429.
+    Likewise the in-flight caps (32 per session) would answer wrk's 64 connections with 429,
+    and the per-card session caps would refuse the thousands of logins of ``--sessions``.
     """
     from proxy.core.settings import Settings
 
@@ -530,6 +531,10 @@ def usage_limits() -> str:
     limits = "limits: {requests: 1000000000, megabytes: 1000000000, downloads: 1000000000}\n"
     if "relay" in Settings.model_fields:  # R3 caps: wrk's connections all share one session
         limits += "relay: {concurrent_per_session: 10000, concurrent_per_address: 10000}\n"
+    if "max_per_card" in Settings.model_fields["sessions"].annotation.model_fields:  # type: ignore[union-attr]
+        # R11 caps: the --sessions measurement logs the one bench card in thousands of times
+        limits += "sessions: {max_per_card: 1000}\n"
+        limits += "throttle: {card_logins_per_minute: 10000}\n"
     return limits
 
 

@@ -17,19 +17,16 @@ and timeouts (upstream/client.py).
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import hdrs, web
 
 from proxy.accesslog import VENDOR_KEY
 from proxy.core.abuse import LimitCrossed, action_for
-from proxy.core.decision import SUSPENDED, Deny, Forward, ForwardPlan, Redirect, RequestView, decide
-from proxy.core.snapshot import RuleSnapshot
+from proxy.core.decision import SUSPENDED, Deny, Forward, Redirect, RequestView, decide
 from proxy.core.usage import is_download
 from proxy.logconfig import get_logger
-from proxy.stores.sessions import Session
 from proxy.upstream.client import UpstreamResponse
-from proxy.web.keys import CLOCK, RELAY, RULEBOOK, RelayStores
+from proxy.web.exchange import Exchange
+from proxy.web.keys import CLOCK, RELAY, RULEBOOK
 from proxy.web.login import client_network
 from proxy.web.relay_guard import (
     BodyMeter,
@@ -60,7 +57,8 @@ async def relay_handler(request: web.Request, host: str) -> web.StreamResponse:
     decision = decide(view_of(request, host), session, now, snapshot, suspended=suspended)
     if isinstance(decision, Forward) and session is not None:
         request[VENDOR_KEY] = decision.plan.rule.id
-        return await within_caps(request, stores, snapshot, decision.plan, session, now)
+        exchange = Exchange(request, stores, snapshot, decision.plan, session, now)
+        return await within_caps(exchange)
     if isinstance(decision, Redirect):
         response = found(decision.location)
         response.set_status(decision.status)
@@ -85,51 +83,39 @@ def view_of(request: web.Request, host: str) -> RequestView:
     )
 
 
-async def within_caps(
-    request: web.Request,
-    stores: RelayStores,
-    snapshot: RuleSnapshot,
-    plan: ForwardPlan,
-    session: Session,
-    now: datetime,
-) -> web.StreamResponse:
+async def within_caps(ex: Exchange) -> web.StreamResponse:
     """Forward, unless this session or address already has its cap of requests in flight
     (R3: one patron must not hold every vendor connection); counted down in ``finally``."""
+    stores, session = ex.stores, ex.session
     caps = stores.settings.relay
-    address = client_address_of(request, stores.settings.trusted_proxies)
+    address = client_address_of(ex.request, stores.settings.trusted_proxies)
     refused = stores.in_flight.enter(
         session.key, address, caps.concurrent_per_session, caps.concurrent_per_address
     )
     if refused is not None:
-        log.warning("relay_concurrency_refused", vendor=plan.rule.id, cap=refused)
+        log.warning("relay_concurrency_refused", vendor=ex.plan.rule.id, cap=refused)
         raise TooBusy(refused)
     try:
-        return await forward(request, stores, snapshot, plan, session, now)
+        return await forward(ex)
     finally:
         stores.in_flight.leave(session.key, address)
 
 
-async def forward(
-    request: web.Request,
-    stores: RelayStores,
-    snapshot: RuleSnapshot,
-    plan: ForwardPlan,
-    session: Session,
-    now: datetime,
-) -> web.StreamResponse:
+async def forward(ex: Exchange) -> web.StreamResponse:
     """Check the limits, send upstream and stream the answer back, metered and watched."""
+    stores, plan, now = ex.stores, ex.plan, ex.now
     keys, limits = plan.accounting, plan.limits
-    await refuse_if_over(request, stores, plan, session, now)
-    upstream = await send_upstream(request, stores, snapshot, plan, session, now)
+    await refuse_if_over(ex)
+    upstream = await send_upstream(ex)
     meter = BodyMeter(stores.abuse, keys.subject, limits, now)
     sent: Sent | None = None
     crossed: LimitCrossed | None = None
     try:
-        download = is_download_response(request.method, upstream)
+        download = is_download_response(ex.request.method, upstream)
         if download:
             crossed = stores.abuse.add_download(keys.subject, limits, now)
         if crossed is None:
-            sent = await respond_watched(request, stores, snapshot, plan, upstream, meter, now)
+            sent = await respond_watched(ex, upstream, meter)
     except LimitReached:  # over the bytes limit before anything was sent
         pass
     finally:
@@ -147,36 +133,26 @@ async def forward(
     return sent.response
 
 
-async def refuse_if_over(
-    request: web.Request, stores: RelayStores, plan: ForwardPlan, session: Session, now: datetime
-) -> None:
+async def refuse_if_over(ex: Exchange) -> None:
     """R10: count the request, or refuse it when it would cross a limit, before anything is
     sent upstream; account sharing in ``log`` mode is only logged."""
-    limits = plan.limits
-    network = client_network(request) if limits.card_networks is not None else None
-    crossed = over_limits(stores.abuse, session, network, limits, now)
+    limits, now = ex.plan.limits, ex.now
+    network = client_network(ex.request) if limits.card_networks is not None else None
+    crossed = over_limits(ex.stores.abuse, ex.session, network, limits, now)
     if crossed is None:
         return
-    await suspend(stores.suspensions, plan.accounting, crossed, limits, now)
+    await suspend(ex.stores.suspensions, ex.plan.accounting, crossed, limits, now)
     if action_for(crossed, limits) == "suspend":
         raise Refused(SUSPENDED)
 
 
-async def respond_watched(
-    request: web.Request,
-    stores: RelayStores,
-    snapshot: RuleSnapshot,
-    plan: ForwardPlan,
-    upstream: UpstreamResponse,
-    meter: BodyMeter,
-    now: datetime,
-) -> Sent:
+async def respond_watched(ex: Exchange, upstream: UpstreamResponse, meter: BodyMeter) -> Sent:
     """``respond``, with a browser that stops reading disconnected after the deadline."""
-    watched = stores.stalls.watch(request, meter, plan.rule.id)
+    watched = ex.stores.stalls.watch(ex.request, meter, ex.plan.rule.id)
     try:
-        return await respond(request, stores, snapshot, plan, upstream, now, meter)
+        return await respond(ex, upstream, meter)
     finally:
-        stores.stalls.unwatch(watched)
+        ex.stores.stalls.unwatch(watched)
 
 
 def is_download_response(method: str, upstream: UpstreamResponse) -> bool:

@@ -1,6 +1,6 @@
 """The upstream request of a relayed request: the plan sent, with what only the shell has.
 
-Contract: ``send_upstream(request, stores, snapshot, plan, session, now)`` sends a
+Contract: ``send_upstream(exchange)`` sends an ``Exchange``'s
 ``ForwardPlan`` (core/decision.py) through the one ``UpstreamClient``: the planned headers
 plus the session's vendor cookies (server-side jar) or the browser's own in ``pass`` mode,
 the pseudonym value for the plan's rotation, the planned target, and the body streamed with
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Final
 
 from aiohttp import hdrs, web
@@ -33,6 +32,7 @@ from proxy.core.urlmap import translate_params
 from proxy.errors import ClamshellError
 from proxy.stores.sessions import Session
 from proxy.upstream.client import UpstreamResponse
+from proxy.web.exchange import Exchange
 from proxy.web.keys import HOSTMAP, RelayStores
 from proxy.web.login import CSRF_COOKIE
 from proxy.web.session_cookie import SESSION_COOKIE, cookie_pairs
@@ -63,20 +63,14 @@ class BodyLengthMismatch(ClamshellError):
     public_message = "This upload arrived incomplete. Please try again."
 
 
-async def send_upstream(
-    request: web.Request,
-    stores: RelayStores,
-    snapshot: RuleSnapshot,
-    plan: ForwardPlan,
-    session: Session,
-    now: datetime,
-) -> UpstreamResponse:
+async def send_upstream(ex: Exchange) -> UpstreamResponse:
     """The planned request, with the session's vendor cookies, the pseudonym and the body."""
+    request, stores, plan, session = ex.request, ex.stores, ex.plan, ex.session
     rule, origin = plan.rule, plan.origin
     headers = list(plan.headers)
     if rule.cookies == "server_side":
         cookie = stores.jars.jar(session.key, rule.id).header_for(
-            host=origin.host, path=request.path, secure_scheme=origin.scheme == "https", now=now
+            host=origin.host, path=request.path, secure_scheme=origin.scheme == "https", now=ex.now
         )
     else:
         cookie = browser_cookies(request)
@@ -84,7 +78,7 @@ async def send_upstream(
         headers.append(("Cookie", cookie))
     if plan.pseudonym is not None:
         headers.append((plan.pseudonym.header, pseudonym_value(stores, plan, session)))
-    body = await request_body(request, snapshot, plan, stores.settings.timeouts)
+    body = await request_body(request, ex.snapshot, plan, stores.settings.timeouts)
     if not isinstance(body, bytes) and request.content_length is not None:
         headers.append(("Content-Length", str(request.content_length)))  # counted by the stream
     upstream = stores.upstream

@@ -1,6 +1,6 @@
 """The response side of a relayed request: the response plan executed.
 
-Contract: ``respond(request, stores, snapshot, plan, upstream, now, meter)`` asks
+Contract: ``respond(exchange, upstream, meter)`` asks
 ``core.responseplan.plan_response`` what the browser gets and does it: the "you are leaving
 the library's proxy" page (200, not cached, R22), a refusal (502 for a redirect to an
 internal address or another scheme), or the mapped headers with Set-Cookie kept in the
@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Final
 
 from aiohttp import web
@@ -25,17 +24,16 @@ from multidict import CIMultiDict
 
 from proxy.contentcoding import can_decode
 from proxy.core.cookierescope import rescope_set_cookie
-from proxy.core.decision import Deny, ForwardPlan
+from proxy.core.decision import Deny
 from proxy.core.responseplan import Leave, ResponseHead, plan_response
 from proxy.core.settings import Settings
-from proxy.core.snapshot import RuleSnapshot
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.rules_loader import is_public_suffix
 from proxy.upstream.client import UpstreamResponse, iter_body, read_small
 from proxy.upstream.errors import UpstreamError
 from proxy.web.bodies import BodyPlan, plan_body, prime, stream_rewritten
-from proxy.web.keys import RelayStores
+from proxy.web.exchange import Exchange
 from proxy.web.pages import leaving_page
 from proxy.web.relay_guard import BodyMeter, LimitReached, Refused
 from proxy.web.relay_request import RESERVED_COOKIES
@@ -54,17 +52,10 @@ class Sent:
     third_parties: Counter[str] | None = None
 
 
-async def respond(
-    request: web.Request,
-    stores: RelayStores,
-    snapshot: RuleSnapshot,
-    plan: ForwardPlan,
-    upstream: UpstreamResponse,
-    now: datetime,
-    meter: BodyMeter | None = None,
-) -> Sent:
+async def respond(ex: Exchange, upstream: UpstreamResponse, meter: BodyMeter | None = None) -> Sent:
     """Execute the response plan: the leaving page, a refusal, or the mapped response with
     the cookies kept and the body sent small, streamed or rewritten (``meter`` counts it)."""
+    request, snapshot, plan = ex.request, ex.snapshot, ex.plan
     head = ResponseHead(
         upstream.status,
         upstream.decoded_headers,
@@ -75,12 +66,12 @@ async def respond(
     )
     answer = plan_response(snapshot, plan, head, method=request.method, can_decode=can_decode)
     if isinstance(answer, Leave):
-        return Sent(leaving_answer(stores.settings, answer), 0)
+        return Sent(leaving_answer(ex.stores.settings, answer), 0)
     if isinstance(answer, Deny):
         log.info("redirect_refused", status=upstream.status)
         raise Refused(answer)
     headers = CIMultiDict(answer.headers)
-    keep_cookies(request, stores, plan, answer.set_cookies, headers, now)
+    keep_cookies(ex, answer.set_cookies, headers)
     if answer.body == "small":
         return Sent(await send_small(upstream, headers, meter), upstream.content_length or 0)
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
@@ -138,25 +129,19 @@ async def send_rewritten(
     return size
 
 
-def keep_cookies(
-    request: web.Request,
-    stores: RelayStores,
-    plan: ForwardPlan,
-    set_cookies: list[str],
-    headers: CIMultiDict[str],
-    now: datetime,
-) -> None:
+def keep_cookies(ex: Exchange, set_cookies: list[str], headers: CIMultiDict[str]) -> None:
     """Server-side jar (default), or rescoped to the mapped host for ``cookies: pass``."""
     if not set_cookies:
         return
+    stores, plan = ex.stores, ex.plan
     origin, rule = plan.origin, plan.rule
     if rule.cookies == "server_side":
         stores.jars.jar(plan.accounting.session, rule.id).store(
             set_cookies,
             request_host=origin.host,
-            request_path=request.path,
+            request_path=ex.request.path,
             secure_scheme=origin.scheme == "https",
-            now=now,
+            now=ex.now,
         )
         return
     secure_ok = stores.settings.public_scheme == "https"
