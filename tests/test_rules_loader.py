@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from proxy.cli.rules import rules_check
 from proxy.errors import ConfigError
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import load_rules
@@ -239,3 +241,28 @@ def test_R17_rules_check_command_checks_the_proxy_host(tmp_path: Path) -> None:
         f"{tmp_path}/b.yaml:4: hosts[1]: 'x.proxy.localhost' is the proxy's own host "
         "'proxy.localhost' or under it: the proxy would relay to itself"
     ) in result.stderr.splitlines()
+
+
+def test_rotate_never_without_reason_names_file_and_line(tmp_path: Path) -> None:
+    """#18: pseudonym.rotate: never without never_reason is refused at the rotate line."""
+    path = write(tmp_path, "a.yaml", GOOD + "pseudonym:\n  header: X-P\n  rotate: never\n")
+    (problem,) = problems_of(tmp_path)
+    assert problem.startswith(f"{path}:10: pseudonym.rotate: rotate: never keeps")
+    assert "never_reason" in problem
+
+
+def test_rules_check_warns_about_rotate_never(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#18: `rules check` passes a never-rotated rule with a reason but prints a warning line."""
+    reason = "the vendor's saved searches need a stable id"
+    path = write(
+        tmp_path, "a.yaml", GOOD + f"pseudonym:\n  rotate: never\n  never_reason: {reason}\n"
+    )
+    write(tmp_path, "b.yaml", GOOD.replace("jstor", "muse") + "pseudonym:\n  rotate: daily\n")
+    args = argparse.Namespace(config=str(tmp_path / "absent.yaml"), directory=str(tmp_path))
+    assert rules_check(args) == 0
+    warnings = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"warning: {path}: pseudonym.rotate: never: jstor's")
+    assert reason in warnings[0]

@@ -4,7 +4,7 @@ Contract: ``add_rules_parser(commands)`` adds ``rules`` and its subcommands;
 ``rules_command(args)`` runs one through ``RULES_COMMANDS``. ``rules check`` prints every
 problem in every file (as ``file:line: key: message``, via the ``ConfigError`` that
 ``proxy.cli.main`` prints) and exits 1 if any; without a config file the library codes are not
-checked (a note says so).
+checked (a note says so); a rule with ``pseudonym.rotate: never`` gets a warning line.
 Not here: loading and validating rules (proxy/rules_loader.py), the EZproxy import and its
 options (proxy/ezproxy/importer.py).
 """
@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from proxy.cli.startup import settings_of
 from proxy.ezproxy.importer import add_import_parser, run_import
-from proxy.rules_loader import load_rules
+from proxy.rules_loader import LoadedRules, load_rules
 
 
 def add_rules_parser(commands: Any) -> None:
@@ -45,8 +45,21 @@ def rules_check(args: argparse.Namespace) -> int:
     if codes is None:
         print(f"note: {args.config} not found; library codes are not checked", file=sys.stderr)
     loaded = load_rules(directory, codes, proxy_host=proxy_host)
+    for warning in never_rotated(loaded):
+        print(warning)
     print(f"{directory}: {len(loaded.rules)} rules OK")
     return 0
+
+
+def never_rotated(loaded: LoadedRules) -> list[str]:
+    """#18: one warning per rule whose pseudonyms are never rotated (a permanent link)."""
+    return [
+        f"warning: {loaded.sources[r.id]}: pseudonym.rotate: never: {r.id}'s pseudonyms stay "
+        f"traceable to patrons for good (its key is never destroyed); reason given: "
+        f"{r.pseudonym.never_reason}"
+        for r in loaded.rules
+        if r.pseudonym is not None and r.pseudonym.rotate == "never"
+    ]
 
 
 # ``rules`` subcommand -> handler (argparse requires one, so the lookup cannot miss)

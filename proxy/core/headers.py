@@ -4,7 +4,8 @@ Contract: ``outgoing_headers`` builds the upstream request's headers from the br
 the rule's policy: only allow-listed names pass (DESIGN P1), identifying headers can never be
 added back, Referer/Origin on mapped hosts are translated to the vendor's form and dropped
 otherwise, the browser's Cookie is replaced by the session's vendor jar, and the pseudonym is
-added only in the header the rule names. ``incoming_headers`` turns the vendor's response
+added only in the header the rule names; the User-Agent is passed, reduced (the default) or
+replaced as the rule says (core/useragent.py). ``incoming_headers`` turns the vendor's response
 headers into the browser's: URLs in Location/Content-Location/Refresh/Link, CORS and CSP are
 mapped to proxy hosts; headers that would pin or break the proxy host are dropped;
 Set-Cookie is handed back separately (the caller keeps it server-side or rescopes it).
@@ -18,8 +19,11 @@ import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
+
+from proxy.core.useragent import GENERIC_USER_AGENT as GENERIC_USER_AGENT  # re-exported
+from proxy.core.useragent import UserAgentPolicy, shaped_user_agent
 
 if TYPE_CHECKING:  # rules.py imports the tables below; urlmap imports rules (no cycle at run time)
     from proxy.core.urlmap import UrlMapper
@@ -112,7 +116,6 @@ NEVER_SET: Final = IDENTIFYING_REQUEST_HEADERS | SET_BY_PROXY | BODY_FRAMING | H
 # bomb costs far more memory than a gzip one (proxy/contentcoding.py); a br body a vendor
 # sends anyway is still decoded.
 DECODABLE_CODINGS: Final = frozenset({"gzip", "deflate", "identity"})
-GENERIC_USER_AGENT: Final = "Mozilla/5.0 (compatible; LibraryProxy/1.0)"
 
 # Response headers never passed to the browser: they would pin the proxy host to the vendor's
 # policy (HSTS includeSubDomains, RFC 6797), advertise vendor endpoints the browser would call
@@ -158,7 +161,7 @@ class OutgoingPolicy:
 
     allow: frozenset[str] = frozenset()
     set: Mapping[str, str] | None = None
-    user_agent: Literal["pass", "generic"] = "pass"
+    user_agent: UserAgentPolicy = "reduced"  # #18: family, major version, platform family
 
 
 def connection_named(headers: Iterable[Header]) -> frozenset[str]:
@@ -215,8 +218,8 @@ def _shaped(name: str, lower: str, value: str, policy: OutgoingPolicy) -> Header
         return (name, coarse_language(value))
     if lower == "accept-encoding":
         return (name, decodable_encodings(value))
-    if lower == "user-agent" and policy.user_agent == "generic":
-        return (name, GENERIC_USER_AGENT)
+    if lower == "user-agent":
+        return (name, shaped_user_agent(value, policy.user_agent))
     return (name, value)
 
 

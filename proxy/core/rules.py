@@ -31,6 +31,7 @@ from proxy.core.headers import (
     SET_BY_PROXY,
 )
 from proxy.core.hostmap import HostMapError, Origin, hostname_problem
+from proxy.core.useragent import UserAgentPolicy
 
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2 token
@@ -163,7 +164,23 @@ class Pseudonym(Frozen):
     """The one patron-derived value a vendor may get (DESIGN P2)."""
 
     header: str = "X-Patron-Pseudonym"
+    # #18: `never` keeps one key for good, so the vendor's pseudonyms can always be traced back
+    # to patrons (no cryptographic erasure, DESIGN P5): the rule must say why.
+    never_reason: Annotated[str, Field(min_length=1)] | None = None
     rotate: Rotate = "session"
+
+    @field_validator("rotate")
+    @classmethod
+    def _rotate(cls, value: Rotate, info: ValidationInfo) -> Rotate:
+        reason = info.data.get("never_reason")
+        if value == "never" and not reason:
+            raise ValueError(
+                "rotate: never keeps this vendor's pseudonyms traceable to patrons for good "
+                "(its key is never destroyed): state why in pseudonym.never_reason"
+            )
+        if value != "never" and reason:
+            raise ValueError("never_reason is only for rotate: never")
+        return value
 
     @field_validator("header")
     @classmethod
@@ -183,7 +200,7 @@ class HeaderRules(Frozen):
 
     allow: tuple[str, ...] = ()
     set: dict[str, str] = Field(default_factory=dict)
-    user_agent: Literal["pass", "generic"] = "pass"
+    user_agent: UserAgentPolicy = "reduced"  # #18: family, major version, platform family
 
     @field_validator("allow")
     @classmethod

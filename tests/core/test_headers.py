@@ -256,3 +256,37 @@ def test_body_framing_is_never_copied_from_the_browser(mapper: UrlMapper) -> Non
         pseudonym=None,
     )
     assert names(out) == {"host", "content-type"}
+
+
+CHROME_FULL = (
+    "Mozilla/5.0 (Linux; Android 13; Pixel 6 Pro) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/108.0.5359.128 Mobile Safari/537.36"
+)
+CHROME_REDUCED = (
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/108.0.0.0 Mobile Safari/537.36"
+)
+
+
+@pytest.mark.parametrize(
+    ("policy", "sent"),
+    [
+        (OutgoingPolicy(), CHROME_REDUCED),
+        (OutgoingPolicy(user_agent="reduced"), CHROME_REDUCED),
+        (OutgoingPolicy(user_agent="pass"), CHROME_FULL),
+        (OutgoingPolicy(user_agent="generic"), GENERIC_USER_AGENT),
+    ],
+)
+def test_user_agent_is_reduced_by_default(
+    mapper: UrlMapper, policy: OutgoingPolicy, sent: str
+) -> None:
+    """#18: the vendor gets a reduced User-Agent unless the rule says pass or generic."""
+    out = outgoing_headers(
+        [("User-Agent", CHROME_FULL)],
+        policy=policy,
+        mapper=mapper,
+        host="www.jstor.org",
+        cookie=None,
+        pseudonym=None,
+    )
+    assert out == [("Host", "www.jstor.org"), ("User-Agent", sent)]

@@ -39,6 +39,35 @@ def test_minimal_rule_gets_privacy_first_defaults() -> None:
     assert "text/plain" not in r.rewrite.content_types
 
 
+def test_user_agent_is_reduced_by_default_and_may_be_chosen() -> None:
+    """#18: headers.user_agent defaults to reduced; pass and generic stay available."""
+    assert rule().headers.user_agent == "reduced"
+    for choice in ("pass", "reduced", "generic"):
+        assert rule(headers={"user_agent": choice}).headers.user_agent == choice
+    assert error_locs(headers={"user_agent": "full"}) == [("headers", "user_agent")]
+
+
+@pytest.mark.parametrize(
+    "pseudonym",
+    [
+        {"rotate": "never"},
+        {"rotate": "never", "never_reason": ""},
+        {"rotate": "never", "never_reason": "  "},
+    ],
+)
+def test_rotate_never_needs_a_reason(pseudonym: dict[str, str]) -> None:
+    """#18: rotate: never without a never_reason is refused at pseudonym.rotate."""
+    assert ("pseudonym", "rotate") in error_locs(pseudonym=pseudonym)
+
+
+def test_rotate_never_with_a_reason_and_reason_only_with_never() -> None:
+    """#18: a stated reason makes never valid; a reason beside another rotation is refused."""
+    reason = "the vendor's saved searches need a stable id (contract 2026-04)"
+    kept = rule(pseudonym={"rotate": "never", "never_reason": reason}).pseudonym
+    assert kept is not None and (kept.rotate, kept.never_reason) == ("never", reason)
+    assert ("pseudonym", "rotate") in error_locs(pseudonym={"rotate": "daily", "never_reason": "x"})
+
+
 @pytest.mark.parametrize(
     ("entry", "prefix"),
     [
