@@ -5,11 +5,11 @@ Contract: ``plan_response(snapshot, plan, head, method=..., can_decode=...)`` re
 proxy" page, R22), ``Deny(502)`` (a redirect to an internal address or another scheme) or
 ``Relay``: the mapped header list (core/headers.incoming_headers, the rule's third-party
 CSP for ``third_party: block`` rules, ``Referrer-Policy`` at least as strict as
-strict-origin-when-cross-origin on HTML), the vendor's Set-Cookie values for the shell to keep (jar) or
-rescope (``cookies: pass``), and the body plan — ``small`` (one write), ``stream`` (byte
-identical) or ``rewrite`` (decode ▸ rewrite ▸ re-encode, when the media type is one the rule
-lists, the coding can be decoded and the response can have a body). No I/O; every branch is
-tested from a table (tests/core/test_responseplan.py).
+strict-origin-when-cross-origin on HTML), the vendor's Set-Cookie values for the shell to
+keep (jar) or rescope (``cookies: pass``), and the body plan — ``small`` (one write),
+``stream`` (byte identical) or ``rewrite`` (decode ▸ rewrite ▸ re-encode, when the media
+type is one the rule lists, the coding can be decoded and the response can have a body). No
+I/O; every branch is tested from a table (tests/core/test_responseplan.py).
 Not here: the Set-Cookie semantics (core/cookiejar.py), the codings (contentcoding.py), the
 incremental rewriting (core/rewrite.py, web/bodies.py), writing (web/relay_response.py).
 """

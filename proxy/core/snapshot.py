@@ -69,7 +69,9 @@ def rule_csp(rule: VendorRule, settings: Settings) -> str | None:
     if rule.third_party != "block":
         return None
     port = settings.proxy_port
-    return third_party_csp(settings.public_scheme, settings.proxy_host, port, rule.third_party_allow)
+    return third_party_csp(
+        settings.public_scheme, settings.proxy_host, port, rule.third_party_allow
+    )
 
 
 def compile_snapshot(
