@@ -4,7 +4,8 @@ Contract: ``add_rules_parser(commands)`` adds ``rules`` and its subcommands;
 ``rules_command(args)`` runs one through ``RULES_COMMANDS``. ``rules check`` prints every
 problem in every file (as ``file:line: key: message``, via the ``ConfigError`` that
 ``proxy.cli.main`` prints) and exits 1 if any; without a config file the library codes are not
-checked (a note says so); a rule with ``pseudonym.rotate: never`` gets a warning line.
+checked (a note says so); a rule with ``pseudonym.rotate: never`` gets a warning line, and
+on success it lists each rule's third-party policy and allowed hosts.
 Not here: loading and validating rules (proxy/rules_loader.py), the EZproxy import and its
 options (proxy/ezproxy/importer.py).
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from proxy.cli.startup import settings_of
+from proxy.core.rules import VendorRule
 from proxy.ezproxy.importer import add_import_parser, run_import
 from proxy.rules_loader import LoadedRules, load_rules
 
@@ -48,6 +50,8 @@ def rules_check(args: argparse.Namespace) -> int:
     for warning in never_rotated(loaded):
         print(warning)
     print(f"{directory}: {len(loaded.rules)} rules OK")
+    for rule in loaded.rules:
+        print(third_party_line(rule))
     return 0
 
 
@@ -60,6 +64,14 @@ def never_rotated(loaded: LoadedRules) -> list[str]:
         for r in loaded.rules
         if r.pseudonym is not None and r.pseudonym.rotate == "never"
     ]
+
+
+def third_party_line(rule: VendorRule) -> str:
+    """One rule's third-party policy and the hosts it allows, for ``rules check`` (#18.8)."""
+    if rule.third_party != "block":
+        return f"  {rule.id}: third_party {rule.third_party} (the browser may call any host)"
+    allowed = ", ".join(rule.third_party_allow) or "none"
+    return f"  {rule.id}: third_party block; allowed third parties: {allowed}"
 
 
 # ``rules`` subcommand -> handler (argparse requires one, so the lookup cannot miss)

@@ -3,12 +3,13 @@
 Contract: ``plan_response(snapshot, plan, head, method=..., can_decode=...)`` returns one of
 ``Leave`` (a redirect to an unlisted public http(s) site: the "you are leaving the library's
 proxy" page, R22), ``Deny(502)`` (a redirect to an internal address or another scheme) or
-``Relay``: the mapped header list (core/headers.incoming_headers, the third-party CSP for
-``third_party: block`` rules), the vendor's Set-Cookie values for the shell to keep (jar) or
-rescope (``cookies: pass``), and the body plan — ``small`` (one write), ``stream`` (byte
-identical) or ``rewrite`` (decode ▸ rewrite ▸ re-encode, when the media type is one the rule
-lists, the coding can be decoded and the response can have a body). No I/O; every branch is
-tested from a table (tests/core/test_responseplan.py).
+``Relay``: the mapped header list (core/headers.incoming_headers, the rule's third-party
+CSP for ``third_party: block`` rules, ``Referrer-Policy`` at least as strict as
+strict-origin-when-cross-origin on HTML), the vendor's Set-Cookie values for the shell to
+keep (jar) or rescope (``cookies: pass``), and the body plan — ``small`` (one write),
+``stream`` (byte identical) or ``rewrite`` (decode ▸ rewrite ▸ re-encode, when the media
+type is one the rule lists, the coding can be decoded and the response can have a body). No
+I/O; every branch is tested from a table (tests/core/test_responseplan.py).
 Not here: the Set-Cookie semantics (core/cookiejar.py), the codings (contentcoding.py), the
 incremental rewriting (core/rewrite.py, web/bodies.py), writing (web/relay_response.py).
 """
@@ -38,6 +39,23 @@ UNSAFE_REDIRECT: Final = Deny(
     "unsafe_redirect",
 )
 BodyMode = Literal["small", "stream", "rewrite"]
+# #18.8: on relayed HTML an allowed third party (or a link out) learns at most the mapped
+# origin, never the vendor path (W3C Referrer Policy §3). Not same-origin: each vendor host
+# is its own mapped origin, and vendors check the Referer across their own hosts (CDN
+# hotlinking, auth hosts); strict-origin-when-cross-origin keeps that origin.
+REFERRER_POLICY: Final = "strict-origin-when-cross-origin"
+# A vendor's own policy kept because it is at least as strict (never weakened).
+STRICT_REFERRER_POLICIES: Final = frozenset(
+    {"no-referrer", "same-origin", "strict-origin", REFERRER_POLICY}
+)
+# Every policy token (W3C Referrer Policy §3); others in the header are ignored (§4.1).
+REFERRER_TOKENS: Final = STRICT_REFERRER_POLICIES | {
+    "no-referrer-when-downgrade",
+    "origin",
+    "origin-when-cross-origin",
+    "unsafe-url",
+}
+HTML_TYPES: Final = frozenset({"text/html", "application/xhtml+xml"})  # documents (WHATWG HTML)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +108,10 @@ def plan_response(
     rewrite = rewrites(plan, head, method, can_decode)
     mapped = incoming_headers(head.headers, mapper=snapshot.mapper, body_rewritten=rewrite)
     headers = mapped.headers
-    if plan.rule.third_party == "block":
-        headers.append(("Content-Security-Policy", snapshot.block_csp))
+    if plan.compiled.csp is not None:
+        headers.append(("Content-Security-Policy", plan.compiled.csp))
+    if is_html(head.content_type):
+        headers = with_referrer_policy(headers)
     return Relay(
         head.status,
         headers,
@@ -99,6 +119,24 @@ def plan_response(
         body_mode(head, method, rewrite),
         head.content_type or "",
     )
+
+
+def is_html(content_type: str | None) -> bool:
+    """The response is an HTML document (by its media type, parameters ignored)."""
+    return (content_type or "").split(";", 1)[0].strip().lower() in HTML_TYPES
+
+
+def with_referrer_policy(headers: list[Header]) -> list[Header]:
+    """The headers with ``REFERRER_POLICY`` unless the vendor's own (last valid token, W3C
+    Referrer Policy §4.1) is at least as strict; a weaker vendor policy is dropped."""
+    name = "referrer-policy"
+    given = [t.strip().lower() for n, v in headers if n.lower() == name for t in v.split(",")]
+    tokens = [t for t in given if t in REFERRER_TOKENS]
+    if tokens and tokens[-1] in STRICT_REFERRER_POLICIES:
+        return headers
+    kept = [(n, v) for n, v in headers if n.lower() != name]
+    kept.append(("Referrer-Policy", REFERRER_POLICY))
+    return kept
 
 
 def judge_redirect(snapshot: RuleSnapshot, head: ResponseHead) -> Leave | Deny | None:

@@ -150,7 +150,18 @@ def _domain_entry(raw: str, info: ValidationInfo) -> str:
     return name
 
 
+def _third_party_host(raw: str) -> str:
+    """A host (or ``*.domain``) for a CSP source list: no scheme, port or path."""
+    text = raw.strip().lower()
+    name = text.removeprefix("*.")
+    problem = hostname_problem(name) if name and "." in name else "expected a host name"
+    if problem or "/" in text or ":" in text:
+        raise ValueError(f"{raw!r}: {problem or 'a bare host name, no scheme, port or path'}")
+    return text
+
+
 HostEntry = Annotated[str, AfterValidator(_host_entry)]
+ThirdPartyHost = Annotated[str, AfterValidator(_third_party_host)]
 DomainEntry = Annotated[str, AfterValidator(_domain_entry)]
 
 
@@ -279,7 +290,10 @@ class VendorRule(Frozen):
     headers: HeaderRules = HeaderRules()
     cookies: Literal["server_side", "pass"] = "server_side"
     rewrite: RewriteRules = RewriteRules()
-    third_party: Literal["allow", "report", "block"] = "report"
+    # #18.8: contained by default; a vendor's truly needed hosts (a font or MathJax CDN) go in
+    # third_party_allow, added to that rule's CSP source list.
+    third_party: Literal["allow", "report", "block"] = "block"
+    third_party_allow: tuple[ThirdPartyHost, ...] = ()
     timeouts: RuleTimeouts = RuleTimeouts()
     limits: RuleLimits = RuleLimits()
 
@@ -329,6 +343,20 @@ class VendorRule(Frozen):
         if not self.covers(host):
             raise ValueError(f"url host {host!r} is not in this rule's hosts or domains")
         return self
+
+    @model_validator(mode="after")
+    def _third_party_allow_blocks(self) -> VendorRule:
+        if self.third_party_allow and self.third_party != "block":
+            raise ValueError("third_party_allow applies only with third_party: block")
+        return self
+
+    def third_party_allowed(self, host: str) -> bool:
+        """True when ``host`` is in third_party_allow (``*.d`` covers hosts under d)."""
+        host = host.lower()
+        return any(
+            host.endswith(a[1:]) if a.startswith("*.") else host == a
+            for a in self.third_party_allow
+        )
 
     @property
     def origins(self) -> tuple[Origin, ...]:

@@ -419,6 +419,7 @@ def _finish(stanza: Stanza, draft: _Draft) -> dict[str, Any] | None:
     draft.findings += findings
     rule.update(keys)
     rule.update(_policies(draft))
+    rule["third_party"] = "block"  # #18.8: stated, so the imported file shows the containment
     return rule
 
 

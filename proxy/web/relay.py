@@ -128,8 +128,7 @@ async def forward(ex: Exchange) -> web.StreamResponse:
     if sent is None:  # a download or a body over the limit: refused before it was sent
         raise Refused(SUSPENDED)
     if sent.third_parties:
-        blocked = plan.rule.third_party == "block"
-        count_third_parties(stores.usage, keys.vendor, blocked, sent.third_parties, now)
+        count_third_parties(stores.usage, keys.vendor, plan.rule, sent.third_parties, now)
     return sent.response
 
 

@@ -31,6 +31,7 @@ from aiohttp import web
 from proxy.core.abuse import AbuseLimits, AbuseMonitor, LimitCrossed, action_for
 from proxy.core.clientaddr import IPNetwork, client_address
 from proxy.core.decision import Accounting, Deny
+from proxy.core.rules import VendorRule
 from proxy.core.usage import UsageCounters
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
@@ -234,8 +235,11 @@ def account(
 
 
 def count_third_parties(
-    usage: UsageCounters, vendor: str, blocked: bool, hosts: Counter[str], now: datetime
+    usage: UsageCounters, vendor: str, rule: VendorRule, hosts: Counter[str], now: datetime
 ) -> None:
-    """Aggregate third-party host counts per vendor (no patron data)."""
+    """Aggregate third-party host counts per vendor (no patron data); under
+    ``third_party: block`` a host is blocked unless the rule's third_party_allow lists it."""
+    blocking = rule.third_party == "block"
     for host, count in hosts.items():
+        blocked = blocking and not rule.third_party_allowed(host)
         usage.third_party(now.date(), vendor, host, blocked=blocked, count=count)

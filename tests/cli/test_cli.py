@@ -28,6 +28,23 @@ def test_rules_check_passes_on_shipped_rules() -> None:
     assert "rules OK" in result.stdout
 
 
+def test_rules_check_lists_each_rules_third_party_policy(tmp_path: Path) -> None:
+    """#18.8: `rules check` prints per rule its third-party policy and the hosts it allows."""
+    base = "title: {0}\nurl: https://www.{0}.org/\nhosts: [www.{0}.org]\n"
+    (tmp_path / "a.yaml").write_text("id: a\n" + base.format("a"))
+    (tmp_path / "b.yaml").write_text(
+        "id: b\n" + base.format("b") + "third_party_allow: [fonts.gstatic.com, '*.mathjax.org']\n"
+    )
+    (tmp_path / "c.yaml").write_text("id: c\n" + base.format("c") + "third_party: report\n")
+    result = run("rules", "check", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "  a: third_party block; allowed third parties: none" in result.stdout
+    assert "  b: third_party block; allowed third parties: fonts.gstatic.com, *.mathjax.org" in (
+        result.stdout
+    )
+    assert "  c: third_party report" in result.stdout
+
+
 def test_rules_check_lists_every_problem(tmp_path: Path) -> None:
     """Several broken files: every problem as file:line: key, exit 1, no traceback."""
     (tmp_path / "a.yaml").write_text(

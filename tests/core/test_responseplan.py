@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from proxy.core.decision import Deny, Forward, ForwardPlan, decide
-from proxy.core.responseplan import Leave, Relay, ResponseHead, plan_response
+from proxy.core.responseplan import REFERRER_POLICY, Leave, Relay, ResponseHead, plan_response
+from proxy.core.snapshot import RuleSnapshot
 from tests.core.test_decision import NOW, RULES, SNAP, Patron, snapshot, view
 
 
@@ -69,15 +70,17 @@ def test_rewritten_body_drops_its_stale_framing_headers() -> None:
     raw = [("Content-Type", "text/html"), ("Content-Length", "9"), ("Content-Encoding", "gzip")]
     rewritten = relay(head(headers=raw, content_type="text/html", content_encoding="gzip"))
     passed = relay(head(headers=raw, content_type="text/html", content_encoding="compress"))
-    assert [n for n, _ in rewritten.headers] == ["Content-Type"]
-    assert [n for n, _ in passed.headers] == [n for n, _ in raw]
+    added = ["Content-Security-Policy", "Referrer-Policy"]  # third_party: block, HTML (#18.8)
+    assert [n for n, _ in rewritten.headers] == ["Content-Type", *added]
+    assert [n for n, _ in passed.headers] == [*(n for n, _ in raw), *added]
 
 
 def test_set_cookies_are_handed_to_the_shell_not_the_browser() -> None:
     """#14: Set-Cookie values leave the header map for the jar (or rescoping)."""
     out = relay(head(headers=[("Set-Cookie", "s=1; Path=/"), ("X-Other", "y")]))
     assert out.set_cookies == ["s=1; Path=/"]
-    assert out.headers == [("X-Other", "y")]
+    csp = SNAP.compiled["jstor"].csp  # third_party: block by default (#18.8)
+    assert out.headers == [("X-Other", "y"), ("Content-Security-Policy", csp)]
 
 
 def test_location_on_a_covered_host_is_mapped() -> None:
@@ -109,15 +112,68 @@ def test_location_policy(location: str, status: int, expected: Leave | int | Non
         assert out == expected
 
 
+def plan_in(snap: RuleSnapshot, vendor: str, h: ResponseHead) -> Relay:
+    """The Relay plan of a GET to ``vendor`` under ``snap``."""
+    decision = decide(view(vendor), Patron(), NOW, snap)
+    assert isinstance(decision, Forward)
+    out = plan_response(snap, decision.plan, h, method="GET", can_decode=decodable)
+    assert isinstance(out, Relay)
+    return out
+
+
+def csp_of(out: Relay) -> list[str]:
+    """The Content-Security-Policy values of a relayed response."""
+    return [v for n, v in out.headers if n == "Content-Security-Policy"]
+
+
 def test_third_party_block_adds_the_csp() -> None:
     """#14: a third_party: block rule's responses carry the proxy-only CSP; others don't."""
     blocking = snapshot([{**RULES[2], "third_party": "block"}])
-    decision = decide(view("big.test"), Patron(), NOW, blocking)
-    assert isinstance(decision, Forward)
-    out = plan_response(blocking, decision.plan, head(), method="GET", can_decode=decodable)
-    assert isinstance(out, Relay)
-    assert ("Content-Security-Policy", blocking.block_csp) in out.headers
-    assert all(n != "Content-Security-Policy" for n, _ in relay(head(), vendor="big.test").headers)
+    expected = blocking.compiled["bigdb"].csp
+    assert expected is not None and "default-src 'self' http://proxy.localhost:8080" in expected
+    assert csp_of(plan_in(blocking, "big.test", head())) == [expected]
+    reporting = snapshot([{**RULES[2], "third_party": "report"}])
+    assert csp_of(plan_in(reporting, "big.test", head())) == []
+
+
+def test_third_party_block_is_the_default() -> None:
+    """#18.8: a rule that does not name third_party is contained: its pages carry the CSP."""
+    out = plan_in(snapshot([RULES[2]]), "big.test", head(content_type="text/html"))
+    (csp,) = csp_of(out)
+    assert csp.startswith("default-src 'self' http://proxy.localhost:8080 ")
+
+
+def test_third_party_allow_hosts_join_the_rules_csp() -> None:
+    """#18.8: a rule's third_party_allow hosts are in its CSP source list, and only in its."""
+    fonts = {**RULES[2], "third_party_allow": ["fonts.gstatic.com", "*.mathjax.org"]}
+    snap = snapshot([RULES[0], fonts])
+    (csp,) = csp_of(plan_in(snap, "big.test", head()))
+    default_src = csp.split(";")[0].split()
+    assert "https://fonts.gstatic.com" in default_src and "https://*.mathjax.org" in default_src
+    (other,) = csp_of(plan_in(snap, "www.jstor.org", head()))
+    assert "gstatic" not in other and "mathjax" not in other
+
+
+REFERRER_CASES = [
+    ("html, vendor silent", "text/html; charset=utf-8", [], "strict-origin-when-cross-origin"),
+    ("html, vendor weaker", "text/html", ["unsafe-url"], "strict-origin-when-cross-origin"),
+    ("html, weaker last", "text/html", ["no-referrer, origin"], "strict-origin-when-cross-origin"),
+    ("xhtml, vendor silent", "application/xhtml+xml", [], "strict-origin-when-cross-origin"),
+    ("html, vendor stricter", "text/html", ["no-referrer"], "no-referrer"),
+    ("html, unknown token last", "text/html", ["same-origin, bogus"], "same-origin"),
+    ("image: vendor's own", "image/png", ["unsafe-url"], "unsafe-url"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "ctype", "given", "expected"), REFERRER_CASES)
+def test_relayed_html_gets_a_strict_referrer_policy(
+    name: str, ctype: str, given: list[str], expected: str
+) -> None:
+    """#18.8: relayed HTML says strict-origin-when-cross-origin unless the vendor's is stricter."""
+    headers = [("Content-Type", ctype), *(("Referrer-Policy", g) for g in given)]
+    out = relay(head(headers=headers, content_type=ctype))
+    policies = [v for n, v in out.headers if n.lower() == "referrer-policy"]
+    assert policies == ([expected] if expected == REFERRER_POLICY else given), name
 
 
 def test_cache_validators_are_dropped_from_responses() -> None:

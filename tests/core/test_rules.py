@@ -30,10 +30,12 @@ def error_locs(**changes: Any) -> list[tuple[Any, ...]]:
 
 
 def test_minimal_rule_gets_privacy_first_defaults() -> None:
-    """A rule with only required keys keeps cookies server-side and reports third parties."""
+    """#18.8: a rule with only required keys keeps cookies server-side and blocks third
+    parties, allowing none."""
     r = rule()
     assert r.cookies == "server_side"
-    assert r.third_party == "report"
+    assert r.third_party == "block"
+    assert r.third_party_allow == ()
     assert r.pseudonym is None
     assert "text/html" in r.rewrite.content_types
     assert "text/plain" not in r.rewrite.content_types
@@ -68,6 +70,21 @@ def test_rotate_never_with_a_reason_and_reason_only_with_never() -> None:
     assert ("pseudonym", "rotate") in error_locs(pseudonym={"rotate": "daily", "never_reason": "x"})
 
 
+def test_third_party_allow_hosts_are_matched() -> None:
+    """#18.8: third_party_allow names hosts exactly, or a domain's subdomains with ``*.``."""
+    r = rule(third_party_allow=["Fonts.Gstatic.com", "*.mathjax.org"])
+    assert r.third_party_allow == ("fonts.gstatic.com", "*.mathjax.org")
+    assert r.third_party_allowed("fonts.gstatic.com") and r.third_party_allowed("cdn.mathjax.org")
+    assert not r.third_party_allowed("gstatic.com") and not r.third_party_allowed("mathjax.org")
+    assert not r.third_party_allowed("evilmathjax.org")
+
+
+def test_third_party_allow_needs_block() -> None:
+    """#18.8: third_party_allow with report or allow is an error (it would mean nothing)."""
+    with pytest.raises(ValidationError, match="third_party_allow applies only"):
+        rule(third_party="report", third_party_allow=["fonts.gstatic.com"])
+
+
 @pytest.mark.parametrize(
     ("entry", "prefix"),
     [
@@ -92,6 +109,11 @@ def test_host_entries_are_normalised(entry: str, prefix: str) -> None:
         ({"id": "Bad Id"}, ("id",)),
         ({"cookies": "sometimes"}, ("cookies",)),
         ({"third_party": "maybe"}, ("third_party",)),
+        ({"third_party_allow": ["https://fonts.gstatic.com"]}, ("third_party_allow", 0)),
+        ({"third_party_allow": ["cdn.test", "cdn.test:443"]}, ("third_party_allow", 1)),
+        ({"third_party_allow": ["cdn.test/js"]}, ("third_party_allow", 0)),
+        ({"third_party_allow": ["localhost"]}, ("third_party_allow", 0)),
+        ({"third_party_allow": ["*"]}, ("third_party_allow", 0)),
         ({"hostz": ["x.org"]}, ("hostz",)),
         ({"headers": {"set": {"X-A": "a\r\nInjected: 1"}}}, ("headers", "set")),
         ({"headers": {"allow": ["Bad Header"]}}, ("headers", "allow")),

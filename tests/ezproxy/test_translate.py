@@ -44,9 +44,17 @@ def test_a_basic_stanza_becomes_a_valid_rule() -> None:
         "domains": ["jstor.org"],
         "libraries": "all",
         "cookies": "server_side",
+        "third_party": "block",
     }
     assert t.findings == ()
     VendorRule.model_validate({"id": "jstor", **t.rule})
+
+
+def test_imported_rules_block_third_parties() -> None:
+    """#18.8: an imported rule states third_party: block, so the admin sees the containment."""
+    t = translated("T Fonts\nU https://fonts.example.org/\n")
+    assert t.rule is not None and t.rule["third_party"] == "block"
+    assert "third_party_allow" not in t.rule
 
 
 def test_title_hide_is_noted_and_stripped() -> None:

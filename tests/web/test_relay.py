@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import shutil
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -10,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from proxy.demo.pdf import pdf_bytes
-from tests.web.conftest import PORTAL, PUBLIC, Stack, StackFactory
+from tests.web.conftest import PORTAL, PUBLIC, REPO, Stack, StackFactory
 from tests.web.helpers import post_login, session_of
 
 WWW = f"www-acmejournals-test.{PORTAL}"
@@ -298,6 +300,30 @@ async def test_third_party_hosts_are_counted_per_vendor(stack: Stack) -> None:
     day = stack.clock.now.date()
     hosts = {(vendor, host) for vendor, host, _, _ in stack.app[STATS].third_parties(day, day)}
     assert ("acme", "stats.trackly.test") in hosts
+
+
+async def test_allowed_third_party_is_counted_as_referenced_not_blocked(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    """#18.8: a host in third_party_allow joins the rule's CSP and is not counted as blocked."""
+    from proxy.web.app import flush_usage
+    from proxy.web.keys import STATS
+
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "vendor_rules", rules)
+    acme = rules / "acme.yaml"
+    allow = "third_party: block\nthird_party_allow: [stats.trackly.test]"
+    acme.write_text(acme.read_text().replace("third_party: block", allow))
+    stack: Stack = await make_stack(rules_dir=str(rules))
+    auth = await signed_in(stack)
+    resp = await stack.client.get("/article/1", headers={"Host": WWW, **auth})
+    await resp.read()
+    assert "https://stats.trackly.test" in resp.headers["Content-Security-Policy"]
+    await flush_usage(stack.app)
+    day = stack.clock.now.date()
+    rows = {(v, h): (r, b) for v, h, r, b in stack.app[STATS].third_parties(day, day)}
+    referenced, blocked = rows[("acme", "stats.trackly.test")]
+    assert referenced > 0 and blocked == 0
 
 
 async def test_decompression_bomb_gets_an_error_page(

@@ -351,12 +351,27 @@ def _totals(rows: Sequence[UsageRowOut]) -> str:
     return _table("Totals for the period", head, table, "")
 
 
+def _third_party_status(row: ThirdPartyOut) -> str:
+    """#18.8: blocked (the browser never asked it), reached (it did), or both in the period."""
+    if row.blocked and not row.referenced:
+        return _td("blocked", cls="ok")
+    if row.referenced and not row.blocked:
+        return _td("reached the browser", cls="bad")
+    return _td("partly blocked", cls="bad")
+
+
 def _third_party_table(rows: Sequence[ThirdPartyOut]) -> str:
     cells = [
-        (_td(r.vendor), _td(r.host), _td(r.referenced, num=True), _td(r.blocked, num=True))
+        (
+            _td(r.vendor),
+            _td(r.host),
+            _third_party_status(r),
+            _td(r.referenced, num=True),
+            _td(r.blocked, num=True),
+        )
         for r in rows
     ]
-    head = ("Vendor", "Third-party host", "Referenced (30 days)", "Blocked (30 days)")
+    head = ("Vendor", "Third-party host", "Status", "Not blocked (30 days)", "Blocked (30 days)")
     empty = "No third-party hosts seen in vendor pages in the last 30 days."
     return (
         "<section>" + _table("Top third-party hosts per vendor", head, cells, empty) + "</section>"

@@ -359,6 +359,17 @@ async def test_security_headers_on_every_response(console: Console, path: str, a
 # --- dashboard -------------------------------------------------------------------------
 
 
+async def test_dashboard_marks_blocked_third_parties(console: Console) -> None:
+    """#18.8: each third-party row says whether the host was blocked or reached the browser."""
+    seed_usage(console)
+    page = await (await console.client.get("/", headers=console.bearer)).text()
+    table = page[page.index("Top third-party hosts per vendor") :]
+    blocked = table[table.index("ads.example") : table.index("</tr>", table.index("ads.example"))]
+    reached = table[table.index("tracker.example") :]
+    assert '<td class="ok">blocked</td>' in blocked
+    assert '<td class="bad">reached the browser</td>' in reached[: reached.index("</tr>")]
+
+
 async def test_dashboard_renders_chart_vendors_and_third_parties(console: Console) -> None:
     """Seeded stats show as an SVG line chart with legend and axes, beside the vendor table."""
     seed_usage(console)
