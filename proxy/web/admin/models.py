@@ -118,6 +118,7 @@ class SuspensionOut(Out):
     vendor: str
     limit: str
     since: datetime
+    until: datetime | None = None  # when the suspension ends by itself (#18 item 2)
 
 
 class SuspensionsOut(Out):
