@@ -211,6 +211,23 @@ def run_unblock(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def with_block(
+    settings: Settings, barcode: str, lines: list[str], ok: bool
+) -> tuple[list[str], bool]:
+    """``patrons check``'s answer, corrected for the block list: a listed card cannot log in."""
+    blocks = BlockList.open(Path(settings.data_dir))
+    try:
+        card, now = blocks.card_hash(barcode), datetime.now(UTC)
+        found = [b for b in blocks.list_all() if b.card_hash == card and b.active(now)]
+    finally:
+        blocks.close()
+    if not found:
+        return lines, ok
+    until = found[0].expires.isoformat(timespec="minutes") if found[0].expires else "lifted"
+    note = f"remote login: no - on the local block list (case {found[0].case}, until {until})"
+    return [*(line for line in lines if not line.startswith("remote login:")), note], False
+
+
 BLOCKS_HEAD: Final = ("hash", "library", "case", "reason", "by", "since (UTC)", "until (UTC)")
 # the ``patrons`` subcommands this module runs (proxy/cli/patrons.py dispatches on them)
 BLOCK_COMMANDS: Final[dict[str, Callable[[argparse.Namespace, Settings], int]]] = {

@@ -26,7 +26,7 @@ from datetime import date
 from pathlib import Path
 from typing import Final
 
-from proxy.cli.block import BLOCK_COMMANDS, add_block_commands
+from proxy.cli.block import BLOCK_COMMANDS, add_block_commands, with_block
 from proxy.cli.startup import configured
 from proxy.core.cards import barcode_problem, library_for_barcode, normalize_barcode
 from proxy.core.login import CardFacts, LoginRefused, Refusal, decide_login
@@ -149,6 +149,7 @@ def check_command(_args: argparse.Namespace, settings: Settings) -> int:
         lines, ok = describe_unknown(barcode, settings), False
     else:
         lines, ok = describe_record(record, settings, date.today())
+    lines, ok = with_block(settings, barcode, lines, ok)  # #18: the local block list
     print("\n".join(lines))
     return 0 if ok else 1
 

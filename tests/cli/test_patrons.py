@@ -217,6 +217,8 @@ def test_blocks_and_unblock_commands(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     assert card[:12] in listed.stdout and "C-9" in listed.stdout and "jdoe" in listed.stdout
     assert OK not in listed.stdout + listed.stderr and card not in listed.stdout
+    checked = run(config, "patrons", "check", stdin=OK + "\n")
+    assert checked.returncode == 1 and "block list (case C-9" in checked.stdout
     short = run(config, "patrons", "unblock", "--hash", card[:4])
     assert short.returncode == 1 and "hex digits" in short.stderr
     lifted = run(config, "patrons", "unblock", "--hash", card[:12])
