@@ -2,8 +2,10 @@
 
 Contract: ``block_by_pseudonym(...)`` takes what a vendor reports — its service (a rule id),
 a pseudonym it received and the date — recomputes pseudonyms over the registry with that
-period's epoch key, blocks the matching card, and returns only the member library, a case
-number and the card's patron key (for ending its sessions; staff never see it). It fails
+period's epoch key, puts the matching card on the local block list (stores/blocks.py: apart
+from the ILS status, so the next ``patrons import`` cannot undo it, #18) with the case number,
+reason, who and optional expiry of ``BlockDetails``, and returns only the member library, the
+case number and the card's patron key (for ending its sessions; staff never see it). It fails
 clearly when the rule gives per-session pseudonyms (untraceable by design), when the
 period's key was destroyed (cryptographic erasure), or when nothing matches.
 Not here: ending the sessions (the caller owns the session store), printing (proxy/cli/block.py).
@@ -13,16 +15,20 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Final
 
 from proxy.core import pseudonym
 from proxy.core.ruleset import RuleIndex
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.stores.blocks import Block, BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
 
 log = get_logger("abuse_report")
+
+REASON_MAX: Final = 200  # a reason is a short note for staff (never a name or card number)
 
 
 class CannotTrace(ClamshellError):
@@ -44,14 +50,34 @@ class BlockResult:
     patron_key: str
 
 
+@dataclass(frozen=True, slots=True)
+class BlockDetails:
+    """What the block list records besides the card: case, reason, who, when, until when."""
+
+    now: datetime
+    by: str = "cli"
+    case: str | None = None  # None: a new case number is made up
+    reason: str = ""  # "": "abuse report from <vendor>"
+    expires: datetime | None = None  # None: until lifted
+
+
+def block_expiry(last_day: date | None) -> datetime | None:
+    """A block that ends after ``last_day`` (UTC) ends at the next midnight; None: never."""
+    if last_day is None:
+        return None
+    return datetime.combine(last_day, time(0), UTC) + timedelta(days=1)
+
+
 def block_by_pseudonym(
     *,
     registry: PatronRegistry,
     epochs: EpochKeyStore,
+    blocks: BlockList,
     index: RuleIndex,
     vendor_id: str,
     reported: str,
     day: date,
+    details: BlockDetails,
 ) -> BlockResult:
     """Trace the reported pseudonym to a card and block that card."""
     rule = index.by_id.get(vendor_id)
@@ -74,7 +100,9 @@ def block_by_pseudonym(
     patron_key = pseudonym.trace(key, vendor_id, reported, registry.card_hashes())
     if patron_key is None:
         raise CannotTrace("no card in the registry matches that pseudonym for that date")
-    library = registry.block(patron_key)
-    case = f"CASE-{day:%Y%m%d}-{secrets.token_hex(4).upper()}"
+    library = registry.library_of(patron_key) or "unknown"
+    case = details.case or f"CASE-{day:%Y%m%d}-{secrets.token_hex(4).upper()}"
+    reason = (details.reason or f"abuse report from {vendor_id}")[:REASON_MAX]
+    blocks.add(Block(patron_key, library, case, reason, details.by, details.now, details.expires))
     log.warning("patron_blocked_by_report", vendor=vendor_id, library=library, case=case)
     return BlockResult(library, case, patron_key)

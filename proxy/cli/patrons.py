@@ -26,7 +26,7 @@ from datetime import date
 from pathlib import Path
 from typing import Final
 
-from proxy.cli.block import add_block_arguments, run_block
+from proxy.cli.block import BLOCK_COMMANDS, add_block_commands, with_block
 from proxy.cli.startup import configured
 from proxy.core.cards import barcode_problem, library_for_barcode, normalize_barcode
 from proxy.core.login import CardFacts, LoginRefused, Refusal, decide_login
@@ -73,11 +73,7 @@ def add_patrons_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         "check",
         help="why a card can or cannot log in (card read from a prompt or stdin, never argv)",
     )
-    add_block_arguments(
-        commands.add_parser(
-            "block", help="block the card behind a pseudonym a vendor reported (abuse report)"
-        )
-    )
+    add_block_commands(commands)  # block, blocks, unblock (block.py)
 
 
 def remove_limit(text: str) -> RemoveLimit:
@@ -95,7 +91,7 @@ def patrons_command(args: argparse.Namespace) -> int:
 
 def run_patrons(args: argparse.Namespace, settings: Settings) -> int:
     """Run the chosen ``patrons`` subcommand; returns the exit code."""
-    command = {"import": import_command, "check": check_command, "block": run_block}[
+    command = {"import": import_command, "check": check_command, **BLOCK_COMMANDS}[
         args.patrons_command
     ]
     try:
@@ -153,6 +149,7 @@ def check_command(_args: argparse.Namespace, settings: Settings) -> int:
         lines, ok = describe_unknown(barcode, settings), False
     else:
         lines, ok = describe_record(record, settings, date.today())
+    lines, ok = with_block(settings, barcode, lines, ok)  # #18: the local block list
     print("\n".join(lines))
     return 0 if ok else 1
 

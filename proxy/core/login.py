@@ -4,7 +4,9 @@ Contract: ``decide_login`` is pure: facts in, ``LoginAccepted`` or ``LoginRefuse
 refusals are a closed set, each with the message a person can act on. An unknown card and a
 wrong PIN give the *same* refusal (so card numbers cannot be enumerated), and so does a
 throttled attempt; details (expired, blocked, not licensed) are told only after the PIN (or
-last name) matched.
+last name) matched. ``apply_block`` is the back-end-independent step after any back-end's
+decision: a card on the local block list (stores/blocks.py, keyed by the card's hash) is
+refused as ``BLOCKED`` once its secret matched, with the same words as a blocked ILS status.
 Not here: looking cards up or hashing (stores/patrons), throttle counting (core/throttle),
 HTTP and pages (web/login).
 """
@@ -101,3 +103,15 @@ def decide_login(
 def refuse(reason: Refusal, **details: str) -> LoginRefused:
     """A refusal with its message filled in."""
     return LoginRefused(reason, MESSAGES[reason].format(**details))
+
+
+def apply_block(
+    decision: LoginAccepted | LoginRefused, *, blocked: bool
+) -> LoginAccepted | LoginRefused:
+    """The local block list (#18): a listed card is refused as BLOCKED whatever its back-end
+    said, but an attempt that was not recognised stays so (nothing more is revealed)."""
+    if not blocked or (
+        isinstance(decision, LoginRefused) and decision.reason is Refusal.UNRECOGNISED
+    ):
+        return decision
+    return refuse(Refusal.BLOCKED)

@@ -263,6 +263,11 @@ class PatronRegistry:
                 return
             after = str(rows[-1][0])
 
+    def library_of(self, card_hash: str) -> str | None:
+        """The library of the card with this hash, or None (for the block list, #18)."""
+        row = self._select(card_hash)
+        return None if row is None else str(row[1])
+
     def check(self) -> None:
         """Raise ``sqlite3.Error`` when the file can no longer be read (``/healthz``)."""
         with self._lock:

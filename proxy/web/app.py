@@ -36,6 +36,7 @@ from proxy.purge import Stores, purge_all
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import is_public_suffix
 from proxy.secretfiles import read_or_create_secret
+from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
 from proxy.stores.sessions import DB_FILE, SessionStore, SqliteSessionStore, run_flusher, run_purger
@@ -48,6 +49,7 @@ from proxy.web.edge_headers import add_edge_headers, mark_relayed
 from proxy.web.errors import Handler, checked_host, error_boundary
 from proxy.web.keys import (
     ABUSE,
+    BLOCKS,
     CLOCK,
     EPOCHS,
     HOSTMAP,
@@ -139,6 +141,7 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
         csrf_key=read_or_create_secret(data / "csrf.key"),
     )
     app[REGISTRY] = await asyncio.to_thread(PatronRegistry.open, data)
+    app[BLOCKS] = await asyncio.to_thread(BlockList.open, data)
     app[EPOCHS] = await asyncio.to_thread(EpochKeyStore.open, data)
     app[SESSIONS] = overrides.sessions or await SqliteSessionStore.open(
         data / DB_FILE,
@@ -197,6 +200,7 @@ async def close_resources(app: web.Application) -> None:
     await asyncio.to_thread(app[SUSPENSIONS].close)
     await asyncio.to_thread(app[EPOCHS].close)
     await asyncio.to_thread(app[REGISTRY].close)
+    await asyncio.to_thread(app[BLOCKS].close)
 
 
 async def start_maintenance(app: web.Application) -> None:

@@ -11,12 +11,16 @@ The lookup (SQLite, HMACs) runs in a worker thread, never on the event loop (#14
 other logins run meanwhile, the throttle is asked again once it is back, so that a parallel
 burst of guesses cannot all pass a check made before any of them was counted.
 A good login past ``throttle.card_logins_per_minute`` is refused with a message to wait.
+Whatever the back-end answered, the local block list (stores/blocks.py, keyed by the card's
+hash) is asked too, in the same worker thread and for every attempt (same work), and a
+listed card is refused with the blocked-status message (``core.login.apply_block``, #18).
 Not here: the form, CSRF and sessions (login.py), the counting itself (core/throttle.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from aiohttp import web
 
@@ -27,6 +31,7 @@ from proxy.core.login import (
     LoginAccepted,
     LoginRefused,
     Refusal,
+    apply_block,
     decide_login,
     refuse,
 )
@@ -34,8 +39,9 @@ from proxy.core.settings import Library, Settings
 from proxy.core.targets import Target
 from proxy.core.throttle import LoginKeys, Scope, ThrottleVerdict, network_of
 from proxy.logconfig import get_logger
+from proxy.stores.blocks import BlockList
 from proxy.stores.patrons import PatronRegistry
-from proxy.web.keys import CLOCK, REGISTRY, SECRETS, SETTINGS, THROTTLE, USAGE
+from proxy.web.keys import BLOCKS, CLOCK, REGISTRY, SECRETS, SETTINGS, THROTTLE, USAGE
 
 log = get_logger("login")
 
@@ -56,8 +62,8 @@ async def check_card(
     await slow_down_if_alarmed(request)
     verdict = app[THROTTLE].blocked(keys, now)
     # Always look the card up (same work whether or not it exists, or we are throttled).
-    facts, secret_ok, card_library = await asyncio.to_thread(
-        look_up_card, app[REGISTRY], settings, barcode, secret, library
+    (facts, secret_ok, card_library), blocked = await asyncio.to_thread(
+        look_up_and_check_block, app, barcode, secret, library, now
     )
     verdict = verdict or app[THROTTLE].blocked(keys, app[CLOCK]())  # counted meanwhile
     decision = decide_login(
@@ -68,6 +74,7 @@ async def check_card(
         library=card_library,
         target_rule=target.rule if target else None,
     )
+    decision = apply_block(decision, blocked=blocked)  # back-end independent (#18)
     decision = record_outcome(request, keys, verdict, decision)
     outcome = "ok" if isinstance(decision, LoginAccepted) else str(decision.reason)
     app[USAGE].login(
@@ -92,6 +99,19 @@ async def slow_down_if_alarmed(request: web.Request) -> None:
     delay_ms = request.app[SETTINGS].throttle.alarm_delay_ms
     if delay_ms and request.app[THROTTLE].alarm(request.app[CLOCK]()) is not None:
         await asyncio.sleep(delay_ms / 1000)
+
+
+def look_up_and_check_block(
+    app: web.Application, barcode: str, secret: str, library: Library | None, now: datetime
+) -> tuple[tuple[CardFacts | None, bool, Library | None], bool]:
+    """The registry's answer and whether the card is on the block list (a worker thread)."""
+    found = look_up_card(app[REGISTRY], app[SETTINGS], barcode, secret, library)
+    return found, card_blocked(app[BLOCKS], barcode, now)
+
+
+def card_blocked(blocks: BlockList, barcode: str, now: datetime) -> bool:
+    """The back-end-independent block check, keyed by the card's hash (blocking I/O)."""
+    return blocks.is_blocked(blocks.card_hash(barcode), now)
 
 
 def look_up_card(

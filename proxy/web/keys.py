@@ -22,6 +22,7 @@ from proxy.core.settings import Settings
 from proxy.core.throttle import Throttle
 from proxy.core.usage import UsageCounters
 from proxy.rulebook import Rulebook
+from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
 from proxy.stores.sessions import SessionStore
@@ -61,6 +62,7 @@ HOSTMAP: web.AppKey[HostMap] = web.AppKey("hostmap", HostMap)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 SECRETS: web.AppKey[ProxySecrets] = web.AppKey("secrets", ProxySecrets)
 REGISTRY: web.AppKey[PatronRegistry] = web.AppKey("registry", PatronRegistry)
+BLOCKS: web.AppKey[BlockList] = web.AppKey("blocks", BlockList)  # #18: the local block list
 SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
 THROTTLE: web.AppKey[Throttle] = web.AppKey("throttle", Throttle)
 EPOCHS: web.AppKey[EpochKeyStore] = web.AppKey("epochs", EpochKeyStore)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from proxy.core.cards import make_check_digit
+from proxy.stores.blocks import Block, BlockList
 
 REPO = Path(__file__).resolve().parents[2]
 # The main parser with only the patrons commands, as proxy/cli wires them (logs go to stderr).
@@ -197,3 +199,28 @@ def test_R13_max_remove_option(tmp_path: Path) -> None:
     assert allowed.returncode == 0 and "removed 2" in allowed.stdout
     bad = run(config, "patrons", "import", str(fewer), "--replace", "--max-remove", "lots")
     assert bad.returncode == 2 and "expected a count like 500" in bad.stderr
+
+
+def test_blocks_and_unblock_commands(tmp_path: Path) -> None:
+    """#18 item 1: `patrons blocks` lists a block with no card number and `patrons unblock
+    --hash` lifts it; a too-short prefix is refused with exit 1."""
+    config = tmp_path / "proxy.yaml"
+    config.write_text(json.dumps(CONFIG))
+    assert "No card is blocked" in run(config, "patrons", "blocks").stdout
+    blocks = BlockList.open(tmp_path / "data")
+    try:
+        card = blocks.card_hash(OK)
+        blocks.add(Block(card, "MAIN", "C-9", "scraping", "jdoe", datetime.now(UTC)))
+    finally:
+        blocks.close()
+    listed = run(config, "patrons", "blocks")
+    assert listed.returncode == 0, listed.stderr
+    assert card[:12] in listed.stdout and "C-9" in listed.stdout and "jdoe" in listed.stdout
+    assert OK not in listed.stdout + listed.stderr and card not in listed.stdout
+    checked = run(config, "patrons", "check", stdin=OK + "\n")
+    assert checked.returncode == 1 and "block list (case C-9" in checked.stdout
+    short = run(config, "patrons", "unblock", "--hash", card[:4])
+    assert short.returncode == 1 and "hex digits" in short.stderr
+    lifted = run(config, "patrons", "unblock", "--hash", card[:12])
+    assert lifted.returncode == 0, lifted.stderr
+    assert run(config, "patrons", "unblock", "--case", "C-9").returncode == 1

@@ -25,7 +25,7 @@ from typing import Final, Protocol, TypeVar, runtime_checkable
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from proxy.abuse_report import CannotTrace, block_by_pseudonym
+from proxy.abuse_report import BlockDetails, CannotTrace, block_by_pseudonym, block_expiry
 from proxy.logconfig import get_logger
 from proxy.stores.suspensions import Suspension, Suspensions
 from proxy.web.admin.auth import MAIN, AdminRefused
@@ -50,6 +50,7 @@ from proxy.web.admin.views import (
     vendor_views,
 )
 from proxy.web.keys import (
+    BLOCKS,
     CLOCK,
     EPOCHS,
     REGISTRY,
@@ -167,18 +168,28 @@ async def api_suspend(request: web.Request) -> web.Response:
 
 
 async def api_block(request: web.Request) -> web.Response:
-    """Answer a vendor's abuse report: block the card behind a pseudonym, end its sessions."""
+    """Answer a vendor's abuse report: put the card behind a pseudonym on the block list
+    (which no ILS import undoes, #18) and end its sessions."""
     main = request.app[MAIN]
     wanted = parse_body(BlockIn, await request.read())
+    details = BlockDetails(
+        now=main[CLOCK](),
+        by=wanted.by,
+        case=wanted.case,
+        reason=wanted.reason,
+        expires=block_expiry(wanted.expires),
+    )
     try:
         result = await asyncio.to_thread(
             block_by_pseudonym,
             registry=main[REGISTRY],
             epochs=main[EPOCHS],
+            blocks=main[BLOCKS],
             index=main[RULEBOOK].current.index,
             vendor_id=wanted.vendor,
             reported=wanted.pseudonym,
             day=wanted.day,
+            details=details,
         )
     except CannotTrace as exc:
         raise AdminRefused(404, exc.public_message) from None

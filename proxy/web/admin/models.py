@@ -16,6 +16,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 FILTER_MAX: Final = 64  # the longest ``vendor`` / ``library`` filter of ``/api/stats``
+CASE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # a block's case number (#18)
 
 
 class Out(BaseModel):
@@ -118,6 +119,7 @@ class SuspensionOut(Out):
     vendor: str
     limit: str
     since: datetime
+    until: datetime | None = None  # when the suspension ends by itself (#18 item 2)
 
 
 class SuspensionsOut(Out):
@@ -132,6 +134,11 @@ class BlockIn(Out):
     vendor: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     pseudonym: str = Field(pattern=r"^[a-zA-Z2-7]{26}$")
     day: date
+    # #18: what the local block list records (never a name or card number in ``reason``)
+    case: str | None = Field(default=None, pattern=CASE_PATTERN)
+    reason: str = Field(default="", max_length=200)
+    by: str = Field(default="admin API", min_length=1, max_length=64)
+    expires: date | None = None  # the block ends after this day (UTC); None: until lifted
 
 
 class BlockOut(Out):

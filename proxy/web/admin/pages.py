@@ -379,8 +379,17 @@ def _third_party_table(rows: Sequence[ThirdPartyOut]) -> str:
 
 
 def _suspension_table(rows: Sequence[SuspensionOut]) -> str:
-    cells = [(_td(s.session_hash), _td(s.vendor), _td(s.limit), _td(_when(s.since))) for s in rows]
-    head = ("Session (pseudonymous)", "Vendor", "Limit crossed", "Since")
+    cells = [
+        (
+            _td(s.session_hash),
+            _td(s.vendor),
+            _td(s.limit),
+            _td(_when(s.since)),
+            _td(_when(s.until) if s.until else "until lifted"),
+        )
+        for s in rows
+    ]
+    head = ("Session (pseudonymous)", "Vendor", "Limit crossed", "Since (UTC)", "Until (UTC)")
     return (
         "<section>"
         + _table("Suspended sessions", head, cells, "No session is suspended.")

@@ -3,7 +3,7 @@
 Contract: pure conversions (``reload_view``, ``vendor_views``, ``suspension_view``) and two
 readers of the stats store (``usage_rows``, ``third_party_rows``) that do their blocking reads
 in a worker thread. They read ``main[KEY]`` and change nothing. ``suspension_view`` copies only
-the four pseudonymous fields, whatever else a ``Suspension`` carries.
+the pseudonymous fields and the times (since, until), whatever else a ``Suspension`` carries.
 Not here: the models themselves (models.py), checking a request (api.py), HTML
 (pages.py).
 """
@@ -56,9 +56,13 @@ def vendor_views(book: Rulebook) -> list[VendorOut]:
 
 
 def suspension_view(entry: Suspension) -> SuspensionOut:
-    """Only the four pseudonymous fields, whatever else the object carries."""
+    """Only the pseudonymous fields and the times, whatever else the object carries."""
     return SuspensionOut(
-        session_hash=entry.session_hash, vendor=entry.vendor, limit=entry.limit, since=entry.since
+        session_hash=entry.session_hash,
+        vendor=entry.vendor,
+        limit=entry.limit,
+        since=entry.since,
+        until=entry.until,
     )
 
 

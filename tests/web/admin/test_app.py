@@ -32,7 +32,7 @@ from proxy.web.admin.auth import (
     cookie_name,
 )
 from proxy.web.app import Overrides, build_app
-from proxy.web.keys import CLOCK, RULEBOOK, SESSIONS, STATS, SUSPENSIONS
+from proxy.web.keys import CLOCK, RULEBOOK, SESSIONS, SETTINGS, STATS, SUSPENSIONS
 from tests.web.conftest import REPO, Clock, demo_settings
 
 CANARY_PATRON = "canary-patron-key-6f1d2c"
@@ -562,6 +562,20 @@ async def test_suspend_by_hash_suspends_the_live_session(make_console: ConsoleFa
     assert book.is_suspended(session.key)
     listed = await (await console.client.get("/api/suspensions", headers=console.bearer)).json()
     assert [s["session_hash"] for s in listed["suspensions"]] == [body["session_hash"]]
+
+
+async def test_suspensions_show_their_expiry(console: Console) -> None:
+    """#18 item 2: /api/suspensions and the dashboard show when each suspension ends."""
+    _, session = await new_session(console)
+    book = console.main[SUSPENSIONS]
+    entry = book.suspend(session.key, "acme", "requests", console.clock.now)
+    minutes = console.main[SETTINGS].limits.suspension_minutes
+    assert entry.until == console.clock.now + timedelta(minutes=minutes)
+    listed = await (await console.client.get("/api/suspensions", headers=console.bearer)).json()
+    [row] = listed["suspensions"]
+    assert datetime.fromisoformat(row["until"]) == entry.until
+    page = await (await console.client.get("/", headers=console.bearer)).text()
+    assert "Until (UTC)" in page and f"{entry.until:%Y-%m-%d %H:%M:%S}" in page
 
 
 @pytest.mark.parametrize(
