@@ -1,8 +1,12 @@
 """``stats export``: the library's usage reports.
 
-Contract: ``stats export --from DATE --to DATE --format csv|json [--out FILE]`` writes the
-aggregate daily rows (day, vendor, library, sessions, unique patrons, requests, bytes,
-downloads) and login outcomes; exit 2 when ``--to`` is before ``--from``. It reads the
+Contract: ``stats export --from DATE --to DATE --format csv|json [--granularity day|month]
+[--table usage|logins] [--out FILE]`` writes the aggregate rows (day, vendor, library,
+sessions, unique patrons, requests, bytes, downloads) and login outcomes (day, library,
+outcome, count). ``--granularity month`` (#18) reads whole months: the rows the retention
+rolled up plus the days not yet rolled up, ``day`` holding YYYY-MM; daily detail older than
+the retention exists only this way. JSON holds both tables; CSV one, chosen by ``--table``
+(default usage). Exit 2 when ``--to`` is before ``--from``. It reads the
 statistics store directly (safe while the server runs).
 Not here: counting (core/usage.py), storing (proxy/stores/stats.py), ``purge`` (purge.py).
 """
@@ -23,6 +27,7 @@ from proxy.core.settings import Settings
 from proxy.stores.stats import StatsStore, UsageRow
 
 USAGE_COLUMNS = [f.name for f in dataclasses.fields(UsageRow)]
+LOGIN_COLUMNS = ["day", "library", "outcome", "count"]
 
 
 def add_stats_parser(commands: Any) -> None:
@@ -42,6 +47,15 @@ def add_stats_parser(commands: Any) -> None:
         "--to", dest="end", type=date.fromisoformat, default=today, help="last day (YYYY-MM-DD)"
     )
     export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument(
+        "--granularity",
+        choices=("day", "month"),
+        default="day",
+        help="day rows, or month rows (the only rows left past the daily retention)",
+    )
+    export.add_argument(
+        "--table", choices=("usage", "logins"), default="usage", help="the table a CSV holds"
+    )
     export.add_argument("--out", default="-", help="file to write (default: stdout)")
 
 
@@ -57,30 +71,36 @@ def run_stats_export(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     store = StatsStore.open(Path(settings.data_dir))
     try:
-        rows = store.daily(args.start, args.end)
-        logins = store.logins(args.start, args.end)
+        if args.granularity == "month":
+            rows = store.monthly(args.start, args.end)
+            logins = store.monthly_logins(args.start, args.end)
+        else:
+            rows = store.daily(args.start, args.end)
+            logins = store.logins(args.start, args.end)
     finally:
         store.close()
     if args.out == "-":
-        write_rows(sys.stdout, args.format, rows, logins)
+        write_rows(sys.stdout, args.format, rows, logins, table=args.table)
     else:
         with Path(args.out).open("w", encoding="utf-8", newline="") as out:
-            write_rows(out, args.format, rows, logins)
+            write_rows(out, args.format, rows, logins, table=args.table)
     return 0
 
 
 def write_rows(
-    out: TextIO, fmt: str, rows: list[UsageRow], logins: list[tuple[str, str, str, int]]
+    out: TextIO,
+    fmt: str,
+    rows: list[UsageRow],
+    logins: list[tuple[str, str, str, int]],
+    *,
+    table: str = "usage",
 ) -> None:
-    """CSV (usage rows only, one header) or JSON (usage and login outcomes)."""
+    """JSON (usage and login outcomes) or CSV (one table, one header: usage or logins)."""
     if fmt == "json":
         json.dump(
             {
                 "usage": [dataclasses.asdict(r) for r in rows],
-                "logins": [
-                    dict(zip(("day", "library", "outcome", "count"), row, strict=True))
-                    for row in logins
-                ],
+                "logins": [dict(zip(LOGIN_COLUMNS, row, strict=True)) for row in logins],
             },
             out,
             indent=2,
@@ -88,5 +108,9 @@ def write_rows(
         out.write("\n")
         return
     writer = csv.writer(out)
+    if table == "logins":
+        writer.writerow(LOGIN_COLUMNS)
+        writer.writerows(logins)
+        return
     writer.writerow(USAGE_COLUMNS)
     writer.writerows(dataclasses.astuple(r) for r in rows)

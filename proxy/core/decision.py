@@ -77,6 +77,7 @@ class Redirect:
 
     location: str
     status: int
+    vendor: str = ""  # the rule's id once a rule covers the host (for the access log, #18)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +171,8 @@ def decide(
     compiled, origin = resolved
     rule = compiled.rule
     if session is None:
-        return Redirect(login_url(snapshot.public_url, origin.url_prefix() + view.raw_path), 302)
+        login = login_url(snapshot.public_url, origin.url_prefix() + view.raw_path)
+        return Redirect(login, 302, rule.id)
     if not rule.licensed_to(session.library, session.ptype):
         return Deny(
             403, f"Your library does not license {rule.title}.", "not_licensed", None, rule.id

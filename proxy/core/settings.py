@@ -249,7 +249,7 @@ class Settings(Frozen):
     relay: RelayLimits = RelayLimits()  # R3: per-patron concurrency and slow-reader deadline
     access_log: bool = False
     # --- R23: the access log's path column (a reading history); see docs/privacy.md -------
-    access_log_format: Literal["no_path", "combined"] = "no_path"
+    access_log_format: Literal["no_path", "combined", "ezpaarse"] = "no_path"  # #18: ezpaarse
     # ----------------------------------------------------------------------------------------
     max_rewrite_megabytes: Annotated[int, Field(ge=1, le=4096)] = 64  # decoded size cap
     tls: TLS | None = None

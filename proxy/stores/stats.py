@@ -3,9 +3,11 @@
 Contract: ``StatsStore.open(data_dir)`` opens ``stats.sqlite3``; ``add(drained)`` adds the
 counters drained from ``core.usage.UsageCounters`` in one transaction (unique-patron counts
 are absolute per day, so they are maxed, not summed); ``daily(...)`` reads rows for reports;
-``roll_up(before)`` folds daily rows older than the retention into monthly rows and deletes
-them. Every table's key is (day or month, vendor, library) or (day, library, outcome) or
-(day, vendor, third-party host): nothing can be joined to a patron (DESIGN P3).
+``roll_up(before)`` folds daily usage and login rows older than the retention into monthly
+rows and deletes them (login outcomes survive as monthly counts, #18); ``monthly(...)`` and
+``monthly_logins(...)`` read months, the rolled-up rows and the days not yet rolled up summed
+together. Every table's key is (day or month, vendor, library) or (day or month, library,
+outcome) or (day, vendor, third-party host): nothing can be joined to a patron (DESIGN P3).
 Not here: counting (core/usage.py), CSV/JSON formatting (proxy/cli/stats.py).
 """
 
@@ -37,6 +39,9 @@ CREATE TABLE IF NOT EXISTS usage_monthly (
 CREATE TABLE IF NOT EXISTS logins_daily (
     day TEXT NOT NULL, library TEXT NOT NULL, outcome TEXT NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY (day, library, outcome)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS logins_monthly (
+    month TEXT NOT NULL, library TEXT NOT NULL, outcome TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (month, library, outcome)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS third_party_daily (
     day TEXT NOT NULL, vendor TEXT NOT NULL, host TEXT NOT NULL,
     referenced INTEGER NOT NULL DEFAULT 0, blocked INTEGER NOT NULL DEFAULT 0,
@@ -65,6 +70,28 @@ ON CONFLICT (month, vendor, library) DO UPDATE SET
   uniques_max_day = max(uniques_max_day, excluded.uniques_max_day),
   requests = requests + excluded.requests, bytes = bytes + excluded.bytes,
   downloads = downloads + excluded.downloads"""
+ROLL_UP_LOGINS: Final = """
+INSERT INTO logins_monthly
+SELECT substr(day, 1, 7), library, outcome, sum(count)
+FROM logins_daily WHERE day < ? GROUP BY substr(day, 1, 7), library, outcome
+ON CONFLICT (month, library, outcome) DO UPDATE SET count = count + excluded.count"""
+# A month's usage: its rolled-up row plus the days of it not yet rolled up (#18).
+MONTHLY_USAGE: Final = """
+SELECT month, vendor, library, sum(sessions), max(uniques), sum(requests), sum(bytes),
+       sum(downloads)
+FROM (SELECT month, vendor, library, sessions, uniques_max_day AS uniques, requests, bytes,
+             downloads FROM usage_monthly WHERE month BETWEEN ?1 AND ?2
+      UNION ALL
+      SELECT substr(day, 1, 7), vendor, library, sessions, uniques, requests, bytes, downloads
+      FROM usage_daily WHERE substr(day, 1, 7) BETWEEN ?1 AND ?2)
+GROUP BY month, vendor, library ORDER BY month, vendor, library"""
+MONTHLY_LOGINS: Final = """
+SELECT month, library, outcome, sum(count)
+FROM (SELECT month, library, outcome, count FROM logins_monthly WHERE month BETWEEN ?1 AND ?2
+      UNION ALL
+      SELECT substr(day, 1, 7), library, outcome, count FROM logins_daily
+      WHERE substr(day, 1, 7) BETWEEN ?1 AND ?2)
+GROUP BY month, library, outcome ORDER BY 1, 2, 3"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +172,18 @@ class StatsStore:
                 (start.isoformat(), end.isoformat()),
             ).fetchall()
 
+    def monthly(self, start: date, end: date) -> list[UsageRow]:
+        """Usage per (month, vendor, library) for the months ``start`` to ``end`` touch; the
+        ``day`` field holds the month (YYYY-MM) and ``uniques`` the largest day's count."""
+        with self._lock:
+            rows = self._conn.execute(MONTHLY_USAGE, _months(start, end)).fetchall()
+        return [UsageRow(*row) for row in rows]
+
+    def monthly_logins(self, start: date, end: date) -> list[tuple[str, str, str, int]]:
+        """(month, library, outcome, count) rows for the months ``start`` to ``end`` touch."""
+        with self._lock:
+            return self._conn.execute(MONTHLY_LOGINS, _months(start, end)).fetchall()
+
     def third_parties(
         self, start: date, end: date, limit: int = 20
     ) -> list[tuple[str, str, int, int]]:
@@ -157,11 +196,13 @@ class StatsStore:
             ).fetchall()
 
     def roll_up(self, before: date) -> int:
-        """Fold daily usage older than ``before`` into months; delete old daily detail."""
+        """Fold daily usage and logins older than ``before`` into months; delete old daily
+        detail (third-party host counts are not kept past it)."""
         cutoff = before.isoformat()
         with self._lock:
             self._conn.execute("BEGIN")
             self._conn.execute(ROLL_UP, (cutoff,))
+            self._conn.execute(ROLL_UP_LOGINS, (cutoff,))
             moved = self._conn.execute("DELETE FROM usage_daily WHERE day < ?", (cutoff,))
             self._conn.execute("DELETE FROM logins_daily WHERE day < ?", (cutoff,))
             self._conn.execute("DELETE FROM third_party_daily WHERE day < ?", (cutoff,))
@@ -172,3 +213,8 @@ class StatsStore:
         """Close the file."""
         with self._lock:
             self._conn.close()
+
+
+def _months(start: date, end: date) -> tuple[str, str]:
+    """The (first, last) month keys, YYYY-MM, of a period."""
+    return start.isoformat()[:7], end.isoformat()[:7]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from proxy.accesslog import VENDOR_KEY
+from proxy.accesslog import SESSION_KEY, UPSTREAM_URL_KEY, VENDOR_KEY
 from proxy.core.abuse import LimitCrossed, action_for
 from proxy.core.decision import SUSPENDED, Deny, Forward, Redirect, RequestView, decide
 from proxy.core.usage import is_download
@@ -57,9 +57,13 @@ async def relay_handler(request: web.Request, host: str) -> web.StreamResponse:
     decision = decide(view_of(request, host), session, now, snapshot, suspended=suspended)
     if isinstance(decision, Forward) and session is not None:
         request[VENDOR_KEY] = decision.plan.rule.id
+        request[UPSTREAM_URL_KEY] = decision.plan.origin.url_prefix() + decision.plan.target
+        request[SESSION_KEY] = session.key  # only ever logged as a daily-keyed HMAC (#18)
         exchange = Exchange(request, stores, snapshot, decision.plan, session, now)
         return await within_caps(exchange)
     if isinstance(decision, Redirect):
+        if decision.vendor:
+            request[VENDOR_KEY] = decision.vendor
         response = found(decision.location)
         response.set_status(decision.status)
         forget_tossed_cookies(request, response)  # R7: two session cookies are none

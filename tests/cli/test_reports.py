@@ -102,6 +102,36 @@ def test_stats_export_json_with_range(config: Path) -> None:
     assert data["logins"] == []
 
 
+def test_18_month_export_after_roll_up_keeps_usage_and_logins(config: Path) -> None:
+    """#18: once the days are rolled up, --granularity month still exports usage and logins."""
+    data = config.parent / "data"
+    store = StatsStore.open(data)
+    store.roll_up(date(2026, 12, 1))
+    store.close()
+    args = ("stats", "export", "--from", "2026-11-01", "--to", "2026-11-30")
+    assert cli(config, *args, "--format", "json").stdout.count('"day"') == 0
+    result = cli(config, *args, "--granularity", "month", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    month = json.loads(result.stdout)
+    assert [(r["day"], r["requests"], r["uniques"]) for r in month["usage"]] == [("2026-11", 8, 5)]
+    assert month["logins"] == [{"day": "2026-11", "library": "MAIN", "outcome": "ok", "count": 1}]
+    logins = cli(config, *args, "--granularity", "month", "--table", "logins")
+    assert list(csv.DictReader(io.StringIO(logins.stdout))) == [
+        {"day": "2026-11", "library": "MAIN", "outcome": "ok", "count": "1"}
+    ]
+
+
+def test_18_csv_export_can_hold_login_outcomes(config: Path) -> None:
+    """#18: `--table logins` puts the daily login outcomes in the CSV export."""
+    result = cli(
+        config, "stats", "export", "--from", "2026-11-01", "--to", "2026-11-30", "--table", "logins"
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(csv.DictReader(io.StringIO(result.stdout))) == [
+        {"day": "2026-11-01", "library": "MAIN", "outcome": "ok", "count": "1"}
+    ]
+
+
 def test_stats_export_rejects_bad_dates(config: Path) -> None:
     """A malformed date is a usage error."""
     assert cli(config, "stats", "export", "--from", "yesterday").returncode == 2

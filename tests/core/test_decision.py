@@ -143,11 +143,13 @@ def test_the_order_of_the_rules() -> None:
 
 
 def test_no_session_redirects_to_login_with_the_vendor_url() -> None:
-    """#14: without a session the answer is a 302 to /login?qurl=<vendor URL>."""
+    """#14: without a session the answer is a 302 to /login?qurl=<vendor URL>, naming the
+    rule's vendor for the access log (#18)."""
     decision = decide(view(), None, NOW, SNAP)
     assert decision == Redirect(
         "http://proxy.localhost:8080/login?qurl=https%3A%2F%2Fwww.jstor.org%2Fstable%2F1%3Fx%3D1",
         302,
+        "jstor",
     )
 
 

@@ -59,3 +59,22 @@ def test_no_row_can_be_joined_to_a_patron(tmp_path: Path) -> None:
         data = path.read_bytes()
         for canary in canaries:
             assert canary.encode() not in data
+
+
+def test_18_roll_up_keeps_login_counts_as_months(tmp_path: Path) -> None:
+    """#18: the roll-up folds login outcomes into monthly rows instead of deleting them."""
+    store = StatsStore.open(tmp_path)
+    usage = UsageCounters()
+    for day in (date(2026, 1, 5), date(2026, 1, 6), DAY):
+        usage.login(day, "MAIN", "ok")
+        usage.request(day, "acme", "MAIN", patron="p", session="s", size=2, content_type="x/y")
+    usage.login(date(2026, 1, 6), "MAIN", "bad_pin")
+    store.add(usage.drain())
+    store.roll_up(date(2026, 6, 1))
+    assert store.logins(date(2026, 1, 1), DAY) == [(DAY.isoformat(), "MAIN", "ok", 1)]
+    assert store.monthly_logins(date(2026, 1, 1), date(2026, 1, 31)) == [
+        ("2026-01", "MAIN", "bad_pin", 1),
+        ("2026-01", "MAIN", "ok", 2),
+    ]
+    months = store.monthly(date(2026, 1, 1), DAY)
+    assert [(r.day, r.requests, r.bytes) for r in months] == [("2026-01", 2, 4), ("2026-11", 1, 2)]
