@@ -16,6 +16,7 @@ Not here: what directives mean (directives/stanzas/translate), the summary text 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -289,7 +290,7 @@ def library_codes(config: str | None) -> frozenset[str] | None:
     """The member library codes of proxy.yaml, or None when there is no such file."""
     if not config or not Path(config).exists():
         return None
-    return frozenset(lib.code for lib in load_settings(config).libraries)
+    return frozenset(lib.code for lib in load_settings(config, os.environ).libraries)
 
 
 def group_map(mapfile: str | None, pairs: Sequence[str]) -> dict[str, Libraries]:
