@@ -82,6 +82,8 @@ class Sessions(Frozen):
     idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 120
     lifetime_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 12
     max_per_card: Annotated[int, Field(ge=1, le=1000)] = 10  # R11: the oldest session ends
+    # #18.4: a browser-session cookie by default (shared PCs); True adds Max-Age=lifetime
+    persistent_cookie: bool = False
 
 
 class Timeouts(Frozen):

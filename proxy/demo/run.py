@@ -8,6 +8,7 @@ cleanly on Ctrl-C. Not here: the vendor app (demo/vendor.py), the cards (demo/pa
 from __future__ import annotations
 
 import asyncio
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,6 +80,16 @@ def print_banner(settings: Settings, cards: list[DemoCard]) -> None:
         f"  Portal:          {settings.public_url}/\n"
         f"  Starting URL:    {start}\n"
         f"  Health:          {settings.public_url}/healthz\n"
+        f"{admin_lines(settings)}"
         f"  Demo cards (card number, PIN or last name, library):\n{rows}\n",
         flush=True,
     )
+
+
+def admin_lines(settings: Settings) -> str:
+    """#18.7: where the demo's admin console is and the command that prints its token."""
+    if not settings.admin.enabled:
+        return ""
+    listen = settings.admin.listen
+    command = f"python run_proxy.py admin-token --data-dir {shlex.quote(settings.data_dir)}"
+    return f"  Admin console:   http://{listen.host}:{listen.port}/\n  Admin token:     {command}\n"

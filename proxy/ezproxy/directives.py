@@ -77,6 +77,10 @@ def _words(text: str) -> tuple[str, ...]:
 
 SSO_WHY = "a vendor single sign-on integration with a shared secret; configure it by hand"
 FORM_WHY = "EZproxy's login forms with shared credentials are not supported"
+USAGE_LIMIT_WHY = (  # #18.7: EZproxy counts per user per -interval; only logs without -enforce
+    "not translated: EZproxy UsageLimit windows and -enforce do not map one-to-one; set the"
+    " rule's limits (requests, megabytes, downloads) or proxy.yaml limits.* by hand"
+)
 SERVER_WHY = "an EZproxy server setting, not part of a vendor rule; see proxy.yaml"
 # EZproxy server settings with a counterpart in proxy.yaml (docs/configuration.md).
 SERVER_KEYS: Final[dict[str, str]] = {
@@ -149,7 +153,7 @@ DIRECTIVES: Final[dict[str, Spec]] = {
     "URLRedirect": Spec("body", why="use a plain URL line"),
     "URLRedirectAppend": Spec("body", why="use a plain URL line"),
     "URLRedirectAppendEncoded": Spec("body", why="use a plain URL line"),
-    "UsageLimit": Spec("leading", why="usage limits are not supported yet"),
+    "UsageLimit": Spec("leading", why=USAGE_LIMIT_WHY),
     # EZproxy server settings (the summary lists them; proxy.yaml covers what we support).
     **{
         name: Spec(

@@ -16,6 +16,7 @@ Not here: what directives mean (directives/stanzas/translate), the summary text 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -135,8 +136,13 @@ def plan_import(
     library_codes: frozenset[str] | None = None,
     existing: Existing | None = None,
 ) -> ImportResult:
-    """Read, group, translate and assemble; nothing is written."""
+    """Read, group, translate and assemble; nothing is written.
+
+    Raises:
+        UsageError: a group mapping names a group no ``Group`` line of the config has.
+    """
     directives, findings = read_tree(config)
+    check_group_names(groups or {}, directives)
     grouping = group_stanzas(directives)
     options = Options(groups=groups or {}, is_public_suffix=is_public_suffix)
     translations = [translate(s, options) for s in grouping.stanzas]
@@ -146,6 +152,18 @@ def plan_import(
         context=validation_context(library_codes),
         existing=existing or Existing(),
     )
+
+
+def check_group_names(groups: Mapping[str, Libraries], directives: Sequence[Directive]) -> None:
+    """#18.7: a mapped group the config never names is a typo, not a no-op (it would
+    leave the stanzas of the intended group licensed to every library)."""
+    known = {d.args.strip() for d in directives if d.name == "Group" and d.args.strip()}
+    unknown = sorted(set(groups) - {k.lower() for k in known} - {"default"})
+    if unknown:
+        shown = ", ".join(sorted(known, key=str.lower)) or "none"
+        raise UsageError(
+            f"--group/--groups: no Group {', '.join(unknown)} in the config (its groups: {shown})"
+        )
 
 
 # --- the output folder ---------------------------------------------------------------------
@@ -241,6 +259,9 @@ def run_import(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         result = plan_import(config, groups=groups, library_codes=codes, existing=existing)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: cannot read {config}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -289,7 +310,7 @@ def library_codes(config: str | None) -> frozenset[str] | None:
     """The member library codes of proxy.yaml, or None when there is no such file."""
     if not config or not Path(config).exists():
         return None
-    return frozenset(lib.code for lib in load_settings(config).libraries)
+    return frozenset(lib.code for lib in load_settings(config, os.environ).libraries)
 
 
 def group_map(mapfile: str | None, pairs: Sequence[str]) -> dict[str, Libraries]:

@@ -6,7 +6,8 @@ so mitmproxy creates its CA (``mitmproxy-ca-cert.pem``) there on first use.
 ``open_review_app`` builds the normal proxy app whose one ``UpstreamClient`` tunnels its
 pooled connections through the hop (CONNECT host:port, then TLS or plain HTTP inside, the
 same bytes as production) and trusts that CA — only in review mode, never otherwise.
-``ensure_review_card`` imports the review card into the registry when it is missing.
+``ensure_review_card`` imports the review card into the registry when it is missing, and
+``review_forever`` removes a card it imported when the review ends or fails to start.
 ``finish_review`` builds and writes the report from what the addon saw. ``review_forever``
 is the command: serve until ``duration`` seconds pass or SIGINT/SIGTERM, then shut the
 listener, the proxy and the hop down and write the report.
@@ -249,15 +250,39 @@ async def review_forever(
         imported = await asyncio.to_thread(
             ensure_review_card, app[REGISTRY], settings, plan.card, datetime.now(UTC).date()
         )
-        site = await start_site(app, settings.listen.host, settings.listen.port)
-        try:
-            print_banner(settings, plan, hop, imported=imported)
-            await wait_for_stop(duration)
-        finally:
-            await site.cleanup()
+        await serve_review(app, settings, plan, hop, imported=imported, duration=duration)
     finally:
         await hop.stop()
     return finish_review(addon, plan, settings, datetime.now(UTC))
+
+
+async def serve_review(
+    app: web.Application,
+    settings: Settings,
+    plan: ReviewPlan,
+    hop: ReviewHop,
+    *,
+    imported: bool,
+    duration: float | None,
+) -> None:
+    """Listen until stopped. #18.7: a card this review imported is removed when the review
+    ends or the listener fails to start, before the app (and its registry) closes."""
+    site: web.AppRunner | None = None
+    try:
+        site = await start_site(app, settings.listen.host, settings.listen.port)
+        print_banner(settings, plan, hop, imported=imported)
+        await wait_for_stop(duration)
+    finally:
+        if imported:
+            await asyncio.to_thread(forget_review_card, app, plan.card)
+        if site is not None:
+            await site.cleanup()
+
+
+def forget_review_card(app: web.Application, card: ReviewCard) -> None:
+    """Remove the review card that ``ensure_review_card`` imported (idempotent)."""
+    if app[REGISTRY].remove(card.card):
+        log.info("review_card_removed")
 
 
 def print_banner(settings: Settings, plan: ReviewPlan, hop: ReviewHop, *, imported: bool) -> None:

@@ -315,6 +315,13 @@ class PatronRegistry:
             )
         return str(row[0])
 
+    def remove(self, barcode: str) -> bool:
+        """Delete one card (the review card after a review, #18.7); False when unknown."""
+        card_hash = self.card_hash(barcode)
+        with self._lock, self._transaction():
+            cursor = self._conn.execute("DELETE FROM patrons WHERE card_hash = ?", (card_hash,))
+        return cursor.rowcount == 1
+
     @contextmanager
     def bulk_write(self, *, replace: bool) -> Iterator[BulkWriter]:
         """One all-or-nothing transaction for many rows; see the module docstring."""

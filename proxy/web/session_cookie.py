@@ -1,6 +1,9 @@
 """The proxy's session cookie: one name, one scope, set and read in one place.
 
-Contract: the cookie is ``HttpOnly; SameSite=Lax; Path=/``, scoped to the portal host's
+Contract: the cookie is ``HttpOnly; SameSite=Lax; Path=/``, a browser-session cookie (no
+Max-Age/Expires: closing the browser on a shared library PC forgets it; the server's idle and
+absolute limits still end the session) unless ``sessions.persistent_cookie`` asks for
+``Max-Age`` = the absolute lifetime, scoped to the portal host's
 domain so every mapped vendor host (``*.proxy.host``) receives it, and ``Secure`` when the
 public URL is https. The relay strips it from every upstream request (DESIGN P1). The Cookie
 header is parsed once per request by ``core.cookieheader`` (the same pairs serve the token and
@@ -32,7 +35,8 @@ log = get_logger("session")
 
 
 def set_session_cookie(response: web.StreamResponse, token: str, settings: Settings) -> None:
-    """Attach a fresh session cookie (lifetime bounded by the session's absolute lifetime)."""
+    """Attach a fresh session cookie: browser-session, or persistent for the session's lifetime."""
+    persistent = settings.sessions.persistent_cookie
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -41,7 +45,7 @@ def set_session_cookie(response: web.StreamResponse, token: str, settings: Setti
         httponly=True,
         samesite="Lax",
         secure=settings.public_scheme == "https",
-        max_age=settings.sessions.lifetime_hours * 3600,
+        max_age=settings.sessions.lifetime_hours * 3600 if persistent else None,
     )
 
 

@@ -326,3 +326,29 @@ def test_the_subcommand_plugs_into_the_real_cli_parser(
     assert run_import(args) == 0
     assert load_rules(tmp_path / "out", {"MAIN"}).rules[0].libraries == ("MAIN",)
     assert "Check (as `rules check`)" in capsys.readouterr().out
+
+
+def test_item7_a_mistyped_group_name_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """#18.7: --group naming no Group of the config exits 2, naming it and the known groups."""
+    config = write(
+        tmp_path / "config.txt",
+        "Group Law\nTitle L\nURL https://l.example.org/\nGroup Med\nTitle M\nURL https://m.example.org/\n",
+    )
+    out = tmp_path / "out"
+    argv = ["rules", "import-ezproxy", str(config), "--out", str(out), "--group", "Lwa=WEST"]
+    assert run("--config", str(REPO / "proxy.yaml"), *argv) == 2
+    err = capsys.readouterr().err
+    assert "no Group lwa in the config (its groups: Law, Med)" in err
+    assert not out.exists()
+
+
+def test_item7_usage_limit_reason_is_accurate(tmp_path: Path) -> None:
+    """#18.7: UsageLimit is reported with what to do, not as "not supported yet"."""
+    config = write(tmp_path / "config.txt", "UsageLimit -enforce -MB=100 big\n" + ACME)
+    result = plan_import(config)
+    whys = [f.why for o in result.outcomes for f in o.findings] + [f.why for f in result.findings]
+    (why,) = [w for w in whys if "UsageLimit" in w]
+    assert "not supported yet" not in why
+    assert "limits" in why

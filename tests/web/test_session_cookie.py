@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from aiohttp import ClientResponse
 from structlog.testing import capture_logs
 
 from tests.web.conftest import PORTAL, REPO, Stack, StackFactory
@@ -66,3 +67,26 @@ async def test_two_session_cookies_are_no_session(stack: Stack) -> None:
         assert len(events) == 1
         assert mine not in repr(logs) and attackers not in repr(logs)
     assert stack.vendor.records == []
+
+
+def login_cookies(resp: ClientResponse) -> list[str]:
+    """The Set-Cookie values for the session cookie in a login response."""
+    headers = resp.headers.getall("Set-Cookie", [])
+    return [c for c in headers if c.startswith("clamshell_session=") and "Max-Age=0" not in c]
+
+
+async def test_item4_session_cookie_is_a_browser_session_cookie(stack: Stack) -> None:
+    """#18.4: by default the login's session cookie has no Max-Age/Expires (shared PCs)."""
+    card = stack.card("adult card")
+    (cookie,) = login_cookies(await post_login(stack.client, card.barcode, card.secret))
+    assert "max-age" not in cookie.lower()
+    assert "expires" not in cookie.lower()
+    assert "HttpOnly" in cookie
+
+
+async def test_item4_persistent_cookie_is_an_explicit_option(make_stack: StackFactory) -> None:
+    """#18.4: `sessions.persistent_cookie: true` gives Max-Age = the absolute lifetime."""
+    stack = await make_stack(sessions={"lifetime_hours": 3, "persistent_cookie": True})
+    card = stack.card("adult card")
+    (cookie,) = login_cookies(await post_login(stack.client, card.barcode, card.secret))
+    assert "Max-Age=10800" in cookie
