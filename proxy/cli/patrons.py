@@ -11,9 +11,9 @@ rejected rows or a cut-off file without ``--allow-partial``, or more removals th
 and ``--date-format %m/%d/%Y`` another expiry date format (docs/patron-import.md).
 ``check``: the card number is read from a hidden prompt, or from the first line of stdin
 when stdin is not a terminal — never from argv, where it would land in shell history and
-``ps``. It prints what the registry knows and whether the
-card could log in remotely, and why not; it never prints or logs the card number. Exit 0
-when the card could log in, 1 when it could not.
+``ps``. It prints what the registry knows and whether the card could log in remotely, and
+why not; it never prints or logs the card number. Exit 0 when the card could log in, 1 when
+it could not.
 Not here: import and storage (stores/patron_import.py, stores/patrons.py), the login
 decision itself (core/login.py), ``patrons block`` (block.py), wiring into the main parser
 (proxy/cli/__init__.py).

@@ -237,8 +237,9 @@ def test_I18_6_duplicate_blocks_a_replace(populated: PatronRegistry, tmp_path: P
     --allow-partial."""
     before = snapshot(populated)
     path = write_csv(tmp_path / "p.csv", [main_row(1), main_row(1)])
-    summary = run_import(populated, path, replace=True)
-    assert summary.refused is not None and not summary.committed
+    summary = run_import(populated, path, replace=True, max_remove=RemoveLimit(100, True))
+    assert summary.refused is not None and "1 row was rejected" in summary.refused
+    assert not summary.committed
     assert snapshot(populated) == before
 
 
