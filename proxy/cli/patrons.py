@@ -7,11 +7,13 @@ loads the settings first).
 to stdout; exit 0 when every row was imported, 1 when any row was rejected, the file could
 not be read, no row was valid, or a ``--replace`` was refused (nothing is changed then:
 rejected rows or a cut-off file without ``--allow-partial``, or more removals than
-``--max-remove``, default 5%; R13). ``check``: the card number is read from a hidden prompt,
-or from the first line of stdin when stdin is not a terminal — never from argv, where it
-would land in shell history and ``ps``. It prints what the registry knows and whether the
-card could log in remotely, and why not; it never prints or logs the card number. Exit 0
-when the card could log in, 1 when it could not.
+``--max-remove``, default 5%; R13). ``--delimiter tab|semicolon`` reads another delimiter
+and ``--date-format %m/%d/%Y`` another expiry date format (docs/patron-import.md).
+``check``: the card number is read from a hidden prompt, or from the first line of stdin
+when stdin is not a terminal — never from argv, where it would land in shell history and
+``ps``. It prints what the registry knows and whether the card could log in remotely, and
+why not; it never prints or logs the card number. Exit 0 when the card could log in, 1 when
+it could not.
 Not here: import and storage (stores/patron_import.py, stores/patrons.py), the login
 decision itself (core/login.py), ``patrons block`` (block.py), wiring into the main parser
 (proxy/cli/__init__.py).
@@ -32,7 +34,15 @@ from proxy.core.cards import barcode_problem, library_for_barcode, normalize_bar
 from proxy.core.login import CardFacts, LoginRefused, Refusal, decide_login
 from proxy.core.settings import Settings
 from proxy.errors import ClamshellError
-from proxy.stores.patron_import import DEFAULT_MAX_REMOVE, ImportSummary, RemoveLimit, import_csv
+from proxy.stores.patron_import import (
+    DEFAULT_MAX_REMOVE,
+    DELIMITERS,
+    CsvFormat,
+    ImportSummary,
+    RemoveLimit,
+    check_date_format,
+    import_csv,
+)
 from proxy.stores.patrons import PatronRecord, PatronRegistry
 
 # Refusal -> what staff are told (patrons get core/login.py's MESSAGES instead)
@@ -69,6 +79,18 @@ def add_patrons_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         metavar="N|P%",
         help=f"--replace removes at most N patrons or P%% of them (default {DEFAULT_MAX_REMOVE})",
     )
+    importer.add_argument(
+        "--delimiter",
+        choices=sorted(DELIMITERS),
+        default="comma",
+        help="the character between fields (default comma)",
+    )
+    importer.add_argument(
+        "--date-format",
+        type=date_format,
+        metavar="PATTERN",
+        help="the expires column's format, e.g. %%m/%%d/%%Y (default YYYY-MM-DD)",
+    )
     commands.add_parser(
         "check",
         help="why a card can or cannot log in (card read from a prompt or stdin, never argv)",
@@ -80,6 +102,14 @@ def remove_limit(text: str) -> RemoveLimit:
     """``--max-remove`` value: ``500`` or ``5%``."""
     try:
         return RemoveLimit.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def date_format(text: str) -> str:
+    """``--date-format`` value: a strptime pattern with a day, month and year."""
+    try:
+        return check_date_format(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -112,6 +142,7 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
             progress=True,
             allow_partial=args.allow_partial,
             max_remove=args.max_remove,
+            fmt=CsvFormat(DELIMITERS[args.delimiter], args.date_format),
         )
     for problem in summary.problems:
         print(problem, file=sys.stderr)

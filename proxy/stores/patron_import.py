@@ -7,9 +7,17 @@ one its library's ``login_with`` names. A header without the required columns ra
 ``PatronImportError`` before anything is written. Every data row is validated (library
 defined in proxy.yaml; barcode normalized and checked against that library's prefix, length
 and check digit, and not claimed by a library with a longer prefix; secret not empty;
-ptype not empty; ``expires`` an ISO date; ``status`` one of ok/blocked/lost/fines); a bad
-row is skipped and reported as ``FILE:LINE: reason``. Reasons never quote a field's value:
-a shifted column could put a PIN or name anywhere.
+ptype not empty; ``expires`` an ISO date, or a date in ``CsvFormat.date_format`` when one
+is given; ``status`` one of ok/blocked/lost/fines; the card not already on an earlier line);
+a bad row is skipped and reported as ``FILE:LINE: reason``. Reasons never quote a field's
+value: a shifted column could put a PIN or name anywhere. A card that appears twice keeps
+its first row; the later one is rejected as ``duplicate card (first on line N)``.
+
+Format (docs/patron-import.md): comma-delimited unless ``CsvFormat.delimiter`` says
+otherwise; a header that holds a single field containing a tab or semicolon (or a comma,
+when another delimiter was asked for) raises ``PatronImportError`` naming the delimiter
+found. UTF-8 with or without a BOM; a UTF-16 file or a byte that is not UTF-8 (Latin-1,
+Windows-1252) raises ``PatronImportError`` naming the line and how to convert it.
 
 The file is streamed (csv.reader over lines decoded one at a time, so a byte that is not
 UTF-8 is reported with its line) in batches of ``BATCH_SIZE`` into
@@ -17,7 +25,11 @@ UTF-8 is reported with its line) in batches of ``BATCH_SIZE`` into
 a kill) leaves the previous registry as it was. When no row is valid nothing is committed —
 in particular ``replace`` with an empty or all-bad export never empties the registry.
 Memory does not grow with the file: at most ``MAX_PROBLEMS`` problem lines are kept (the
-rest are only counted) and seen cards live in SQLite. ``ImportSummary.exit_code`` is 0 when
+rest are only counted) and seen cards live in SQLite — the staged rows in the registry's
+stage, and for the duplicate check the first 64 bits of each card hash with its line in a
+private temporary database (``_SeenCards``: a temp file SQLite deletes on close, its page
+cache capped at ``SEEN_CACHE_KIB``; 64 bits make a false duplicate among a million cards
+about a 1 in 30 million chance). ``ImportSummary.exit_code`` is 0 when
 every row was imported, 1 when any row was rejected or nothing was committed.
 
 ``replace`` guards (R13: a truncated export once deleted 395,654 of 400,000 patrons). A
@@ -35,10 +47,11 @@ from __future__ import annotations
 import csv
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, cast
 
@@ -59,6 +72,14 @@ BATCH_SIZE: Final = 5000
 MAX_PROBLEMS: Final = 1000
 STATUS_LIST: Final = ", ".join(sorted(STATUSES))
 REMOVE_LIMIT: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")  # "500" or "5%"
+# Delimiters an ILS or spreadsheet export uses; a header split by another one is named.
+DELIMITERS: Final[dict[str, str]] = {"comma": ",", "tab": "\t", "semicolon": ";"}
+# Excel's "Unicode text" is UTF-16 with a byte-order mark (and tab-delimited).
+UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")
+SEEN_CACHE_KIB: Final = 16 * 1024  # the duplicate check's page cache: ~6 s per 1M rows, flat
+SEEN_SCHEMA: Final = "CREATE TABLE seen (card INTEGER PRIMARY KEY, line INTEGER NOT NULL)"
+SEEN_ADD: Final = "INSERT INTO seen VALUES (?, ?) ON CONFLICT DO NOTHING"
+SEEN_LINE: Final = "SELECT line FROM seen WHERE card = ?"
 
 log = get_logger("patrons")
 
@@ -92,6 +113,48 @@ class RemoveLimit:
 
     def __str__(self) -> str:
         return f"{self.amount:g}%" if self.percent else f"{int(self.amount)}"
+
+
+@dataclass(frozen=True, slots=True)
+class CsvFormat:
+    """How the file is written: its delimiter and the expiry column's date format."""
+
+    delimiter: str = ","
+    date_format: str | None = None  # a strptime pattern such as %m/%d/%Y; None: ISO dates
+
+    def parse_date(self, value: str) -> date | None:
+        """The expiry date, or None when it is not in this format."""
+        text = value.strip()
+        try:
+            if self.date_format is None:
+                return date.fromisoformat(text)
+            return datetime.strptime(text, self.date_format).date()
+        except ValueError:
+            return None
+
+    @property
+    def date_problem(self) -> str:
+        """The reason given for an expiry that does not parse (never quoting it)."""
+        if self.date_format is None:
+            return (
+                "expires is not an ISO date (YYYY-MM-DD); "
+                "use --date-format for other formats, e.g. --date-format %m/%d/%Y"
+            )
+        return f"expires does not match --date-format {self.date_format}"
+
+
+def check_date_format(pattern: str) -> str:
+    """``pattern`` if it can express a full date (day, month, year); ValueError otherwise."""
+    sample = date(2031, 12, 25)
+    try:
+        parsed = datetime.strptime(sample.strftime(pattern), pattern).date()
+    except ValueError:
+        parsed = None
+    if parsed != sample:
+        raise ValueError(
+            f"{pattern!r} is not a date format with a day, month and year (e.g. %m/%d/%Y)"
+        )
+    return pattern
 
 
 # A routine export loses a few cards (expired, moved away); a cut or filtered file loses most.
@@ -164,6 +227,7 @@ def import_csv(
     progress: bool,
     allow_partial: bool = False,
     max_remove: RemoveLimit = DEFAULT_MAX_REMOVE,
+    fmt: CsvFormat = CsvFormat(),
 ) -> ImportSummary:
     """Import ``path`` (UTF-8, a BOM is fine); see the module docstring."""
     try:
@@ -182,6 +246,7 @@ def import_csv(
                 on_batch=bar,
                 allow_partial=allow_partial,
                 max_remove=max_remove,
+                fmt=fmt,
             )
         finally:
             if bar is not None:
@@ -191,11 +256,17 @@ def import_csv(
 def _utf8_lines(raw: BinaryIO, source: str) -> Iterator[str]:
     """Decode line by line, so an error names the exact line (a leading BOM is dropped)."""
     for number, line in enumerate(raw, start=1):
+        if number == 1 and line.startswith(UTF16_BOMS):
+            raise PatronImportError(
+                f'{source}:1: the file is UTF-16 text (Excel\'s "Unicode text"); save it as '
+                '"CSV UTF-8" instead; nothing was changed'
+            )
         try:
             yield line.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError:
             raise PatronImportError(
-                f"{source}:{number}: not UTF-8 text; nothing was changed"
+                f"{source}:{number}: not UTF-8 text (Latin-1 or Windows-1252? convert it, e.g. "
+                "iconv -f WINDOWS-1252 -t UTF-8); nothing was changed"
             ) from None
 
 
@@ -209,15 +280,17 @@ def import_lines(
     on_batch: Callable[[], object] | None = None,
     allow_partial: bool = False,
     max_remove: RemoveLimit = DEFAULT_MAX_REMOVE,
+    fmt: CsvFormat = CsvFormat(),
 ) -> ImportSummary:
     """Import CSV text lines (``import_csv`` without the file); ``source`` names it."""
     tail = _Tail(lines)
-    rows = _Rows(tail)
+    rows = _Rows(tail, fmt.delimiter)
     summary = ImportSummary()
     try:
-        columns = _read_header(rows, source)
-        with registry.bulk_write(replace=replace) as writer:
-            for batch in _batches(rows, columns, source, settings, registry, summary):
+        columns = _read_header(rows, source, fmt.delimiter)
+        check = RowChecker(columns, settings.libraries, fmt)
+        with registry.bulk_write(replace=replace) as writer, _SeenCards() as seen:
+            for batch in _batches(rows, check, source, registry, seen, summary):
                 writer.write(batch)
                 if on_batch is not None:
                     on_batch()
@@ -288,8 +361,8 @@ class _Tail:
 class _Rows:
     """CSV rows; ``line`` is the 1-based line where the last row read ended."""
 
-    def __init__(self, lines: Iterable[str]) -> None:
-        self._reader = csv.reader(lines)
+    def __init__(self, lines: Iterable[str], delimiter: str = ",") -> None:
+        self._reader = csv.reader(lines, delimiter=delimiter)
         self.line = 0
 
     def __iter__(self) -> Iterator[list[str]]:
@@ -301,11 +374,13 @@ class _Rows:
         return row
 
 
-def _read_header(rows: _Rows, source: str) -> Columns:
+def _read_header(rows: _Rows, source: str, delimiter: str = ",") -> Columns:
     """Column positions from the header row, or PatronImportError naming what is missing."""
     header = next(rows, None)
     if header is None:
         raise PatronImportError(f"{source}: the file is empty (no header row)")
+    if len(header) == 1:
+        _check_delimiter(header[0], source, delimiter)
     names = [name.strip().lower() for name in header]
     dupes = sorted({n for n in names if n and names.count(n) > 1})
     if dupes:
@@ -330,49 +405,113 @@ def _read_header(rows: _Rows, source: str) -> Columns:
     )
 
 
+def _check_delimiter(header: str, source: str, delimiter: str) -> None:
+    """PatronImportError naming the delimiter when the header is split by another one."""
+    for name, found in DELIMITERS.items():
+        if found != delimiter and found in header:
+            hint = "--delimiter " + name if name != "comma" else "no --delimiter"
+            raise PatronImportError(
+                f"{source}:1: the file is {name}-delimited; export it comma-separated "
+                f"or pass {hint}; nothing was changed"
+            )
+
+
 def _batches(
     rows: _Rows,
-    columns: Columns,
+    check: RowChecker,
     source: str,
-    settings: Settings,
     registry: PatronRegistry,
+    seen: _SeenCards,
     summary: ImportSummary,
 ) -> Iterator[list[PatronRow]]:
-    """Valid rows, hashed, in lists of BATCH_SIZE; bad rows go to ``summary``."""
-    check = RowChecker(columns, settings.libraries)
-    batch: list[PatronRow] = []
+    """Valid first rows of each card, hashed, in lists of BATCH_SIZE; the rest go to
+    ``summary`` in line order."""
+    batch = _Batch()
     for row in rows:
-        if len(row) < columns.width and not "".join(row).strip():
+        if len(row) < check.width and not "".join(row).strip():
             continue  # blank line
         checked = check(row)
         if isinstance(checked, str):
-            summary.reject(f"{source}:{rows.line}: {checked}")
-            continue
-        summary.last_rejected = False
-        barcode, secret, lib, ptype, expires, status = checked
-        batch.append(
-            registry.hashed_row(
-                barcode,
-                secret,
-                lib.login_with,
-                library=lib.code,
-                ptype=ptype,
-                expires=expires,
-                status=status,
-            )
-        )
-        if len(batch) >= BATCH_SIZE:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+            batch.bad.append((rows.line, checked))
+        else:
+            batch.good.append((rows.line, _hashed(registry, checked)))
+        batch.last_line = rows.line
+        if len(batch.good) >= BATCH_SIZE:
+            yield batch.settle(seen, source, summary)
+            batch = _Batch()
+    if batch.last_line:
+        yield batch.settle(seen, source, summary)
+
+
+def _hashed(registry: PatronRegistry, valid: _Valid) -> PatronRow:
+    """The row to store: the barcode and secret are hashed here and go no further."""
+    barcode, secret, lib, ptype, expires, status = valid
+    return registry.hashed_row(
+        barcode, secret, lib.login_with, library=lib.code, ptype=ptype, expires=expires,
+        status=status,
+    )  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Rows read since the last batch was written, with their line numbers."""
+
+    good: list[tuple[int, PatronRow]] = field(default_factory=list)
+    bad: list[tuple[int, str]] = field(default_factory=list)
+    last_line: int = 0  # the last data row's line
+
+    def settle(self, seen: _SeenCards, source: str, summary: ImportSummary) -> list[PatronRow]:
+        """Report the bad and duplicate rows in line order; the rows to write."""
+        duplicates = seen.add(self.good)
+        bad = sorted(self.bad + [(line, f"duplicate card (first on line {first})")
+                                 for line, first in duplicates.items()])  # fmt: skip
+        for line, reason in bad:
+            summary.reject(f"{source}:{line}: {reason}")
+        summary.last_rejected = bool(bad) and bad[-1][0] == self.last_line
+        return [row for line, row in self.good if line not in duplicates]
+
+
+class _SeenCards:
+    """Cards already read (64 bits of the card hash -> first line), in a temp SQLite file."""
+
+    def __init__(self) -> None:
+        self._conn = sqlite3.connect("", isolation_level=None)  # "": a private temp file
+        for pragma in (
+            "journal_mode = OFF",
+            "synchronous = OFF",
+            f"cache_size = -{SEEN_CACHE_KIB}",
+        ):
+            self._conn.execute(f"PRAGMA {pragma}")
+        self._conn.execute(SEEN_SCHEMA)
+        self._conn.execute("BEGIN")
+
+    def add(self, rows: Sequence[tuple[int, PatronRow]]) -> dict[int, int]:
+        """Remember these cards; the duplicates among them as {line: first line}."""
+        keyed = sorted((int(row.card_hash[:16], 16) - 2**63, line) for line, row in rows)
+        if self._conn.executemany(SEEN_ADD, keyed).rowcount == len(keyed):
+            return {}  # every card was new (the usual case): no look-ups
+        found = {line: self._conn.execute(SEEN_LINE, (key,)).fetchone()[0] for key, line in keyed}
+        return {line: first for line, first in found.items() if first != line}
+
+    def __enter__(self) -> _SeenCards:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._conn.close()  # SQLite deletes the temp file
 
 
 class RowChecker:
     """Checks one data row against the header's columns and the configured libraries."""
 
-    def __init__(self, columns: Columns, libraries: Sequence[Library]) -> None:
+    def __init__(
+        self,
+        columns: Columns,
+        libraries: Sequence[Library],
+        fmt: CsvFormat = CsvFormat(),
+    ) -> None:
         self._columns = columns
+        self._fmt = fmt
+        self.width = columns.width
         self._libraries = {lib.code: lib for lib in libraries}
         self._all = tuple(libraries)
         self._known = ", ".join(self._libraries) or "(none configured)"
@@ -401,12 +540,12 @@ class RowChecker:
             return f"{library.code} logs in with {library.login_with}; the file has no such column"
         if not normalize_secret(row[index], library.login_with):
             return f"{library.login_with} is empty"
-        ptype, expires = row[cols.ptype].strip(), _iso_date(row[cols.expires])
+        ptype, expires = row[cols.ptype].strip(), self._fmt.parse_date(row[cols.expires])
         status = row[cols.status].strip().lower()
         if not ptype:
             return "ptype is empty"
         if expires is None:
-            return "expires is not an ISO date (YYYY-MM-DD)"
+            return self._fmt.date_problem
         if status not in STATUSES:
             return f"status is not one of {STATUS_LIST}"
         return _Valid(barcode, row[index], library, ptype, expires, cast(PatronStatus, status))
@@ -419,13 +558,6 @@ class RowChecker:
         if owner is None or owner.code == library.code:
             return None
         return f"barcode belongs to {owner.code} (longer prefix), not {library.code}"
-
-
-def _iso_date(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        return None
 
 
 def _counts(summary: ImportSummary) -> dict[str, Any]:

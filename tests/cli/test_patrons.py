@@ -224,3 +224,41 @@ def test_blocks_and_unblock_commands(tmp_path: Path) -> None:
     lifted = run(config, "patrons", "unblock", "--hash", card[:12])
     assert lifted.returncode == 0, lifted.stderr
     assert run(config, "patrons", "unblock", "--case", "C-9").returncode == 1
+
+
+def test_I18_6_delimiter_and_date_format_options(tmp_path: Path) -> None:
+    """#18.6: a semicolon file with US dates is refused with the delimiter named, then imports
+    with --delimiter semicolon --date-format %m/%d/%Y; a bad pattern is a usage error."""
+    path = tmp_path / "proxy.yaml"
+    path.write_text(json.dumps(CONFIG))
+    export = tmp_path / "export.csv"
+    export.write_text(
+        f"barcode;pin;library;ptype;expires;status\n{OK};1111;MAIN;adult;12/31/2099;ok\n"
+    )
+    result = run(path, "patrons", "import", str(export))
+    assert result.returncode == 1
+    assert f"{export}:1: the file is semicolon-delimited" in result.stderr
+    result = run(path, "patrons", "import", str(export), "--delimiter", "semicolon")
+    assert (
+        f"{export}:2: expires is not an ISO date (YYYY-MM-DD); use --date-format" in result.stderr
+    )
+    result = run(path, "patrons", "import", str(export), "--delimiter", "semicolon",
+                 "--date-format", "%m/%d/%Y")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.strip()
+        == f"{export}: imported 1, updated 0, unchanged 0, rejected 0, removed 0"
+    )
+    result = run(path, "patrons", "import", str(export), "--date-format", "%m/%Y")
+    assert result.returncode == 2 and "day, month and year" in result.stderr
+
+
+def test_I18_6_duplicate_card_is_printed(tmp_path: Path) -> None:
+    """#18.6: the CLI prints a duplicate card with both line numbers and exits 1."""
+    path = tmp_path / "proxy.yaml"
+    path.write_text(json.dumps(CONFIG))
+    export = tmp_path / "export.csv"
+    export.write_text(EXPORT.splitlines()[0] + "\n" + f"{OK},1,,MAIN,adult,2099-12-31,ok\n" * 2)
+    result = run(path, "patrons", "import", str(export))
+    assert result.returncode == 1
+    assert f"{export}:3: duplicate card (first on line 2)" in result.stderr.splitlines()

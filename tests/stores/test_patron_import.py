@@ -20,9 +20,11 @@ from proxy.stores.patron_import import (
     BATCH_SIZE,
     DEFAULT_MAX_REMOVE,
     MAX_PROBLEMS,
+    CsvFormat,
     ImportSummary,
     PatronImportError,
     RemoveLimit,
+    check_date_format,
     import_csv,
     import_lines,
 )
@@ -198,13 +200,47 @@ def test_changed_pin_replaces_the_old_one(populated: PatronRegistry, tmp_path: P
     assert not populated.authenticate(card("21234", 1), "4321", "pin")[1]
 
 
-def test_later_duplicate_row_wins(registry: PatronRegistry, tmp_path: Path) -> None:
-    """When a card appears twice, the last row is what the registry holds."""
-    rows = [main_row(1, ptype="adult"), main_row(1, ptype="staff")]
-    summary = run_import(registry, write_csv(tmp_path / "dupes.csv", rows))
-    assert (summary.imported, summary.updated) == (1, 1)
+def test_I18_6_duplicate_card_is_reported_with_both_lines(
+    registry: PatronRegistry, tmp_path: Path
+) -> None:
+    """#18.6: a card that appears twice keeps its first row; the later one is rejected as
+    FILE:LINE: duplicate card (first on line N), also when written differently."""
+    dashed = card("21234", 1)[:4] + "-" + card("21234", 1)[4:]
+    rows = [main_row(1, ptype="adult"), main_row(2), main_row(1, ptype="staff", barcode=dashed)]
+    path = write_csv(tmp_path / "dupes.csv", rows)
+    summary = run_import(registry, path)
+    assert summary.problems == [f"{path}:4: duplicate card (first on line 2)"]
+    assert (summary.imported, summary.rejected, summary.exit_code) == (2, 1, 1)
     record = registry.lookup(card("21234", 1))
-    assert record is not None and record.ptype == "staff"
+    assert record is not None and record.ptype == "adult"
+
+
+def test_I18_6_duplicates_across_batches_and_in_line_order(
+    registry: PatronRegistry, tmp_path: Path
+) -> None:
+    """#18.6: a duplicate in a later batch names the first line; problems stay in line order."""
+    rows = [main_row(n) for n in range(1, BATCH_SIZE + 3)]
+    rows += [main_row(BATCH_SIZE + 5, status="x"), main_row(3), main_row(1)]
+    path = write_csv(tmp_path / "p.csv", rows)
+    summary = run_import(registry, path)
+    last = BATCH_SIZE + 6  # the header is line 1
+    assert summary.problems == [
+        f"{path}:{last - 2}: status is not one of blocked, fines, lost, ok",
+        f"{path}:{last - 1}: duplicate card (first on line 4)",
+        f"{path}:{last}: duplicate card (first on line 2)",
+    ]
+    assert summary.imported == BATCH_SIZE + 2
+
+
+def test_I18_6_duplicate_blocks_a_replace(populated: PatronRegistry, tmp_path: Path) -> None:
+    """#18.6/R13: a duplicate is a rejected row, so --replace removes nothing without
+    --allow-partial."""
+    before = snapshot(populated)
+    path = write_csv(tmp_path / "p.csv", [main_row(1), main_row(1)])
+    summary = run_import(populated, path, replace=True, max_remove=RemoveLimit(100, True))
+    assert summary.refused is not None and "1 row was rejected" in summary.refused
+    assert not summary.committed
+    assert snapshot(populated) == before
 
 
 def test_header_is_flexible(registry: PatronRegistry, tmp_path: Path) -> None:
@@ -234,6 +270,11 @@ def test_barcodes_and_values_are_normalized(registry: PatronRegistry, tmp_path: 
 
 # --- every rejection reason -----------------------------------------------------------
 
+NOT_ISO = (
+    "expires is not an ISO date (YYYY-MM-DD); "
+    "use --date-format for other formats, e.g. --date-format %m/%d/%Y"
+)
+
 REJECTIONS = [
     (main_row(5, library="EAST"), "library is not one of MAIN, WEST, BRANCH"),
     (main_row(5, library=""), "library is not one of MAIN, WEST, BRANCH"),
@@ -251,9 +292,9 @@ REJECTIONS = [
     (main_row(5, pin="  "), "pin is empty"),
     (west_row(5, last_name=" -' "), "last_name is empty"),
     (main_row(5, ptype=" "), "ptype is empty"),
-    (main_row(5, expires="2031-02-30"), "expires is not an ISO date (YYYY-MM-DD)"),
-    (main_row(5, expires="31/01/2031"), "expires is not an ISO date (YYYY-MM-DD)"),
-    (main_row(5, expires=""), "expires is not an ISO date (YYYY-MM-DD)"),
+    (main_row(5, expires="2031-02-30"), NOT_ISO),
+    (main_row(5, expires="31/01/2031"), NOT_ISO),
+    (main_row(5, expires=""), NOT_ISO),
     (main_row(5, status="frozen"), "status is not one of blocked, fines, lost, ok"),
 ]
 
@@ -411,7 +452,9 @@ def test_undecodable_bytes_midway_leave_registry_unchanged(
     path = write_csv(tmp_path / "p.csv", [main_row(100 + n) for n in range(BATCH_SIZE + 10)])
     with path.open("ab") as f:
         f.write(b"21234000000018,\xff\xfe,,MAIN,adult,2031-01-31,ok\n")
-    with pytest.raises(PatronImportError, match=rf"p\.csv:{BATCH_SIZE + 12}: not UTF-8 text"):
+    with pytest.raises(
+        PatronImportError, match=rf"p\.csv:{BATCH_SIZE + 12}: not UTF-8 text \(Latin-1"
+    ):
         run_import(populated, path, replace=True)
     assert snapshot(populated) == before
 
@@ -591,9 +634,7 @@ def test_R13_rejected_rows_keep_their_cards(registry: PatronRegistry, tmp_path: 
     rows = [main_row(1)] + [main_row(n, expires="01/31/2031") for n in (2, 3, 4)]
     path = write_csv(tmp_path / "b.csv", rows)
     summary = run_import(registry, path, replace=True, max_remove=RemoveLimit(100, True))
-    assert summary.problems == [
-        f"{path}:{line}: expires is not an ISO date (YYYY-MM-DD)" for line in (3, 4, 5)
-    ]
+    assert summary.problems == [f"{path}:{line}: {NOT_ISO}" for line in (3, 4, 5)]
     assert summary.refused is not None and "3 rows were rejected" in summary.refused
     assert (summary.removed, summary.exit_code, registry.count()) == (0, 1, 4)
 
@@ -672,3 +713,90 @@ def test_R13_remove_limit_refuses_nonsense(text: str) -> None:
     """R13: anything but a whole count or a percentage up to 100 is refused."""
     with pytest.raises(ValueError, match=r"expected a count|whole number"):
         RemoveLimit.parse(text)
+
+
+# --- #18 item 6: the file's format -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expires", "stored"),
+    [
+        (CsvFormat(date_format="%m/%d/%Y"), "01/31/2031", "2031-01-31"),
+        (CsvFormat(date_format="%d.%m.%Y"), " 31.01.2031 ", "2031-01-31"),
+        (CsvFormat(date_format="%Y%m%d"), "20310131", "2031-01-31"),
+    ],
+)
+def test_I18_6_date_format_reads_other_dates(
+    registry: PatronRegistry, tmp_path: Path, fmt: CsvFormat, expires: str, stored: str
+) -> None:
+    """#18.6: with a date format, the expiry column is read in that format."""
+    path = write_csv(tmp_path / "p.csv", [main_row(1, expires=expires)])
+    summary = import_csv(registry, path, SETTINGS, replace=False, progress=False, fmt=fmt)
+    assert summary.problems == [] and summary.imported == 1
+    record = registry.lookup(card("21234", 1))
+    assert record is not None and record.expires.isoformat() == stored
+
+
+def test_I18_6_date_not_in_the_format_is_reported(registry: PatronRegistry, tmp_path: Path) -> None:
+    """#18.6: an expiry not in the given format names the format, never the value."""
+    path = write_csv(tmp_path / "p.csv", [main_row(1, expires="2031-01-31")])
+    fmt = CsvFormat(date_format="%m/%d/%Y")
+    summary = import_csv(registry, path, SETTINGS, replace=False, progress=False, fmt=fmt)
+    assert summary.problems == [f"{path}:2: expires does not match --date-format %m/%d/%Y"]
+
+
+@pytest.mark.parametrize("pattern", ["%m/%d/%Y", "%d.%m.%y", "%Y%m%d", "%d %b %Y"])
+def test_I18_6_date_format_check_accepts_full_dates(pattern: str) -> None:
+    """#18.6: a pattern with a day, month and year is accepted."""
+    assert check_date_format(pattern) == pattern
+
+
+@pytest.mark.parametrize("pattern", ["%m/%Y", "%H:%M", "yyyy-mm-dd", "%d/%m"])
+def test_I18_6_date_format_check_refuses_partial_dates(pattern: str) -> None:
+    """#18.6: a pattern that cannot say which day is refused."""
+    with pytest.raises(ValueError, match="day, month and year"):
+        check_date_format(pattern)
+
+
+@pytest.mark.parametrize(("name", "char"), [("tab", "\t"), ("semicolon", ";")])
+def test_I18_6_other_delimiter_is_named(
+    registry: PatronRegistry, tmp_path: Path, name: str, char: str
+) -> None:
+    """#18.6: a tab- or semicolon-delimited file fails with an error naming its delimiter,
+    and imports with that --delimiter."""
+    path = tmp_path / "p.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f, delimiter=char)
+        out.writerow(HEADER)
+        out.writerow([main_row(1)[c] for c in HEADER])
+    with pytest.raises(PatronImportError, match=rf"p\.csv:1: the file is {name}-delimited; "
+                       rf"export it comma-separated or pass --delimiter {name}"):  # fmt: skip
+        run_import(registry, path)
+    fmt = CsvFormat(delimiter=char)
+    summary = import_csv(registry, path, SETTINGS, replace=False, progress=False, fmt=fmt)
+    assert summary.imported == 1, summary.problems
+
+
+def test_I18_6_comma_file_with_a_delimiter_option_is_named(
+    registry: PatronRegistry, tmp_path: Path
+) -> None:
+    """#18.6: a comma-separated file read with --delimiter tab says it is comma-delimited."""
+    path = write_csv(tmp_path / "p.csv", [main_row(1)])
+    with pytest.raises(PatronImportError, match=r"comma-delimited; .* pass no --delimiter"):
+        import_csv(
+            registry, path, SETTINGS, replace=False, progress=False, fmt=CsvFormat(delimiter="\t")
+        )
+
+
+def test_I18_6_latin1_and_utf16_files_say_how_to_convert(
+    registry: PatronRegistry, tmp_path: Path
+) -> None:
+    """#18.6: a Latin-1 byte names its line and iconv; a UTF-16 file says to save as UTF-8."""
+    path = write_csv(tmp_path / "p.csv", [main_row(1, pin="", last_name="")])
+    text = path.read_text(encoding="utf-8")
+    path.write_bytes(text.encode("utf-8") + "x,,Müller,WEST,a,2031-01-31,ok\n".encode("latin-1"))
+    with pytest.raises(PatronImportError, match=r"p\.csv:3: not UTF-8 text .*iconv"):
+        run_import(registry, path)
+    path.write_bytes(text.encode("utf-16"))
+    with pytest.raises(PatronImportError, match=r"p\.csv:1: the file is UTF-16 text"):
+        run_import(registry, path)
