@@ -187,11 +187,13 @@ class StatsStore:
     def third_parties(
         self, start: date, end: date, limit: int = 20
     ) -> list[tuple[str, str, int, int]]:
-        """(vendor, host, referenced, blocked) summed over the period, most referenced first."""
+        """(vendor, host, referenced, blocked) summed over the period, most seen first: with
+        ``third_party: block`` the default, most hosts are only ever blocked, so both count."""
         with self._lock:
             return self._conn.execute(
                 "SELECT vendor, host, sum(referenced), sum(blocked) FROM third_party_daily "
-                "WHERE day BETWEEN ? AND ? GROUP BY vendor, host ORDER BY 3 DESC LIMIT ?",
+                "WHERE day BETWEEN ? AND ? GROUP BY vendor, host "
+                "ORDER BY sum(referenced) + sum(blocked) DESC, host LIMIT ?",
                 (start.isoformat(), end.isoformat(), limit),
             ).fetchall()
 

@@ -78,3 +78,13 @@ def test_18_roll_up_keeps_login_counts_as_months(tmp_path: Path) -> None:
     ]
     months = store.monthly(date(2026, 1, 1), DAY)
     assert [(r.day, r.requests, r.bytes) for r in months] == [("2026-01", 2, 4), ("2026-11", 1, 2)]
+
+
+def test_blocked_only_hosts_rank_by_how_often_they_were_seen(tmp_path: Path) -> None:
+    """#18: a host only ever blocked ranks by its blocked count, not below every referenced one."""
+    store = StatsStore.open(tmp_path)
+    usage = UsageCounters()
+    usage.third_party(DAY, "acme", "fonts.example", blocked=False, count=2)
+    usage.third_party(DAY, "acme", "tracker.example", blocked=True, count=50)
+    store.add(usage.drain())
+    assert store.third_parties(DAY, DAY, limit=1) == [("acme", "tracker.example", 0, 50)]
