@@ -99,8 +99,16 @@ def test_every_module_has_a_docstring() -> None:
 
 
 def reexported(source: str) -> list[str]:
-    """Names a module imports and lists in ``__all__``: what makes it a re-export shim."""
+    """Names a module imports and lists in ``__all__``, or imports as themselves
+    (``import x as x``, the explicit re-export idiom): what makes it a re-export shim."""
     tree = ast.parse(source)
+    aliased = {
+        alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname == alias.name
+    }
     imported = {
         alias.asname or alias.name
         for node in tree.body
@@ -115,7 +123,7 @@ def reexported(source: str) -> list[str]:
             listed = [
                 e.value for e in getattr(node.value, "elts", []) if isinstance(e, ast.Constant)
             ]
-    return sorted(set(listed) & imported)
+    return sorted((set(listed) & imported) | aliased)
 
 
 def test_no_module_reexports_what_another_defines() -> None:
@@ -132,3 +140,4 @@ def test_the_shim_check_finds_a_reexport() -> None:
     """The shim check itself sees an imported name listed in __all__."""
     shim = "from proxy.core.setcookie import parse\n__all__ = ['parse', 'own']\nown = 1\n"
     assert reexported(shim) == ["parse"]
+    assert reexported("from proxy.core.useragent import UA as UA\n") == ["UA"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from proxy.core.useragent import GENERIC_USER_AGENT as GENERIC_USER_AGENT  # re-exported
+from proxy.core.redirects import judge_location
 from proxy.core.useragent import UserAgentPolicy, shaped_user_agent
 
 if TYPE_CHECKING:  # rules.py imports the tables below; urlmap imports rules (no cycle at run time)
@@ -274,11 +274,13 @@ def incoming_headers(
         if lower == "set-cookie":
             cookies.append(value)
         elif lower not in drop and not CONTROL_CHARS.search(value):
-            out.append((name, _mapped_value(lower, value, mapper)))
+            mapped = _mapped_value(lower, value, mapper)
+            if mapped is not None:
+                out.append((name, mapped))
     return IncomingHeaders(out, cookies)
 
 
-def _mapped_value(lower: str, value: str, mapper: UrlMapper) -> str:
+def _mapped_value(lower: str, value: str, mapper: UrlMapper) -> str | None:
     if lower in URL_RESPONSE_HEADERS:
         return mapper.to_proxy(value) or value
     if lower == "refresh":
@@ -296,9 +298,19 @@ LINK_TARGET: Final = re.compile(r"<([^>]*)>")  # RFC 8288 §3: URI-Reference in 
 REFRESH_URL: Final = re.compile(r"(?i)(url\s*=\s*['\"]?)([^'\"\s;]+)")
 
 
-def map_refresh(value: str, mapper: UrlMapper) -> str:
-    """'5; url=https://www.jstor.org/x' → the mapped URL (HTML §4.2.5.3 refresh syntax)."""
-    return REFRESH_URL.sub(lambda m: m[1] + (mapper.to_proxy(m[2]) or m[2]), value)
+def map_refresh(value: str, mapper: UrlMapper) -> str | None:
+    """'5; url=https://www.jstor.org/x' → the mapped URL (HTML §4.2.5.3 refresh syntax).
+
+    A refresh to anywhere a rule does not cover is dropped (None): it would take the patron off
+    the proxy, or to an internal address, without the leaving page a Location gets (R22).
+    """
+    found = REFRESH_URL.search(value)
+    if found is None:
+        return value
+    mapped = mapper.to_proxy(found[2])
+    if mapped is None and judge_location(found[2], None) != "stay":
+        return None
+    return value[: found.start(2)] + (mapped or found[2]) + value[found.end(2) :]
 
 
 def map_csp(value: str, mapper: UrlMapper) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from proxy.core.headers import (
-    GENERIC_USER_AGENT,
     Header,
     OutgoingPolicy,
     coarse_language,
@@ -14,6 +13,7 @@ from proxy.core.headers import (
     outgoing_headers,
 )
 from proxy.core.urlmap import UrlMapper
+from proxy.core.useragent import GENERIC_USER_AGENT
 
 P = "proxy.localhost:8080"
 BROWSER: list[Header] = [
@@ -195,6 +195,27 @@ def test_incoming_headers_map_and_drop(mapper: UrlMapper) -> None:
         "content-encoding",
         "x-other",
     }
+
+
+@pytest.mark.parametrize(
+    ("refresh", "kept"),
+    [
+        ("0; url=/next", "0; url=/next"),
+        ("5", "5"),
+        ("0; url=https://www.jstor.org/x", f"0; url=http://www-jstor-org.{P}/x"),
+        ("0; url=https://unlisted.example/x", None),
+        ("0; URL='http://169.254.169.254/latest/'", None),
+        ("0; url=javascript:alert(1)", None),
+    ],
+)
+def test_refresh_off_the_proxy_is_dropped(
+    mapper: UrlMapper, refresh: str, kept: str | None
+) -> None:
+    """R22: a Refresh to a host no rule covers, an internal address or a script is dropped."""
+    got = dict(
+        incoming_headers([("Refresh", refresh)], mapper=mapper, body_rewritten=False).headers
+    )
+    assert got.get("Refresh") == kept
 
 
 def test_rewritten_body_drops_stale_length_and_coding(mapper: UrlMapper) -> None:
