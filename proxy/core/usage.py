@@ -61,6 +61,12 @@ def is_download(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in DOWNLOAD_TYPES
 
 
+def is_download_answer(method: str, status: int, content_type: str) -> bool:
+    """A document the vendor is sending: a full 200 answer to GET/POST, typed as one (an
+    untyped redirect or a HEAD answer is not a download)."""
+    return status == 200 and method != "HEAD" and is_download(content_type)
+
+
 class UsageCounters:
     """In-memory aggregate counters; one per process."""
 

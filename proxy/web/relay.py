@@ -22,7 +22,7 @@ from aiohttp import hdrs, web
 from proxy.accesslog import SESSION_KEY, UPSTREAM_URL_KEY, VENDOR_KEY
 from proxy.core.abuse import LimitCrossed, action_for
 from proxy.core.decision import SUSPENDED, Deny, Forward, Redirect, RequestView, decide
-from proxy.core.usage import is_download
+from proxy.core.usage import is_download_answer
 from proxy.logconfig import get_logger
 from proxy.upstream.client import UpstreamResponse
 from proxy.web.exchange import Exchange
@@ -115,7 +115,8 @@ async def forward(ex: Exchange) -> web.StreamResponse:
     sent: Sent | None = None
     crossed: LimitCrossed | None = None
     try:
-        download = is_download_response(ex.request.method, upstream)
+        content_type = upstream.headers.get("Content-Type", "")
+        download = is_download_answer(ex.request.method, upstream.status, content_type)
         if download:
             crossed = stores.abuse.add_download(keys.subject, limits, now)
         if crossed is None:
@@ -156,11 +157,3 @@ async def respond_watched(ex: Exchange, upstream: UpstreamResponse, meter: BodyM
         return await respond(ex, upstream, meter)
     finally:
         ex.stores.stalls.unwatch(watched)
-
-
-def is_download_response(method: str, upstream: UpstreamResponse) -> bool:
-    """A document the vendor is sending: a full 200 answer to GET/POST, typed as one (an
-    untyped redirect or a HEAD answer is not a download)."""
-    if upstream.status != 200 or method == "HEAD":
-        return False
-    return is_download(upstream.headers.get("Content-Type", ""))

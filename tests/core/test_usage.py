@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from proxy.core.usage import UsageCounters, is_download
+import pytest
+
+from proxy.core.usage import UsageCounters, is_download, is_download_answer
 
 DAY = date(2026, 11, 29)
 
@@ -67,3 +69,19 @@ def test_downloads_by_media_type() -> None:
     assert is_download("Application/PDF; name=x")
     assert not is_download("text/html")
     assert not is_download("image/png")
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "content_type", "expected"),
+    [
+        ("GET", 200, "application/pdf", True),
+        ("POST", 200, "application/pdf; name=x", True),
+        ("HEAD", 200, "application/pdf", False),
+        ("GET", 206, "application/pdf", False),
+        ("GET", 302, "", False),
+        ("GET", 200, "text/html", False),
+    ],
+)
+def test_download_answers(method: str, status: int, content_type: str, expected: bool) -> None:
+    """R10: only a full 200 answer of a document type counts against the downloads limit."""
+    assert is_download_answer(method, status, content_type) is expected

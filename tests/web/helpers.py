@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from urllib.parse import quote
 
@@ -50,3 +51,15 @@ def session_of(resp: ClientResponse) -> dict[str, str]:
     proxy.localhost; the tests carry it by hand, as the browser would.
     """
     return {"Cookie": f"clamshell_session={resp.cookies['clamshell_session'].value}"}
+
+
+async def raw_exchange(port: int, data: bytes, *, wait: float = 5.0) -> bytes:
+    """Send raw bytes to the listener and read until it closes (or ``wait`` passes)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        async with asyncio.timeout(wait):
+            return await reader.read()
+    finally:
+        writer.close()

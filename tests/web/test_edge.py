@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +11,7 @@ from aiohttp import web
 from proxy.server import redirect_app, start_site
 from proxy.web.edge_headers import PORTAL_SECURITY_HEADERS, with_frame_ancestors
 from tests.web.conftest import PORTAL, Stack, StackFactory, demo_settings
-from tests.web.helpers import post_login, session_of
+from tests.web.helpers import post_login, raw_exchange, session_of
 
 RUNNERS: list[web.AppRunner] = []
 
@@ -30,18 +29,6 @@ async def serve(make_stack: StackFactory, port: int) -> Stack:
     stack: Stack = await make_stack()
     RUNNERS.append(await start_site(stack.app, "127.0.0.1", port))
     return stack
-
-
-async def raw_exchange(port: int, data: bytes, *, wait: float = 5.0) -> bytes:
-    """Send raw bytes and read until the server closes (or ``wait`` passes)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(data)
-    await writer.drain()
-    try:
-        async with asyncio.timeout(wait):
-            return await reader.read()
-    finally:
-        writer.close()
 
 
 def status_of(answer: bytes) -> bytes:

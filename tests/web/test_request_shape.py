@@ -12,19 +12,7 @@ from aiohttp import web
 
 from proxy.server import start_site
 from tests.web.conftest import Stack, StackFactory
-
-
-async def raw_exchange(port: int, data: bytes, *, wait: float = 5.0) -> bytes:
-    """Send raw bytes to the listener and read until it closes (or ``wait`` passes)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(data)
-    await writer.drain()
-    try:
-        async with asyncio.timeout(wait):
-            return await reader.read()
-    finally:
-        writer.close()
-
+from tests.web.helpers import raw_exchange
 
 RUNNERS: list[web.AppRunner] = []
 
