@@ -25,7 +25,7 @@ DATABASE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # subresources and CORS preflights (Fetch standard, CORS-safelisted methods + OPTIONS).
 ANONYMOUS_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "POST"})
 # Path parts that match every path on a host (EZproxy ``+https://host/*``).
-MATCH_ALL_PATHS: Final = frozenset({"", "*", "/", "/*", "/**", "*.*", "**"})
+MATCH_ALL_PATHS: Final = frozenset({"", "*", "/*", "/**", "*.*", "**", "*/*"})
 
 Libraries = Literal["all"] | tuple[str, ...]
 

@@ -131,8 +131,8 @@ async def send_rewritten(
 
 def keep_cookies(ex: Exchange, set_cookies: list[str], headers: CIMultiDict[str]) -> None:
     """Server-side jar (default), or rescoped to the mapped host for ``cookies: pass``."""
-    if not set_cookies:
-        return
+    if not set_cookies or ex.plan.anonymous:
+        return  # #17: an anonymous answer seeds no jar (there is no session to hold it)
     stores, plan = ex.stores, ex.plan
     origin, rule = plan.origin, plan.rule
     if rule.cookies == "server_side":

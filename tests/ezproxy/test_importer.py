@@ -217,7 +217,8 @@ def test_a_malformed_group_flag_is_a_usage_error(tmp_path: Path, bad: str) -> No
 def test_unknown_library_codes_fail_the_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With proxy.yaml present, a group mapped to an undefined library fails like `rules check`."""
+    """#17: with proxy.yaml present, a group mapped to an undefined library code is a usage
+    error (exit 2) listing the known codes; nothing is written (it used to drop stanzas)."""
     config = write(tmp_path / "config.txt", "Group Law\n" + ACME)
     argv = [
         "rules",
@@ -228,8 +229,10 @@ def test_unknown_library_codes_fail_the_check(
         "--group",
         "Law=NOPE",
     ]
-    assert run("--config", str(REPO / "proxy.yaml"), *argv) == 1
-    assert "library 'NOPE' is not defined in proxy.yaml" in capsys.readouterr().out
+    assert run("--config", str(REPO / "proxy.yaml"), *argv) == 2
+    err = capsys.readouterr().err
+    assert "library code NOPE is not in proxy.yaml (known codes: " in err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
