@@ -342,7 +342,7 @@ def cors_page() -> str:
 <link rel="preload" as="font" type="font/woff2" crossorigin="anonymous"
  href="{CDN}/fonts/acme-sans.woff2">
 <script>
-fetch("{API}/v1/search?q=cells", {{headers: {{"X-Acme-Client": "live"}},
+fetch("{API}/v1/search?q=coastal", {{headers: {{"X-Acme-Client": "live"}},
   credentials: "include"}})
   .then(r => r.json()).then(j => {{ document.getElementById("api").textContent =
     "api: " + (j.results ? j.results.length : 0) + " results"; }})
