@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from proxy.cli.startup import settings_of
 from proxy.core.rules import VendorRule
+from proxy.core.ruleset import title_collisions
 from proxy.ezproxy.importer import add_import_parser, run_import
 from proxy.rules_loader import LoadedRules, load_rules
 
@@ -47,9 +48,10 @@ def rules_check(args: argparse.Namespace) -> int:
     if codes is None:
         print(f"note: {args.config} not found; library codes are not checked", file=sys.stderr)
     loaded = load_rules(directory, codes, proxy_host=proxy_host)
-    for warning in never_rotated(loaded):
+    for warning in never_rotated(loaded) + title_warnings(loaded):
         print(warning)
-    print(f"{directory}: {len(loaded.rules)} rules OK")
+    databases = sum(len(r.all_databases()) for r in loaded.rules)
+    print(f"{directory}: {len(loaded.rules)} rules OK ({databases} databases)")
     for rule in loaded.rules:
         print(third_party_line(rule))
     return 0
@@ -63,6 +65,15 @@ def never_rotated(loaded: LoadedRules) -> list[str]:
         f"{r.pseudonym.never_reason}"
         for r in loaded.rules
         if r.pseudonym is not None and r.pseudonym.rotate == "never"
+    ]
+
+
+def title_warnings(loaded: LoadedRules) -> list[str]:
+    """#17: databases whose titles slug alike (``/login/<title>`` picks the first)."""
+    return [
+        f"warning: {loaded.sources[loaded.rules[p.rule_index].id]}: "
+        f"{'.'.join(map(str, p.key))}: {p.message}"
+        for p in title_collisions(loaded.rules)
     ]
 
 

@@ -66,6 +66,7 @@ async def respond(ex: Exchange, upstream: UpstreamResponse, meter: BodyMeter | N
     )
     answer = plan_response(snapshot, plan, head, method=request.method, can_decode=can_decode)
     if isinstance(answer, Leave):
+        ex.stores.usage.unknown_host(ex.now.date(), answer.host)  # #17 needhost, no patron data
         return Sent(leaving_answer(ex.stores.settings, answer), 0)
     if isinstance(answer, Deny):
         log.info("redirect_refused", status=upstream.status)
