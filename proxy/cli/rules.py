@@ -1,4 +1,5 @@
-"""``rules check [DIR]`` and ``rules import-ezproxy CONFIG``: validate or import vendor rules.
+"""``rules check [DIR]``, ``rules import-ezproxy CONFIG``, ``rules link URL``,
+``rules check-links FILE``: validate or import vendor rules, build and check links.
 
 Contract: ``add_rules_parser(commands)`` adds ``rules`` and its subcommands;
 ``rules_command(args)`` runs one through ``RULES_COMMANDS``. ``rules check`` prints every
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from proxy.cli.links import add_link_parsers, rules_check_links, rules_link
 from proxy.cli.startup import settings_of
 from proxy.core.rules import VendorRule
 from proxy.core.ruleset import title_collisions
@@ -32,6 +34,7 @@ def add_rules_parser(commands: Any) -> None:
     check = rules_cmds.add_parser("check", help="validate every rule file and report every problem")
     check.add_argument("directory", nargs="?", default=None, help="rules dir (default: config)")
     add_import_parser(rules_cmds)
+    add_link_parsers(rules_cmds)
 
 
 def rules_check(args: argparse.Namespace) -> int:
@@ -89,6 +92,8 @@ def third_party_line(rule: VendorRule) -> str:
 RULES_COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "check": rules_check,
     "import-ezproxy": run_import,
+    "link": rules_link,
+    "check-links": rules_check_links,
 }
 
 
