@@ -7,7 +7,7 @@ from proxy.web.keys import STATS
 from tests.web.admin.test_app import Console, console, make_console  # noqa: F401 — fixtures
 
 
-async def test_the_link_builder_reports_cover_link_and_licences(console: Console) -> None:
+async def test_the_link_builder_reports_cover_link_and_licences(console: Console) -> None:  # noqa: F811 — the fixture
     """JSON and HTML: the covering rule, the /login?url= link, each library's licence."""
     url = "https://search.bigdb.test/?q=cells"
     resp = await console.client.get("/api/links", params={"url": url}, headers=console.bearer)
@@ -19,7 +19,7 @@ async def test_the_link_builder_reports_cover_link_and_licences(console: Console
     assert "Covered by rule <code>bigdb</code>" in await page.text()
 
 
-async def test_an_uncovered_url_suggests_the_domain_escaped(console: Console) -> None:
+async def test_an_uncovered_url_suggests_the_domain_escaped(console: Console) -> None:  # noqa: F811 — the fixture
     """Not covered: the domain to add; the pasted URL is escaped on the page."""
     url = 'https://www.newvendor.co.uk/"><script>x</script>'
     page = await console.client.get("/links", params={"url": url}, headers=console.bearer)
@@ -28,7 +28,7 @@ async def test_an_uncovered_url_suggests_the_domain_escaped(console: Console) ->
     assert "<script>x" not in text
 
 
-async def test_unknown_hosts_are_listed_most_hit_first(console: Console) -> None:
+async def test_unknown_hosts_are_listed_most_hit_first(console: Console) -> None:  # noqa: F811 — the fixture
     """Counted hosts appear per host (no patron data), most hit first."""
     today = console.clock.now.date()
     drained = Drained()
@@ -45,7 +45,7 @@ async def test_unknown_hosts_are_listed_most_hit_first(console: Console) -> None
     )
 
 
-async def test_the_link_routes_need_the_admin_token(console: Console) -> None:
+async def test_the_link_routes_need_the_admin_token(console: Console) -> None:  # noqa: F811 — the fixture
     """Without the token: 401, like every console path."""
     resp = await console.client.get("/api/links", params={"url": "https://x.test/"})
     assert resp.status == 401
