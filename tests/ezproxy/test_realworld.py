@@ -120,7 +120,7 @@ def test_the_oclc_stanza_collection_imports_in_seconds(
     # #17 figures: 1,250 imported before merging (200 refused as "claimed by another
     # stanza"); now ≥ 1,440 as rules or databases of merged platforms.
     assert got.result.stanzas_imported >= 1440
-    assert len(got.result.merged) >= 190
+    assert len(got.result.merged) >= 200
     print(
         f"{COLLECTION}: {len(got.result.outcomes)} stanzas from 1334 files, "
         f"{got.result.stanzas_imported} imported ({len(got.result.imported)} rules, "
