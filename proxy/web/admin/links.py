@@ -4,7 +4,9 @@ Contract: ``add_link_routes(admin)`` registers ``GET /links`` (an HTML form: pas
 URL, get the proxied link, the covering rule and database and each member library's licence,
 or the domain to add; then the hosts patrons were sent to that no rule covers, per host over
 the last 30 days), ``GET /api/links?url=`` (the same report as JSON) and ``GET
-/api/unknown-hosts?days=`` (``[{host, hits}]``). The console's middleware (app.py) guards
+/api/unknown-hosts?days=`` (``[{host, hits}]``) and ``GET /api/database-starts?days=``
+(``[{vendor, database, library, starts}]``: starting points followed, per database where the
+link said which, else per platform). The console's middleware (app.py) guards
 them like every other path: token or console session, no script, no caching. Nothing here
 names a patron: unknown hosts are counted per host per day only.
 Not here: the report (core/links.py), counting (core/usage.py, stores/stats.py).
@@ -50,6 +52,29 @@ async def unknown_hosts(main: web.Application, days: int) -> list[tuple[str, int
     )
 
 
+async def database_starts(main: web.Application, days: int) -> list[tuple[str, str, str, int]]:
+    """(vendor, database, library, starts) over the last ``days`` days."""
+    today = main[CLOCK]().date()
+    return await asyncio.to_thread(
+        main[STATS].database_starts, today - timedelta(days=days - 1), today
+    )
+
+
+def _days(request: web.Request) -> int | None:
+    raw = request.query.get("days", str(UNKNOWN_DAYS))
+    return int(raw) if raw.isdigit() and 1 <= int(raw) <= 400 else None
+
+
+async def api_database_starts(request: web.Request) -> web.Response:
+    """``GET /api/database-starts?days=N`` (1–400, default 30)."""
+    days = _days(request)
+    if days is None:
+        return web.json_response({"error": "days must be 1 to 400"}, status=400)
+    rows = await database_starts(request.app[MAIN], days)
+    keys = ("vendor", "database", "library", "starts")
+    return web.json_response([dict(zip(keys, row, strict=True)) for row in rows])
+
+
 async def api_links(request: web.Request) -> web.Response:
     """``GET /api/links?url=``: the link report as JSON."""
     url = request.query.get("url", "")
@@ -60,10 +85,10 @@ async def api_links(request: web.Request) -> web.Response:
 
 async def api_unknown_hosts(request: web.Request) -> web.Response:
     """``GET /api/unknown-hosts?days=N`` (1–400, default 30)."""
-    raw = request.query.get("days", str(UNKNOWN_DAYS))
-    if not raw.isdigit() or not 1 <= int(raw) <= 400:
+    days = _days(request)
+    if days is None:
         return web.json_response({"error": "days must be 1 to 400"}, status=400)
-    rows = await unknown_hosts(request.app[MAIN], int(raw))
+    rows = await unknown_hosts(request.app[MAIN], days)
     return web.json_response([{"host": host, "hits": hits} for host, hits in rows])
 
 
@@ -137,3 +162,4 @@ def add_link_routes(admin: web.Application) -> None:
     admin.router.add_get("/links", links_page)
     admin.router.add_get("/api/links", api_links)
     admin.router.add_get("/api/unknown-hosts", api_unknown_hosts)
+    admin.router.add_get("/api/database-starts", api_database_starts)

@@ -50,3 +50,20 @@ async def test_the_link_routes_need_the_admin_token(console: Console) -> None:  
     resp = await console.client.get("/api/links", params={"url": "https://x.test/"})
     assert resp.status == 401
     assert (await console.client.get("/links", allow_redirects=False)).status in (302, 303, 401)
+
+
+async def test_database_starts_are_summed_per_database(console: Console) -> None:  # noqa: F811
+    """Starts per (vendor, database, library) over the period, as JSON."""
+    today = console.clock.now.date()
+    drained = Drained()
+    drained.starts[(today, "ebsco", "cinahl", "MAIN")] = 2
+    drained.starts[(today, "ebsco", "ebsco", "WEST")] = 1
+    console.main[STATS].add(drained)
+    console.main[STATS].add(drained)
+    resp = await console.client.get("/api/database-starts?days=7", headers=console.bearer)
+    assert await resp.json() == [
+        {"vendor": "ebsco", "database": "cinahl", "library": "MAIN", "starts": 4},
+        {"vendor": "ebsco", "database": "ebsco", "library": "WEST", "starts": 2},
+    ]
+    bad = await console.client.get("/api/database-starts?days=0", headers=console.bearer)
+    assert bad.status == 400
