@@ -13,6 +13,7 @@ Not here: which requests qualify (core/decision.py), the quota's arithmetic (cor
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
@@ -48,7 +49,7 @@ async def relay_anonymous(
     address = client_address_of(request, stores.settings.trusted_proxies)
     if not stores.anonymous.admit(address, time.monotonic()):
         log.warning("anonymous_refused", vendor=plan.rule.id, reason="quota")
-        raise Refused(replace_vendor(OVER_QUOTA, plan.rule.id))
+        raise Refused(replace(OVER_QUOTA, vendor=plan.rule.id))
     caps = stores.settings.relay
     key = f"anonymous:{address}"  # one in-flight slot set per address, never a session's
     refused = stores.in_flight.enter(
@@ -73,8 +74,3 @@ async def _forward(ex: Exchange) -> web.StreamResponse:
         upstream.release()
     account(ex.stores.usage, ex.plan.accounting, sent.size, download, ex.now)
     return sent.response
-
-
-def replace_vendor(deny: Deny, vendor: str) -> Deny:
-    """The same refusal, naming the rule for the access log."""
-    return Deny(deny.status, deny.message, deny.reason, deny.headers, vendor)
