@@ -1,0 +1,254 @@
+"""#16: logins checked live against a member library's ILS over SIP2, through the real portal.
+
+The ILS is tests/ilsauth/sip2_peer.py on loopback; the proxy, its SQLite data dir and the demo
+vendor are real. Its answers carry canary name, address, e-mail and phone values.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from proxy.core.cards import make_check_digit
+from proxy.core.login import MESSAGES, Refusal
+from proxy.demo.settings import DEMO_LIBRARIES
+from proxy.ilsauth.sip2_client import UNAVAILABLE_MESSAGE
+from proxy.stores.blocks import Block
+from proxy.stores.patron_import import import_lines
+from proxy.web.keys import BLOCKS, LIVE_AUTH, REGISTRY
+from tests.ilsauth.sip2_peer import PeerMode, PeerPatron, Sip2Peer
+from tests.web.conftest import PORTAL, Stack, StackFactory
+from tests.web.helpers import post_login, session_of
+
+CSRF = re.compile(r'name="csrf" value="[^"]+"')
+GENERIC = MESSAGES[Refusal.UNRECOGNISED]
+PREFIX = "27777"
+CANARIES = (
+    "Canary Q. Patronname",
+    "77 Canary Lane, Springfield",
+    "canary.patron@example.org",
+    "555-0199-7731",
+)
+WWW = f"www-acmejournals-test.{PORTAL}"
+
+
+def east_card(serial: int) -> str:
+    """A valid card number of the SIP2 library (Luhn check digit)."""
+    body = PREFIX + str(serial).zfill(8)
+    return body + make_check_digit(body, "luhn")
+
+
+GOOD, LOST, EXPIRED, FINED = (east_card(n) for n in (1, 2, 3, 4))
+UNKNOWN = east_card(99)
+
+
+def canary_patron(pin: str, **extra: Any) -> PeerPatron:
+    """A patron whose personal fields are all canaries."""
+    name, address, email, phone = CANARIES
+    return PeerPatron(pin=pin, name=name, address=address, email=email, phone=phone, **extra)
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[Sip2Peer]:
+    """A running SIP2 ILS with four patrons."""
+    lost = " " * 4 + "Y" + " " * 9
+    patrons = {
+        GOOD: canary_patron("4321"),
+        LOST: canary_patron("4321", status=lost),
+        EXPIRED: canary_patron("4321", expiry="20200101    000000"),
+        FINED: canary_patron("4321", fee="25.00"),
+    }
+    server = await Sip2Peer(patrons, PeerMode()).start()
+    yield server
+    await server.stop()
+
+
+def east(port: int, **auth: Any) -> dict[str, Any]:
+    """The SIP2 member library's settings (auth keys override the sip2 default chain)."""
+    sip2 = {"host": "127.0.0.1", "port": port, "timeout": 0.5, "pool_size": 2, "max_fines": 10}
+    return {
+        "code": "EAST",
+        "name": "East Branch Library",
+        "prefix": PREFIX,
+        "length": 14,
+        "check_digit": "luhn",
+        "remote_ptypes": ["sip2", "adult"],
+        "auth": {"use": ["sip2"], "sip2": sip2, **auth},
+    }
+
+
+async def sip2_stack(make_stack: StackFactory, port: int, **auth: Any) -> Stack:
+    """The demo stack plus the SIP2 library."""
+    stack: Stack = await make_stack(libraries=[*DEMO_LIBRARIES, east(port, **auth)])
+    return stack
+
+
+async def test_a_good_card_signs_in_over_sip2(make_stack: StackFactory, peer: Sip2Peer) -> None:
+    """A card the ILS confirms gets a session, and the ILS was asked once (63)."""
+    stack = await sip2_stack(make_stack, peer.port)
+    resp = await post_login(stack.client, GOOD, "4321")
+    assert resp.status == 302, await resp.text()
+    assert peer.commands() == ["63"]
+    row = stack.app[LIVE_AUTH].health.rows()[0]
+    assert (row.library, row.backend, row.checks, row.failures) == ("EAST", "sip2", 1, 0)
+    assert row.last_success is not None and row.last_latency_ms is not None
+
+
+async def test_unknown_card_and_wrong_pin_answer_the_same(
+    make_stack: StackFactory, peer: Sip2Peer
+) -> None:
+    """Unknown card, wrong PIN, and a lost card with a wrong PIN: one identical answer."""
+    stack = await sip2_stack(make_stack, peer.port)
+    answers = []
+    for card in (UNKNOWN, GOOD, LOST):
+        resp = await post_login(stack.client, card, "0000")
+        body = CSRF.sub("", await resp.text())
+        answers.append((resp.status, body, sorted(resp.headers.keys())))
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0][0] == 403 and GENERIC in answers[0][1]
+
+
+@pytest.mark.parametrize(
+    ("card", "message"),
+    [
+        (LOST, MESSAGES[Refusal.BLOCKED]),
+        (FINED, MESSAGES[Refusal.BLOCKED]),
+        (EXPIRED, "expired on 2020-01-01"),
+    ],
+)
+async def test_refusal_reasons_only_after_the_right_pin(
+    make_stack: StackFactory, peer: Sip2Peer, card: str, message: str
+) -> None:
+    """Lost, fined over max_fines, expired: said only once the ILS confirmed the PIN."""
+    stack = await sip2_stack(make_stack, peer.port)
+    resp = await post_login(stack.client, card, "4321")
+    assert resp.status == 403 and message in await resp.text()
+
+
+async def test_an_ils_outage_is_a_503_page_a_log_event_and_a_health_record(
+    make_stack: StackFactory, peer: Sip2Peer
+) -> None:
+    """ILS down: "we can't check your card right now" (503), logged, counted per library."""
+    stack = await sip2_stack(make_stack, peer.port)
+    await peer.stop()
+    with capture_logs() as logs:
+        resp = await post_login(stack.client, GOOD, "4321")
+    assert resp.status == 503 and html.escape(UNAVAILABLE_MESSAGE) in await resp.text()
+    events = [e for e in logs if e["event"] == "card_check_unavailable"]
+    assert events and events[0]["library"] == "EAST" and events[0]["backend"] == "sip2"
+    row = stack.app[LIVE_AUTH].health.rows()[0]
+    assert row.failures == 1 and row.last_error == "Sip2Unreachable" and row.last_success is None
+
+
+async def test_a_slow_ils_does_not_hang_the_login(make_stack: StackFactory, peer: Sip2Peer) -> None:
+    """An ILS slower than the timeout gives the 503 page, not a hanging request."""
+    stack = await sip2_stack(make_stack, peer.port)
+    peer.mode.delay = 2.0
+    resp = await post_login(stack.client, GOOD, "4321")
+    assert resp.status == 503
+    assert stack.app[LIVE_AUTH].health.rows()[0].last_error == "Sip2Timeout"
+
+
+async def test_throttling_runs_before_any_network_call(
+    make_stack: StackFactory, peer: Sip2Peer
+) -> None:
+    """Once the card is locked, further guesses (even the right PIN) never reach the ILS."""
+    stack = await sip2_stack(make_stack, peer.port)
+    limit = stack.settings.throttle.card_attempts
+    for _ in range(limit):
+        await post_login(stack.client, GOOD, "0000")
+    asked = len(peer.received)
+    assert asked == limit
+    locked = await post_login(stack.client, GOOD, "4321")
+    assert locked.status == 403 and GENERIC in await locked.text()
+    assert len(peer.received) == asked
+
+
+async def test_a_card_of_no_library_reaches_no_back_end(
+    make_stack: StackFactory, peer: Sip2Peer
+) -> None:
+    """A card whose prefix matches no library is refused without asking the ILS."""
+    stack = await sip2_stack(make_stack, peer.port)
+    resp = await post_login(stack.client, "3" + GOOD[1:], "4321")
+    assert resp.status == 403 and peer.received == []
+
+
+async def test_the_local_block_list_applies_to_sip2_cards(
+    make_stack: StackFactory, peer: Sip2Peer
+) -> None:
+    """A card on the local block list is refused even though the ILS says it is fine."""
+    stack = await sip2_stack(make_stack, peer.port)
+    blocks = stack.app[BLOCKS]
+    now = stack.clock()
+    blocks.add(Block(blocks.card_hash(GOOD), "EAST", "CASE-1", "test", "staff", now))
+    resp = await post_login(stack.client, GOOD, "4321")
+    assert resp.status == 403 and MESSAGES[Refusal.BLOCKED] in await resp.text()
+
+
+async def seed_registry(stack: Stack, card: str, pin: str) -> None:
+    """Put ``card`` into the registry for EAST (as the nightly import would)."""
+    expires = (stack.clock().date() + timedelta(days=30)).isoformat()
+    lines = ["barcode,pin,library,ptype,expires,status", f"{card},{pin},EAST,adult,{expires},ok"]
+    summary = import_lines(
+        stack.app[REGISTRY], lines, source="test", settings=stack.settings, replace=False
+    )
+    assert summary.rejected == 0, summary.problems
+
+
+async def test_fallback_registry_only_when_configured_and_only_for_known_cards(
+    make_stack: StackFactory, peer: Sip2Peer
+) -> None:
+    """With ``fallback: registry`` an outage lets registry cards in; others still get 503."""
+    stack = await sip2_stack(make_stack, peer.port, fallback="registry")
+    await seed_registry(stack, GOOD, "4321")
+    await peer.stop()
+    ok = await post_login(stack.client, GOOD, "4321")
+    assert ok.status == 302
+    other = await post_login(stack.client, LOST, "4321")
+    assert other.status == 503
+
+
+async def test_without_fallback_an_outage_refuses_registry_cards_too(
+    make_stack: StackFactory, peer: Sip2Peer
+) -> None:
+    """Fallback is off by default: a registry card of a SIP2 library gets the 503 page."""
+    stack = await sip2_stack(make_stack, peer.port)
+    await seed_registry(stack, GOOD, "4321")
+    await peer.stop()
+    assert (await post_login(stack.client, GOOD, "4321")).status == 503
+
+
+async def test_migration_chain_asks_the_registry_after_sip2(
+    make_stack: StackFactory, peer: Sip2Peer
+) -> None:
+    """``use: [sip2, registry]``: a card the ILS does not know may be in the registry."""
+    stack = await sip2_stack(make_stack, peer.port, use=["sip2", "registry"])
+    await seed_registry(stack, UNKNOWN, "9999")
+    resp = await post_login(stack.client, UNKNOWN, "9999")
+    assert resp.status == 302
+    assert peer.commands() == ["63"]
+
+
+async def test_personal_fields_reach_no_vendor_log_or_file(
+    make_stack: StackFactory, peer: Sip2Peer, tmp_path: Path
+) -> None:
+    """P1/P3/P4 canary: the ILS's name, address, e-mail and phone never leave the parser."""
+    stack = await sip2_stack(make_stack, peer.port)
+    with capture_logs() as logs:
+        resp = await post_login(stack.client, GOOD, "4321")
+        await post_login(stack.client, LOST, "4321")
+        await stack.client.get("/", headers={"Host": WWW, **session_of(resp)})
+    assert stack.vendor.records, "the vendor was reached"
+    await stack.app.shutdown()
+    files = b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
+    for canary in (*CANARIES, GOOD, "4321"):
+        assert not stack.vendor.find(canary)
+        assert canary not in repr(logs)
+        assert canary.encode() not in files
