@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 import threading
 from typing import Final
@@ -171,7 +172,7 @@ class LdapChecker:
         settings = self._settings
         conn = Connection(
             self._server,
-            receive_timeout=settings.timeout,
+            receive_timeout=math.ceil(settings.timeout),  # ldap3 packs it as whole seconds
             raise_exceptions=False,
             read_only=True,
             auto_referrals=False,

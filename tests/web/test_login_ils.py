@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,9 @@ from proxy.stores.blocks import Block
 from proxy.stores.patron_import import import_lines
 from proxy.web.keys import BLOCKS, LIVE_AUTH, REGISTRY
 from tests.ilsauth.sip2_peer import PeerMode, PeerPatron, Sip2Peer
+from tests.ilsauth.slapd import CANARIES as LDAP_CANARIES
+from tests.ilsauth.slapd import GROUP_DN, SUFFIX, Slapd, start_slapd
+from tests.ilsauth.slapd import PEOPLE as LDAP_PEOPLE
 from tests.web.conftest import PORTAL, Stack, StackFactory
 from tests.web.helpers import post_login, session_of
 
@@ -249,6 +252,61 @@ async def test_personal_fields_reach_no_vendor_log_or_file(
     await stack.app.shutdown()
     files = b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
     for canary in (*CANARIES, GOOD, "4321"):
+        assert not stack.vendor.find(canary)
+        assert canary not in repr(logs)
+        assert canary.encode() not in files
+
+
+@pytest.fixture
+def slapd(tmp_path: Path) -> Iterator[Slapd]:
+    """A real slapd with the directory of tests/ilsauth/slapd.py."""
+    server = start_slapd(tmp_path / "slapd")
+    yield server
+    server.stop()
+
+
+def univ(url: str) -> dict[str, Any]:
+    """A member library that checks cards against LDAP (template bind, group, ptype map)."""
+    ldap = {
+        "url": url,
+        "allow_plaintext": True,
+        "bind_dn_template": f"uid={{card}},ou=people,{SUFFIX}",
+        "require_group": GROUP_DN,
+        "ptype_from": "employeeType",
+        "ptype_map": {"Student": "student", "Faculty": "faculty"},
+        "timeout": 2,
+    }
+    return {
+        "code": "UNIV",
+        "name": "University Library",
+        "prefix": "2999",
+        "length": 14,
+        "remote_ptypes": ["student", "faculty"],
+        "auth": {"use": ["ldap"], "ldap": ldap},
+    }
+
+
+async def test_ldap_login_contract_and_canary(
+    make_stack: StackFactory, slapd: Slapd, tmp_path: Path
+) -> None:
+    """LDAP: a group member signs in; a wrong password and an unknown user answer alike; a
+    non-member hears "no remote access" only after a good password; nothing personal from
+    the directory reaches a vendor, a log line or a file in data_dir."""
+    stack: Stack = await make_stack(libraries=[*DEMO_LIBRARIES, univ(slapd.url)])
+    (student, pw, _, _), _, (alumni, alumni_pw, _, _) = LDAP_PEOPLE
+    with capture_logs() as logs:
+        ok = await post_login(stack.client, student, pw)
+        assert ok.status == 302, await ok.text()
+        await stack.client.get("/", headers={"Host": WWW, **session_of(ok)})
+        wrong = await post_login(stack.client, student, "nope")
+        unknown = await post_login(stack.client, "29990000009999", pw)
+        outsider = await post_login(stack.client, alumni, alumni_pw)
+    bodies = [CSRF.sub("", await r.text()) for r in (wrong, unknown)]
+    assert wrong.status == unknown.status == 403 and bodies[0] == bodies[1]
+    assert outsider.status == 403 and MESSAGES[Refusal.NO_REMOTE] in await outsider.text()
+    await stack.app.shutdown()
+    files = b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
+    for canary in (*LDAP_CANARIES, pw, student):
         assert not stack.vendor.find(canary)
         assert canary not in repr(logs)
         assert canary.encode() not in files
