@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from proxy.core.authconfig import LdapSettings
-from proxy.core.ilsauth import LdapResult, Known, NotKnown, ldap_answer
+from proxy.core.ilsauth import Known, LdapResult, NotKnown, ldap_answer
 from proxy.ilsauth.ldap_client import LdapChecker, LdapUnavailable
 from tests.ilsauth.slapd import (
     CANARIES,
@@ -148,9 +148,8 @@ async def test_connections_are_reused(slapd: Slapd) -> None:
 async def test_server_down_is_unavailable_and_logged() -> None:
     """No directory listening: LdapUnavailable (503), logged with the error type only."""
     checker = LdapChecker(template_settings(f"ldap://127.0.0.1:{free_port()}"))
-    with capture_logs() as logs:
-        with pytest.raises(LdapUnavailable) as caught:
-            await checker.check(STUDENT[0], "secret-pw-canary")
+    with capture_logs() as logs, pytest.raises(LdapUnavailable) as caught:
+        await checker.check(STUDENT[0], "secret-pw-canary")
     assert caught.value.status_hint == 503
     assert [e["event"] for e in logs] == ["ldap_unavailable"]
     assert "secret-pw-canary" not in repr(logs) and STUDENT[0] not in repr(logs)
