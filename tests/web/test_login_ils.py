@@ -22,6 +22,7 @@ from proxy.demo.settings import DEMO_LIBRARIES
 from proxy.ilsauth.sip2_client import UNAVAILABLE_MESSAGE
 from proxy.stores.blocks import Block
 from proxy.stores.patron_import import import_lines
+from proxy.web.admin.app import build_admin_app
 from proxy.web.keys import BLOCKS, LIVE_AUTH, REGISTRY
 from tests.ilsauth.sip2_peer import PeerMode, PeerPatron, Sip2Peer
 from tests.ilsauth.slapd import CANARIES as LDAP_CANARIES
@@ -310,3 +311,31 @@ async def test_ldap_login_contract_and_canary(
         assert not stack.vendor.find(canary)
         assert canary not in repr(logs)
         assert canary.encode() not in files
+
+
+async def test_admin_console_shows_back_end_health(
+    make_stack: StackFactory, peer: Sip2Peer, aiohttp_client: Any
+) -> None:
+    """GET /api/auth-backends lists last success, last failure and latency per library."""
+    stack = await sip2_stack(make_stack, peer.port)
+    assert (await post_login(stack.client, GOOD, "4321")).status == 302
+    await peer.stop()
+    assert (await post_login(stack.client, GOOD, "4321")).status == 503
+    token = "t" * 43
+    admin = await aiohttp_client(
+        build_admin_app(stack.app, environ={"CLAMSHELL_ADMIN_TOKEN": token})
+    )
+    resp = await admin.get("/api/auth-backends", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status == 200
+    (row,) = (await resp.json())["backends"]
+    assert (row["library"], row["backend"], row["checks"], row["failures"]) == (
+        "EAST",
+        "sip2",
+        2,
+        1,
+    )
+    assert row["last_success"] and row["last_failure"] and row["last_error"] == "Sip2Unreachable"
+    assert row["mean_latency_ms"] is not None
+    assert GOOD not in await resp.text()
+    anonymous = await admin.get("/api/auth-backends")
+    assert anonymous.status in (401, 403)
