@@ -1,6 +1,6 @@
 """The live back-ends of every member library, built once from the settings.
 
-Contract: ``LiveBackends.open(settings)`` (blocking: it reads the password files) creates one
+Contract: ``LiveBackends.open(libraries)`` (blocking: it reads the password files) creates one
 ``Sip2Client`` per library using SIP2 and one ``LdapChecker`` per library using LDAP.
 ``ask(library, backend, barcode, secret, patron_key=..., today=...)`` asks one of them and
 returns a core/ilsauth.py ``Answer``: ``Known``/``NotKnown``, or ``Unavailable`` when the
@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import Final
 
 from proxy.core.authconfig import BackendName
 from proxy.core.ilsauth import Answer, NotKnown, Unavailable, ldap_answer, sip2_answer
-from proxy.core.settings import Library, Settings
+from proxy.core.settings import Library
 from proxy.errors import ClamshellError
 from proxy.ilsauth.credentials import read_password_file
 from proxy.ilsauth.health import BackendHealth
@@ -64,10 +64,11 @@ class LiveBackends:
         self.health = BackendHealth()
 
     @classmethod
-    def open(cls, settings: Settings, *, clock: Callable[[], datetime]) -> LiveBackends:
-        """Build every library's clients (reads secret files: call in a worker thread)."""
-        sip2 = {lib.code: sip2_client(lib) for lib in settings.libraries if lib.auth.sip2}
-        ldap = {lib.code: ldap_checker(lib) for lib in settings.libraries if lib.auth.ldap}
+    def open(cls, libraries: Iterable[Library], *, clock: Callable[[], datetime]) -> LiveBackends:
+        """Build these libraries' clients (reads secret files: call in a worker thread)."""
+        libraries = tuple(libraries)
+        sip2 = {lib.code: sip2_client(lib) for lib in libraries if lib.auth.sip2}
+        ldap = {lib.code: ldap_checker(lib) for lib in libraries if lib.auth.ldap}
         return cls(sip2, ldap, clock=clock)
 
     async def ask(

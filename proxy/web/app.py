@@ -144,7 +144,9 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     )
     app[REGISTRY] = await asyncio.to_thread(PatronRegistry.open, data)
     app[BLOCKS] = await asyncio.to_thread(BlockList.open, data)
-    app[LIVE_AUTH] = await asyncio.to_thread(LiveBackends.open, settings, clock=app[CLOCK])
+    app[LIVE_AUTH] = await asyncio.to_thread(
+        LiveBackends.open, settings.libraries, clock=app[CLOCK]
+    )
     app[EPOCHS] = await asyncio.to_thread(EpochKeyStore.open, data)
     app[SESSIONS] = overrides.sessions or await SqliteSessionStore.open(
         data / DB_FILE,

@@ -47,6 +47,7 @@ from proxy.core.settings import Library, Settings
 from proxy.core.targets import Target
 from proxy.core.throttle import LoginKeys, Scope, ThrottleVerdict, network_of
 from proxy.ilsauth.backends import CardCheckUnavailable
+from proxy.ilsauth.chain import ask_in_order
 from proxy.logconfig import get_logger
 from proxy.stores.blocks import BlockList
 from proxy.stores.patrons import PatronRegistry
@@ -151,15 +152,10 @@ async def ask_chain(
     blocked = await asyncio.to_thread(card_blocked, app[BLOCKS], barcode, now)
     if throttled:  # before any network call: a slow ILS must not make guessing cheaper
         return (None, False, None), blocked
-    answers: list[Answer] = []
-    for backend in library.auth.use:
-        answers.append(await ask_one(app, library, backend, barcode, secret, now))
-        if isinstance(answers[-1], Known):
-            break
-    fallback = library.auth.fallback
-    if isinstance(settle(answers), Unavailable) and fallback and fallback not in library.auth.use:
-        # Only a card the fallback knows gets in; otherwise the outage still answers (503).
-        answers.append(await ask_one(app, library, fallback, barcode, secret, now))
+    answers = await ask_in_order(
+        library.auth,
+        lambda backend: ask_one(app, library, backend, barcode, secret, now),
+    )
     answer = settle(answers)
     if isinstance(answer, Unavailable):
         app[USAGE].login(now.date(), library.code, "unavailable")
