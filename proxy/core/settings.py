@@ -73,6 +73,12 @@ class Library(Frozen):
             raise ValueError(f"prefix {self.prefix!r} is not shorter than length {self.length}")
         return self
 
+    @model_validator(mode="after")
+    def _live_auth_takes_a_pin(self) -> Library:  # #16: SIP2 sends a PIN, LDAP a password
+        if self.auth.live and self.login_with != "pin":
+            raise ValueError("auth sip2/ldap checks a PIN or password: login_with must be pin")
+        return self
+
 
 class Sessions(Frozen):
     """Patron session lifetimes."""

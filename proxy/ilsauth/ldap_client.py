@@ -11,8 +11,10 @@ Contract: ``LdapChecker(settings, service_password).check(card, password)`` → 
 of the entry is even requested). An empty password is "not bound" without asking (an empty
 simple bind is an anonymous bind that succeeds, RFC 4513 §5.1.2). It raises
 ``LdapUnavailable`` (503) when the directory cannot be reached, times out, refuses the service
-account or answers oddly. Connections are reused (at most ``pool_size``, each by one thread
-at a time, rebound per check) and dropped after any error. Logs ``ldap_unavailable`` with
+account or answers oddly. In search-then-bind, a card the search does not find still costs one
+bind (to a DN that does not exist), so an unknown card and a wrong password do the same work.
+Connections are reused (at most ``pool_size``, each by one thread at a time, rebound per
+check) and dropped after any error. Logs ``ldap_unavailable`` with
 the host and error type only.
 Not here: the settings (core/authconfig.py), what the result means (core/ilsauth.py).
 """
@@ -108,7 +110,9 @@ class LdapChecker:
 
     def _ask(self, conn: Connection, card: str, password: str) -> LdapResult:
         dn = self._user_dn(conn, card)
-        if dn is None:
+        if dn is None:  # still one bind, as for a wrong password (no existence oracle)
+            with contextlib.suppress(_Refused):
+                _bind(conn, self._decoy_dn(), password)
             return LdapResult(bound=False, conditions_met=False, ptype_value=None)
         try:
             _bind(conn, dn, password)
@@ -136,6 +140,10 @@ class LdapChecker:
         conn.search(settings.base, query, SUBTREE, attributes=[], size_limit=2)
         entries = [e for e in conn.response or () if e.get("type") == "searchResEntry"]
         return str(entries[0]["dn"]) if len(entries) == 1 else None  # 0 or ambiguous: unknown
+
+    def _decoy_dn(self) -> str:
+        """A DN under ``base`` that no entry has: its bind is refused like a wrong password."""
+        return f"cn=clamshell-no-such-user,{self._settings.base}"
 
     def _entry_values(self, conn: Connection, dn: str) -> dict[str, tuple[str, ...]]:
         """Only the attributes a condition or the patron type needs (nothing personal)."""

@@ -15,8 +15,9 @@ Whatever the back-end answered, the local block list (stores/blocks.py, keyed by
 hash) is asked too, in the same worker thread and for every attempt (same work), and a
 listed card is refused with the blocked-status message (``core.login.apply_block``, #18).
 A library whose ``auth`` names a live back-end (SIP2, LDAP; #16) is asked through
-``ask_chain`` instead: the barcode rules chose the library first (an unmatched card reaches
-no back-end), a throttled attempt makes no network call, the back-ends are asked in order
+``ask_chain`` instead: the barcode rules chose the library first (a card that does not
+match its prefix, length and check digit reaches no back-end), a throttled attempt makes no
+network call, the back-ends are asked in order
 and ``core.ilsauth.settle`` combines their answers; when none could decide, the login raises
 ``CardCheckUnavailable`` (503, "we can't check your card right now").
 Not here: the form, CSRF and sessions (login.py), the counting itself (core/throttle.py),
@@ -31,7 +32,7 @@ from datetime import datetime
 from aiohttp import web
 
 from proxy.core.authconfig import BackendName
-from proxy.core.cards import library_for_barcode, normalize_barcode
+from proxy.core.cards import barcode_problem, library_for_barcode, normalize_barcode
 from proxy.core.ilsauth import Answer, Known, NotKnown, Unavailable, settle
 from proxy.core.keyedhash import keyed_hash
 from proxy.core.login import (
@@ -152,6 +153,8 @@ async def ask_chain(
     blocked = await asyncio.to_thread(card_blocked, app[BLOCKS], barcode, now)
     if throttled:  # before any network call: a slow ILS must not make guessing cheaper
         return (None, False, None), blocked
+    if barcode_problem(barcode, library) is not None or not secret.strip():
+        return (None, False, None), blocked  # not this library's card, or no PIN: ask no one
     answers = await ask_in_order(
         library.auth,
         lambda backend: ask_one(app, library, backend, barcode, secret, now),

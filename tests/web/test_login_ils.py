@@ -339,3 +339,24 @@ async def test_admin_console_shows_back_end_health(
     assert GOOD not in await resp.text()
     anonymous = await admin.get("/api/auth-backends")
     assert anonymous.status in (401, 403)
+
+
+@pytest.mark.parametrize(
+    ("card", "pin"),
+    [
+        (GOOD[:-1] + str((int(GOOD[-1]) + 1) % 10), "4321"),  # wrong check digit
+        (GOOD + "0", "4321"),  # too long
+        (GOOD, "43|21"),  # a PIN SIP2 cannot carry
+        (GOOD, ""),
+    ],
+)
+async def test_cards_the_rules_refuse_never_reach_the_ils(
+    make_stack: StackFactory, peer: Sip2Peer, card: str, pin: str
+) -> None:
+    """Wrong check digit or length, or an unsendable PIN: the generic refusal, no SIP2 call
+    for the card (a PIN with '|' is refused before it is sent)."""
+    stack = await sip2_stack(make_stack, peer.port)
+    resp = await post_login(stack.client, card, pin)
+    assert resp.status == 403 and GENERIC in await resp.text()
+    assert all(b"|AA" + card.encode() not in m for m in peer.received)
+    assert all(b"43|21" not in m for m in peer.received)
