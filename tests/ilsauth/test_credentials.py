@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from proxy.config_loader import settings_from
 from proxy.ilsauth.credentials import CredentialFileError, read_password_file
 
 
@@ -43,3 +44,22 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     """A missing file names itself."""
     with pytest.raises(CredentialFileError, match="cannot read"):
         read_password_file(tmp_path / "nope", key="k")
+
+
+def test_relative_secret_paths_are_resolved_against_the_config_folder(tmp_path: Path) -> None:
+    """``login_password_file: east.pw`` means the file next to proxy.yaml, as data_dir does."""
+    raw = {
+        "libraries": [
+            {
+                "code": "EAST",
+                "name": "East",
+                "auth": {
+                    "use": ["sip2"],
+                    "sip2": {"host": "ils", "login_user": "u", "login_password_file": "east.pw"},
+                },
+            }
+        ]
+    }
+    settings = settings_from(raw, where="proxy.yaml", base=tmp_path)
+    sip2 = settings.libraries[0].auth.sip2
+    assert sip2 is not None and sip2.login_password_file == (tmp_path / "east.pw").resolve()
