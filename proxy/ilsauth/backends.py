@@ -17,8 +17,9 @@ protocols (sip2_client.py, ldap_client.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import date, datetime
 from typing import Final
 
@@ -62,6 +63,7 @@ class LiveBackends:
     ) -> None:
         self._sip2, self._ldap, self._clock = sip2, ldap, clock
         self.health = BackendHealth()
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}  # card hash -> (lock, users)
 
     @classmethod
     def open(cls, libraries: Iterable[Library], *, clock: Callable[[], datetime]) -> LiveBackends:
@@ -123,6 +125,23 @@ class LiveBackends:
                 result, library.auth.ldap, library=library.code, patron_key=patron_key
             )
         raise ValueError(f"not a live back-end: {backend}")
+
+    @contextlib.asynccontextmanager
+    async def card_turn(self, card_key: str) -> AsyncIterator[None]:
+        """One live check per card at a time: a parallel burst of guesses for one card waits
+        here, so each is throttled with the failures counted before it (and the ILS, which
+        may lock a patron after N bad PINs, never sees more than the throttle allows)."""
+        lock, users = self._turns.get(card_key, (asyncio.Lock(), 0))
+        self._turns[card_key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[card_key]
+            if users == 1:
+                del self._turns[card_key]  # nothing held per card once nobody waits
+            else:
+                self._turns[card_key] = (lock, users - 1)
 
     async def close(self) -> None:
         """Close every connection (on shutdown)."""

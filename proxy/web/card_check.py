@@ -15,10 +15,11 @@ Whatever the back-end answered, the local block list (stores/blocks.py, keyed by
 hash) is asked too, in the same worker thread and for every attempt (same work), and a
 listed card is refused with the blocked-status message (``core.login.apply_block``, #18).
 A library whose ``auth`` names a live back-end (SIP2, LDAP; #16) is asked through
-``ask_chain`` instead: the barcode rules chose the library first (a card that does not
-match its prefix, length and check digit reaches no back-end), a throttled attempt makes no
-network call, the back-ends are asked in order
-and ``core.ilsauth.settle`` combines their answers; when none could decide, the login raises
+``ask_chain`` instead, one check per card at a time (``LiveBackends.card_turn``: a parallel
+burst is throttled guess by guess before it reaches the ILS). The barcode rules chose the
+library first (a card that does not match its prefix, length and check digit reaches no
+back-end), a throttled attempt makes no network call, the back-ends are asked in order and
+``core.ilsauth.settle`` combines their answers; when none could decide, the login raises
 ``CardCheckUnavailable`` (503, "we can't check your card right now").
 Not here: the form, CSRF and sessions (login.py), the counting itself (core/throttle.py),
 the back-ends (proxy/ilsauth/).
@@ -82,7 +83,11 @@ async def check_card(
     await slow_down_if_alarmed(request)
     verdict = app[THROTTLE].blocked(keys, now)
     if library is not None and library.auth.live:  # #16: SIP2/LDAP, maybe then the registry
-        found = await ask_chain(app, library, barcode, secret, now, throttled=verdict is not None)
+        async with app[LIVE_AUTH].card_turn(keys.card or ""):  # one live check per card
+            verdict = verdict or app[THROTTLE].blocked(keys, app[CLOCK]())  # counted meanwhile
+            found = await ask_chain(
+                app, library, barcode, secret, now, throttled=verdict is not None
+            )
         (facts, secret_ok, card_library), blocked = found
     else:  # Always look the card up (same work whether or not it exists, or we are throttled).
         (facts, secret_ok, card_library), blocked = await asyncio.to_thread(

@@ -6,6 +6,7 @@ vendor are real. Its answers carry canary name, address, e-mail and phone values
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -360,3 +361,15 @@ async def test_cards_the_rules_refuse_never_reach_the_ils(
     assert resp.status == 403 and GENERIC in await resp.text()
     assert all(b"|AA" + card.encode() not in m for m in peer.received)
     assert all(b"43|21" not in m for m in peer.received)
+
+
+async def test_a_parallel_burst_of_guesses_reaches_the_ils_only_as_far_as_the_throttle_allows(
+    make_stack: StackFactory, peer: Sip2Peer
+) -> None:
+    """20 wrong PINs at once for one card: the ILS (which may lock the patron after N bad
+    PINs) sees at most card_attempts of them; the rest are throttled before any call."""
+    stack = await sip2_stack(make_stack, peer.port)
+    limit = stack.settings.throttle.card_attempts
+    answers = await asyncio.gather(*(post_login(stack.client, GOOD, f"{n:04d}") for n in range(20)))
+    assert {a.status for a in answers} == {403}
+    assert 0 < peer.commands().count("63") <= limit
