@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,8 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 
 def template_settings(url: str, **extra: Any) -> LdapSettings:
     """Bind-DN-template mode over plain ldap:// (allowed on purpose: loopback test)."""
-    return LdapSettings(
-        url=url, allow_plaintext=True, bind_dn_template=TEMPLATE, timeout=2, **extra
-    )
+    raw = {"timeout": 2, **extra}
+    return LdapSettings(url=url, allow_plaintext=True, bind_dn_template=TEMPLATE, **raw)
 
 
 def search_settings(url: str, tmp_path: Path, **extra: Any) -> LdapSettings:
@@ -189,3 +189,37 @@ def test_settings_refuse_unsafe_or_incomplete_config(extra: dict[str, Any], prob
     raw: dict[str, Any] = {"url": "ldaps://dir.example", "bind_dn_template": TEMPLATE, **extra}
     with pytest.raises(ValidationError, match=problem):
         LdapSettings.model_validate(raw)
+
+
+async def test_a_silent_directory_times_out() -> None:
+    """A directory that accepts but never answers: LdapUnavailable after the timeout, and the
+    event loop stays free meanwhile (the bind runs in a worker thread)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def mute(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, read nothing, answer nothing
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    checker = LdapChecker(template_settings(f"ldap://127.0.0.1:{port}", timeout=1))
+    ticks = 0
+    ticks_when_done = -1
+
+    async def tick() -> None:
+        nonlocal ticks
+        for _ in range(10):  # 0.5 s, well inside the 1 s timeout
+            await asyncio.sleep(0.05)
+            ticks += 1
+
+    async def expect_unavailable() -> None:
+        nonlocal ticks_when_done
+        with pytest.raises(LdapUnavailable):
+            await checker.check(*STUDENT)
+        ticks_when_done = ticks
+
+    await asyncio.gather(expect_unavailable(), tick())
+    assert ticks_when_done == 10  # the loop kept ticking while the bind waited
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
