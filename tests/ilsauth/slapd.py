@@ -86,12 +86,18 @@ cn: remote-access
 {members}"""
 
 
-def _config(tmp: Path) -> str:
+def _config(tmp: Path, tls: TlsFiles | None) -> str:
+    tls_lines = ""
+    if tls is not None:
+        tls_lines = (
+            f"TLSCACertificateFile {tls.ca}\nTLSCertificateFile {tls.cert}\n"
+            f"TLSCertificateKeyFile {tls.key}\n"
+        )
     schemas = "".join(
         f"include {SCHEMA_DIR / name}.schema\n"
         for name in ("core", "cosine", "inetorgperson", "nis")
     )
-    return f"""{schemas}modulepath /usr/lib/ldap
+    return f"""{schemas}{tls_lines}modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {tmp}/slapd.pid
 argsfile {tmp}/slapd.args
@@ -106,12 +112,22 @@ access to * by users read by * none
 """
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """The CA, certificate and key slapd serves TLS with."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
 @dataclass
 class Slapd:
-    """A running slapd: its URL, and ``stop()``."""
+    """A running slapd: its URL, and ``stop()``; with TLS also ``ldaps://…:tls_port``."""
 
     process: subprocess.Popen[bytes]
     port: int
+    tls_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -146,25 +162,30 @@ def free_port() -> int:
         return port
 
 
-def start_slapd(tmp: Path) -> Slapd:
-    """Configure, load and start a slapd in ``tmp``; waits until it accepts connections."""
+def start_slapd(tmp: Path, tls: TlsFiles | None = None) -> Slapd:
+    """Configure, load and start a slapd in ``tmp``; waits until it accepts connections.
+
+    With ``tls`` it also offers StartTLS on its ldap:// port and listens on an ldaps:// port.
+    """
     require_slapd()
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "db").mkdir(parents=True)
     conf = tmp / "slapd.conf"
-    conf.write_text(_config(tmp))
+    conf.write_text(_config(tmp, tls))
     ldif = tmp / "directory.ldif"
     ldif.write_text(directory_ldif())
     subprocess.run(
         [SLAPADD, "-q", "-f", str(conf), "-l", str(ldif)], check=True, capture_output=True
     )
     port = free_port()
+    tls_port = free_port() if tls is not None else None
+    urls = f"ldap://127.0.0.1:{port}/" + (f" ldaps://127.0.0.1:{tls_port}/" if tls_port else "")
     process = subprocess.Popen(
-        [SLAPD, "-f", str(conf), "-h", f"ldap://127.0.0.1:{port}/", "-d", "0"],
+        [SLAPD, "-f", str(conf), "-h", urls, "-d", "0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    slapd = Slapd(process, port)
+    slapd = Slapd(process, port, tls_port)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:

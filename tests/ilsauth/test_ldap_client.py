@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
+from proxy.certs import test_ca
 from proxy.core.authconfig import LdapSettings
 from proxy.core.ilsauth import Known, LdapResult, NotKnown, ldap_answer
 from proxy.ilsauth.ldap_client import LdapChecker, LdapUnavailable
@@ -22,6 +23,7 @@ from tests.ilsauth.slapd import (
     SERVICE_PASSWORD,
     SUFFIX,
     Slapd,
+    TlsFiles,
     free_port,
     start_slapd,
 )
@@ -223,3 +225,50 @@ async def test_a_silent_directory_times_out() -> None:
         writer.close()
     server.close()
     await server.wait_closed()
+
+
+@pytest.fixture(scope="module")
+def tls_slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Slapd, Path]]:
+    """A slapd with a certificate for ``localhost`` from a private CA: StartTLS and ldaps."""
+    certs = tmp_path_factory.mktemp("certs")
+    ca, cert, key = test_ca(certs, ["localhost"])
+    server = start_slapd(tmp_path_factory.mktemp("slapd-tls"), TlsFiles(ca, cert, key))
+    yield server, ca
+    server.stop()
+
+
+@pytest.mark.parametrize("mode", ["ldaps", "starttls"])
+async def test_tls_with_a_private_ca(tls_slapd: tuple[Slapd, Path], mode: str) -> None:
+    """ldaps:// and StartTLS bind when the directory's certificate chains to ca_file."""
+    server, ca = tls_slapd
+    url = (
+        f"ldaps://localhost:{server.tls_port}"
+        if mode == "ldaps"
+        else f"ldap://localhost:{server.port}"
+    )
+    settings = LdapSettings(
+        url=url, start_tls=mode == "starttls", ca_file=ca, bind_dn_template=TEMPLATE, timeout=2
+    )
+    assert (await LdapChecker(settings).check(*STUDENT)).bound
+
+
+@pytest.mark.parametrize(
+    ("host", "trust"), [("localhost", False), ("127.0.0.1", True)], ids=["untrusted", "wrong name"]
+)
+@pytest.mark.parametrize("mode", ["ldaps", "starttls"])
+async def test_tls_refuses_an_unverified_directory(
+    tls_slapd: tuple[Slapd, Path], mode: str, host: str, trust: bool
+) -> None:
+    """A certificate not from a trusted CA, or for another name: unavailable, never a
+    plaintext fallback and never the password sent."""
+    server, ca = tls_slapd
+    port = server.tls_port if mode == "ldaps" else server.port
+    settings = LdapSettings(
+        url=f"{'ldaps' if mode == 'ldaps' else 'ldap'}://{host}:{port}",
+        start_tls=mode == "starttls",
+        ca_file=ca if trust else None,
+        bind_dn_template=TEMPLATE,
+        timeout=2,
+    )
+    with pytest.raises(LdapUnavailable):
+        await LdapChecker(settings).check(*STUDENT)
