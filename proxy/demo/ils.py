@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Final
 
 from proxy.core.sip2 import checksum, sip_datetime
@@ -42,7 +42,7 @@ class DemoIls:
     def __init__(self, cards: Iterable[DemoCard]) -> None:
         self._cards = {card.barcode: card for card in cards}
 
-    def answer(self, message: bytes, *, checksums: bool, today: date) -> bytes:
+    def answer(self, message: bytes, *, checksums: bool) -> bytes:
         """The framed answer to one request (without its terminator)."""
         body, sequence = message, None
         if b"AZ" in message[-6:]:
@@ -53,7 +53,7 @@ class DemoIls:
         if command == b"93":
             text = "941"
         elif command in (b"63", b"23"):
-            text = self._patron(body, today)
+            text = self._patron(body)
         else:
             text = "96"
         raw = text.encode("utf-8")
@@ -62,7 +62,7 @@ class DemoIls:
             raw += checksum(raw).encode("ascii")
         return raw + b"\r"
 
-    def _patron(self, body: bytes, today: date) -> str:
+    def _patron(self, body: bytes) -> str:
         information = body[:2] == b"63"
         fields = _fields(body, 33 if information else 23)
         card = self._cards.get(fields.get("AA", ""))
@@ -93,8 +93,7 @@ async def start_demo_ils(
             while True:
                 message = (await reader.readuntil(b"\r"))[:-1].lstrip(b"\n")
                 checksums = checksums or b"AZ" in message[-6:]
-                today = datetime.now().date()
-                writer.write(ils.answer(message, checksums=checksums, today=today))
+                writer.write(ils.answer(message, checksums=checksums))
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
