@@ -373,3 +373,39 @@ async def test_a_parallel_burst_of_guesses_reaches_the_ils_only_as_far_as_the_th
     answers = await asyncio.gather(*(post_login(stack.client, GOOD, f"{n:04d}") for n in range(20)))
     assert {a.status for a in answers} == {403}
     assert 0 < peer.commands().count("63") <= limit
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        PeerMode(shuffle_seed=7),
+        PeerMode(minimal=True),
+        PeerMode(checksums="never"),
+        PeerMode(checksums="always"),
+        PeerMode(close_after_answer=True),
+        PeerMode(resend_first=True),
+        PeerMode(login=("clam", "sip-pw")),
+        PeerMode(line_ending=b"\r\n"),
+    ],
+    ids=["shuffled", "minimal", "no-checksums", "checksums", "close-each", "96-first", "login",
+         "crlf"],
+)  # fmt: skip
+async def test_real_ils_behaviours_through_the_login(
+    make_stack: StackFactory, tmp_path: Path, mode: PeerMode
+) -> None:
+    """The login works against ILSs that differ as real ones do, twice in a row (reuse)."""
+    peer = await Sip2Peer({GOOD: canary_patron("4321")}, mode).start()
+    secret = tmp_path / "sip2.pw"
+    secret.write_text("sip-pw\n")
+    secret.chmod(0o600)
+    login = {"login_user": "clam", "login_password_file": str(secret)} if mode.login else {}
+    library = east(peer.port)
+    library["auth"]["sip2"].update(login)
+    stack: Stack = await make_stack(libraries=[*DEMO_LIBRARIES, library])
+    try:
+        for _ in range(2):
+            resp = await post_login(stack.client, GOOD, "4321")
+            assert resp.status == 302, await resp.text()
+        assert (await post_login(stack.client, GOOD, "0000")).status == 403
+    finally:
+        await peer.stop()
