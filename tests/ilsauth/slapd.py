@@ -180,16 +180,18 @@ def start_slapd(tmp: Path, tls: TlsFiles | None = None) -> Slapd:
     port = free_port()
     tls_port = free_port() if tls is not None else None
     urls = f"ldap://127.0.0.1:{port}/" + (f" ldaps://127.0.0.1:{tls_port}/" if tls_port else "")
-    process = subprocess.Popen(
-        [SLAPD, "-f", str(conf), "-h", urls, "-d", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log = tmp / "slapd.log"  # a file, not a pipe: nobody reads it while slapd runs
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [SLAPD, "-f", str(conf), "-h", urls, "-d", "0"],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
     slapd = Slapd(process, port, tls_port)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"slapd exited: {process.stderr.read() if process.stderr else ''!r}")
+            raise RuntimeError(f"slapd exited: {log.read_text(errors='replace')!r}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return slapd
