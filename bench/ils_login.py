@@ -6,7 +6,8 @@ One process runs the demo ILS (proxy/demo/ils.py), the real portal on a loopback
 libraries — MAIN (registry) and EAST (SIP2, ``pool_size: 4``) — ``--concurrency`` clients
 post good logins (full path: CSRF, throttle, back-end, block list, session) for
 ``--seconds``. It prints logins/s and p50/p99 per library, the p99 difference (what the
-SIP2 back-end adds, on this machine, in this run) and the ratio of throughputs. Throttles
+SIP2 back-end adds, on this machine, in this run) and the ratio of throughputs; a third row
+runs the SIP2 client alone against the demo ILS (the back-end's own cost). Throttles
 are raised so that a benchmark is not refused as abuse. Not a test: nothing is asserted.
 """
 
@@ -19,7 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -28,10 +29,16 @@ from aiohttp.test_utils import TestClient, TestServer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from proxy.config_loader import settings_from
+from proxy.core.cards import make_check_digit
+from proxy.core.settings import Settings
+from proxy.core.sip2 import Sip2Settings
 from proxy.demo.ils import start_demo_ils
-from proxy.demo.patrons import demo_cards, seed
+from proxy.demo.patrons import DemoCard, seed
 from proxy.demo.settings import demo_config
+from proxy.ilsauth.sip2_client import Sip2Client
 from proxy.rulebook import Rulebook
+from proxy.stores.patron_import import import_lines
+from proxy.stores.patrons import PatronRegistry
 from proxy.web.app import build_app
 from proxy.web.keys import REGISTRY
 
@@ -39,7 +46,7 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 HOST = "proxy.localhost:8080"
 
 
-def settings_for(data: Path, ils_port: int):  # type: ignore[no-untyped-def]
+def settings_for(data: Path, ils_port: int) -> Settings:
     raw = demo_config(port=8080, vendor_port=9001, data_dir=data, ils_port=ils_port)
     raw["throttle"] = {
         "card_logins_per_minute": 10_000,
@@ -76,55 +83,130 @@ async def one_client(
         latencies.append(time.perf_counter() - started)
 
 
+Sample = tuple[float, list[float]]  # (elapsed seconds, latencies in seconds)
+
+
+def bench_cards(settings: Settings, code: str, n: int, today: date) -> list[DemoCard]:
+    """``n`` good cards of library ``code`` (serials from 1000: clear of the demo's own)."""
+    library = settings.library(code)
+    assert library is not None
+    cards = []
+    for serial in range(1000, 1000 + n):
+        body = library.prefix + str(serial).zfill(library.length - len(library.prefix) - 1)
+        barcode = body + make_check_digit(body, library.check_digit)
+        ptype = "sip2" if library.auth.live else "adult"
+        cards.append(DemoCard(code, barcode, "1234", ptype, today + timedelta(days=30), "ok", ""))
+    return cards
+
+
+def import_cards(registry: PatronRegistry, settings: Settings, cards: list[DemoCard]) -> None:
+    """Put registry cards in, as the nightly import would."""
+    lines = ["barcode,pin,library,ptype,expires,status"]
+    lines += [f"{c.barcode},{c.secret},{c.library},{c.ptype},{c.expires},ok" for c in cards]
+    import_lines(registry, lines, source="<bench>", settings=settings, replace=False)
+
+
+async def measure_logins(
+    server: TestServer, cards: list[DemoCard], seconds: float, concurrency: int
+) -> Sample:
+    """``concurrency`` browsers posting good logins, each with its own card, for ``seconds``
+    (different cards: the login serializes live checks of one card on purpose)."""
+    latencies: list[float] = []
+    until = time.perf_counter() + seconds
+    jar = [TestClient(server, cookie_jar=aiohttp.DummyCookieJar()) for _ in range(concurrency)]
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(
+            *(
+                one_client(s, card.barcode, card.secret, until, latencies)
+                for s, card in zip(jar, cards, strict=False)
+            )
+        )
+    finally:
+        elapsed = time.perf_counter() - started
+        for s in jar:
+            await s.session.close()  # not s.close(): that stops the server
+    return elapsed, latencies
+
+
+async def measure_client(
+    settings: Sip2Settings, cards: list[DemoCard], seconds: float, concurrency: int
+) -> Sample:
+    """The SIP2 client alone (pool as configured): what the back-end itself costs."""
+    client = Sip2Client(settings)
+    latencies: list[float] = []
+    until = time.perf_counter() + seconds
+
+    async def worker(card: DemoCard) -> None:
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            verdict = await client.check(card.barcode, card.secret)
+            if not verdict.allowed:
+                raise RuntimeError("the demo ILS refused the card")
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(card) for card in cards[:concurrency]))
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return elapsed, latencies
+
+
 async def run(seconds: float, concurrency: int) -> None:
     today = datetime.now(UTC).date()
+    results: dict[str, Sample] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         probe = settings_for(data, 1)
-        cards = demo_cards(probe, today)
-        ils, ils_port = await start_demo_ils(c for c in cards if c.library == "EAST")
+        cards = {code: bench_cards(probe, code, concurrency, today) for code in ("MAIN", "EAST")}
+        ils, ils_port = await start_demo_ils(cards["EAST"])
         settings = settings_for(data, ils_port)
         book = Rulebook.open(settings.rules_dir, frozenset(lib.code for lib in settings.libraries))
         app = await build_app(settings, book)
         seed(app[REGISTRY], settings, today)
+        import_cards(app[REGISTRY], settings, cards["MAIN"])
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
-        results = {}
-        for code in ("MAIN", "EAST", "MAIN", "EAST"):  # interleaved: warm-up effects cancel
-            card = next(c for c in cards if c.library == code)
-            latencies: list[float] = []
-            until = time.perf_counter() + seconds / 2
-            jar = [
-                TestClient(server, cookie_jar=aiohttp.DummyCookieJar()) for _ in range(concurrency)
-            ]
-            started = time.perf_counter()
-            try:
-                await asyncio.gather(
-                    *(one_client(s, card.barcode, card.secret, until, latencies) for s in jar)
-                )
-            finally:
-                elapsed = time.perf_counter() - started
-                for s in jar:
-                    await s.session.close()  # not s.close(): that stops the server
-            total, lat = results.get(code, (0.0, []))
-            results[code] = (total + elapsed, [*lat, *latencies])
+        east = settings.library("EAST")
+        assert east is not None and east.auth.sip2 is not None
+        rounds = [("MAIN", "login"), ("EAST", "login"), ("EAST", "client")] * 2  # interleaved
+        for code, kind in rounds:
+            sample = await (
+                measure_logins(server, cards[code], seconds / 2, concurrency)
+                if kind == "login"
+                else measure_client(east.auth.sip2, cards[code], seconds / 2, concurrency)
+            )
+            total, lat = results.get(f"{code} {kind}", (0.0, []))
+            results[f"{code} {kind}"] = (total + sample[0], [*lat, *sample[1]])
         await server.close()
         ils.close()
+    report(results, seconds, concurrency)
+
+
+LABELS = {
+    "MAIN login": "login, registry",
+    "EAST login": "login, sip2 pool 4",
+    "EAST client": "sip2 client alone",
+}
+
+
+def report(results: dict[str, Sample], seconds: float, concurrency: int) -> None:
+    """One line per measurement, then the differences that answer the question."""
     rows = {}
-    for code, (elapsed, lat) in results.items():
+    for name, (elapsed, lat) in results.items():
         lat.sort()
         p50 = statistics.median(lat) * 1000
-        p99 = lat[int(len(lat) * 0.99) - 1] * 1000
-        rows[code] = (len(lat) / elapsed, p50, p99)
-        back = "sip2 (pool 4)" if code == "EAST" else "registry"
+        p99 = lat[max(int(len(lat) * 0.99) - 1, 0)] * 1000
+        rows[name] = (len(lat) / elapsed, p50, p99)
         print(
-            f"{code:5} {back:14} {len(lat) / elapsed:8.0f} logins/s  "
-            f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  ({len(lat)} logins)"
+            f"{LABELS[name]:20} {len(lat) / elapsed:8.0f} /s  "
+            f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  ({len(lat)})"
         )
+    main, east = rows["MAIN login"], rows["EAST login"]
     print(
-        f"SIP2 adds {rows['EAST'][2] - rows['MAIN'][2]:+.1f} ms at p99; "
-        f"throughput ratio sip2/registry {rows['EAST'][0] / rows['MAIN'][0]:.2f} "
-        f"(concurrency {concurrency}, {seconds:.0f} s per library)"
+        f"SIP2 login vs registry login: p99 {east[2] - main[2]:+.1f} ms, "
+        f"throughput ratio {east[0] / main[0]:.2f} "
+        f"(concurrency {concurrency}, {seconds:.0f} s per row)"
     )
 
 
