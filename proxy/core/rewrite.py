@@ -338,7 +338,7 @@ class HostStage(Stage):
     def transform(self, data: bytes, start: int, limit: int) -> tuple[bytes, int]:
         """Apply every edit that starts at or after ``start`` and before ``limit``."""
         low = data.lower() if self.tags is not None else None  # HTML: needed for the tags
-        edits = self._references(data, start, limit, low)
+        edits = self.matcher.references(data, start, limit, low)
         if low is not None:
             edits = self._with_tag_fixes(edits, data, low, start, limit)
         out: list[bytes] = []
@@ -359,26 +359,6 @@ class HostStage(Stage):
             self._fold()
         return b"".join(out), resume
 
-    def _references(
-        self, data: bytes, start: int, limit: int, low: bytes | None = None
-    ) -> list[Reference]:
-        """The host references starting in ``[start, limit)``, in order, never overlapping."""
-        found: list[Reference] = []
-        pos = start
-        reference = self.matcher.reference
-        for hit in self.matcher.tld_hits(data, start, low):
-            ref = reference(data, *hit.span())
-            if ref is None:
-                if hit.start() >= limit + LOOKBACK:
-                    break
-                continue
-            if ref[0] >= limit:
-                break
-            if ref[0] >= pos:  # else it overlaps the previous one, or reaches before start
-                found.append(ref)
-                pos = ref[1]
-        return found
-
     def _with_tag_fixes(
         self, edits: list[Reference], data: bytes, low: bytes, start: int, limit: int
     ) -> list[Reference]:
@@ -392,7 +372,7 @@ class HostStage(Stage):
         """One fixed tag with its host references rewritten (and counted)."""
         out: list[bytes] = []
         pos = 0
-        for first, end, replacement, host in self._references(fragment, 0, len(fragment)):
+        for first, end, replacement, host in self.matcher.references(fragment, 0, len(fragment)):
             out += (fragment[pos:first], replacement)
             self._rewritten_raw.append(host)
             pos = end

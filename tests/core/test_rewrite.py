@@ -534,3 +534,46 @@ def test_a_50_mb_body_is_rewritten_in_bounded_memory(rewriter: HostRewriter) -> 
     assert rewritten > 100_000
     assert peak < 10 * 2**20 + chunk, f"peak {peak / 2**20:.1f} MiB"
     assert body.holdback < 4096
+
+
+def general_references(rw: HostRewriter, data: bytes) -> list[tuple[int, int, bytes, str]]:
+    """The references as the general decision alone (``HostMatcher.reference``) finds them:
+    the loop ``HostMatcher.references`` had before its plain-reference fast path."""
+    found: list[tuple[int, int, bytes, str]] = []
+    pos = 0
+    for hit in rw.matcher.tld_hits(data, 0):
+        ref = rw.matcher.reference(data, *hit.span())
+        if ref is not None and ref[0] >= pos:
+            found.append(ref)
+            pos = ref[1]
+    return found
+
+
+PLAIN_EDGES = [
+    b"\\//www.jstor.org/",  # "\/" is one slash: the general path reads three
+    b"xhttps://www.jstor.org/",  # another scheme
+    b"ftp://www.jstor.org/",
+    b"%3a//www.jstor.org/",  # a percent-encoded colon before the slashes
+    b"&#x3a;//www.jstor.org/",
+    b"//www.jstor.org:8080/",  # another port
+    b"//www.jstor.org@evil.test/",  # userinfo
+    b"//www.jstor.org",  # the body's end
+    b"//.www.jstor.org/",
+    b"//a..jstor.org/",
+    b"HTTP://www.JSTOR.org/",
+    b"///www.jstor.org/",
+    b"https://" + b"a" * 60 + b".jstor.org/",  # near the fast path's window
+    b"https://" + b"a." * 40 + b"jstor.org/",
+]
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(parts=st.lists(st.sampled_from(FRAGMENTS + PLAIN_EDGES) | st.binary(max_size=12)))
+def test_the_fast_path_finds_what_the_general_decision_finds(
+    rewriter: HostRewriter, parts: list[bytes]
+) -> None:
+    """Every reference the hot loop reports is the one ``HostMatcher.reference`` decides."""
+    data = b"".join(parts)
+    assert rewriter.matcher.references(data, 0, len(data)) == general_references(rewriter, data)
