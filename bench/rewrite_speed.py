@@ -12,9 +12,13 @@ with a Python that has the bench-only packages (they are not runtime dependencie
 ``redis``: keep it out of the project's own virtualenv.) A contender whose package is
 missing is reported as such and skipped.
 
-Contenders, all on the same pages (../shared/realworld/vendor-pages) and the same rules
-(tests/test_realworld_pages.py), fed in 64 KB chunks where they stream:
+Two page sets, one table each: the real pages (../shared/realworld/vendor-pages) and the
+generated link-dense page (bench/linkdense.py: 100 KB, ~500 absolute vendor links plus
+protocol-relative, srcset, CSS ``url()``, JSON-escaped and percent-encoded forms: a search
+results list, the kind of page patrons load most). Same rules (tests/test_realworld_pages.py)
+for every contender, fed in 64 KB chunks where they stream:
   * clamshell: ``HostRewriter`` with ``third_party: report`` (the rule default), HTML;
+  * clamshell, third_party allow: the same without third-party counting;
   * clamshell + codecs: the relay's whole body path for a gzip page and a browser's
     Accept-Encoding: gunzip → rewrite → re-encode (``Encoder.for_accept``);
   * pywb: ``pywb.rewrite.html_rewriter.HTMLRewriter`` (archival URL rewriting of every URL,
@@ -40,9 +44,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.linkdense import link_dense_page
 from proxy.contentcoding import Decoder, Encoder
 from proxy.core.hostmap import HostMap
-from proxy.core.rewrite import HostRewriter
+from proxy.core.rewrite import HostRewriter, ThirdParty
 from proxy.core.urlmap import UrlMapper
 from tests.test_realworld_pages import PAGES_DIR, realworld_index, realworld_rewriter
 
@@ -53,12 +58,12 @@ URL_ATTRIBUTES = ("href", "src", "action", "poster", "data", "formaction", "back
 Contender = Callable[[list[bytes]], None]
 
 
-def clamshell(rewriter: HostRewriter) -> Contender:
+def clamshell(rewriter: HostRewriter, third_party: ThirdParty = "report") -> Contender:
     """Our streaming rewriter, as the relay runs it."""
 
     def run(pages: list[bytes]) -> None:
         for page in pages:
-            body = rewriter.rewriter(content_type=HTML, third_party="report")
+            body = rewriter.rewriter(content_type=HTML, third_party=third_party)
             for i in range(0, len(page), CHUNK):
                 body.feed(page[i : i + CHUNK])
             body.flush()
@@ -218,15 +223,29 @@ def table(seconds: dict[str, list[float]], size: int, missing: list[str]) -> str
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure and print the table."""
+    """Measure and print one table per page set."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pages", type=Path, default=PAGES_DIR)
+    parser.add_argument("--only-link-dense", action="store_true", help="skip the real pages")
     args = parser.parse_args(argv)
-    pages = [p.read_bytes() for p in sorted(args.pages.glob("*.html"))]
-    if not pages:
+    real = [p.read_bytes() for p in sorted(args.pages.glob("*.html"))]
+    if not real and not args.only_link_dense:
         print(f"no pages in {args.pages}", file=sys.stderr)
         return 1
+    sets = {"link-dense page (generated, bench/linkdense.py)": [link_dense_page()]}
+    if not args.only_link_dense:
+        sets = {f"real pages ({args.pages.name})": real} | sets
+    for title, pages in sets.items():
+        contenders, missing = build_contenders(pages)
+        size = sum(map(len, pages))
+        print(f"\n### {title}: {len(pages)} pages, {size / 1e6:.2f} MB, {args.rounds} rounds\n")
+        print(table(measure(contenders, pages, args.rounds), size, missing))
+    return 0
+
+
+def build_contenders(pages: list[bytes]) -> tuple[dict[str, Contender], list[str]]:
+    """Every contender for ``pages``, and the names of those whose package is missing."""
     rewriter = realworld_rewriter()
     mapper = UrlMapper(HostMap("proxy.localhost", 8080), realworld_index(), "http")
     optional = {
@@ -236,17 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     contenders: dict[str, Contender] = {
         "clamshell": clamshell(rewriter),
+        "clamshell, third_party allow": clamshell(rewriter, "allow"),
         f"clamshell + gunzip + {Encoder.for_accept(BROWSER_ACCEPT).coding} (relay path)": (
             clamshell_with_codecs(rewriter, pages)
         ),
     }
     contenders |= {name: run for name, run in optional.items() if run is not None}
-    contenders["one regex, https?://host only (DESIGN.md reference)"] = naive_regex(mapper)
-    size = sum(map(len, pages))
-    print(f"{len(pages)} pages, {size / 1e6:.2f} MB, {args.rounds} rounds, CPU time\n")
-    missing = [name for name, run in optional.items() if run is None]
-    print(table(measure(contenders, pages, args.rounds), size, missing))
-    return 0
+    contenders["one regex, https?://host only (reference)"] = naive_regex(mapper)
+    return contenders, [name for name, run in optional.items() if run is None]
 
 
 if __name__ == "__main__":

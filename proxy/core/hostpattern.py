@@ -194,9 +194,12 @@ class HostMatcher:
                 and labels(low, p + 2, dot) is not None
             )
             first = p
-            if plain and before == b":":
-                first = _plain_scheme_start(low, p)
-                plain = first >= 0
+            if plain and before == b":":  # "https:" or "http:", and not "xhttps:"
+                if p >= 6 and low.startswith(b"https:", p - 6):
+                    first = p - 6
+                elif p >= 5 and low.startswith(b"http:", p - 5):
+                    first = p - 5
+                plain = first < p and (first == 0 or low[first - 1] not in _SCHEME_CHARS)
             if plain:
                 raw = data[p + 2 : end]
                 target = cache.get(raw, _UNKNOWN)
@@ -292,18 +295,6 @@ class HostMatcher:
         twice = authority.replace(b":", b"%253A")
         url = self.scheme + b"://" + authority
         return Target(host, origin.port, authority, percent, twice, url, b"//" + authority)
-
-
-def _plain_scheme_start(low: bytes, slashes: int) -> int:
-    """Where ``https:``/``http:`` starts right before the ``//`` at ``slashes``, when it is
-    the whole scheme (not ``xhttps:``), else -1 (the general path decides)."""
-    for scheme in (b"https:", b"http:"):
-        first = slashes - len(scheme)
-        if first >= 0 and low.startswith(scheme, first):
-            if first == 0 or low[first - 1] not in _SCHEME_CHARS:
-                return first
-            return -1
-    return -1
 
 
 def _authority_end(data: bytes, end: int, port: int) -> int:
