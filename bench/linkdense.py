@@ -11,6 +11,7 @@ Not here: measuring (bench/rewrite_speed.py, bench/relay.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 VENDOR_HOSTS: Final = (
@@ -24,11 +25,11 @@ VENDOR_HOSTS: Final = (
 THIRD_PARTY: Final = ("doi.org", "www.googletagmanager.com", "scholar.google.com", "orcid.org")
 
 
-def _result(i: int) -> str:
+def _result(i: int, hosts: Sequence[str], others: Sequence[str]) -> str:
     """One search result: ~5 vendor references in various spellings, one third-party link."""
-    host = VENDOR_HOSTS[i % len(VENDOR_HOSTS)]
-    img = VENDOR_HOSTS[(i + 1) % len(VENDOR_HOSTS)]
-    other = THIRD_PARTY[i % len(THIRD_PARTY)]
+    host = hosts[i % len(hosts)]
+    img = hosts[(i + 1) % len(hosts)]
+    other = others[i % len(others)]
     forms = (
         f'<li class="result" data-id="{i}"><h3><a href="https://{host}/article/{i:06d}">'
         f"Article title number {i} about protein folding in membranes</a></h3>"
@@ -52,16 +53,21 @@ def _result(i: int) -> str:
     return forms
 
 
-def link_dense_page(size: int = 100_000) -> bytes:
-    """The page, cut after the first result that brings it to ``size`` bytes."""
+def link_dense_page(
+    size: int = 100_000,
+    hosts: Sequence[str] = VENDOR_HOSTS,
+    others: Sequence[str] = THIRD_PARTY,
+) -> bytes:
+    """The page, cut after the first result that brings it to ``size`` bytes; ``hosts``
+    are the vendor's (covered), ``others`` third parties (bench.relay uses the demo's)."""
     head = (
         "<!DOCTYPE html><html><head><meta charset=utf-8><title>Search results</title>"
-        '<link rel="stylesheet" href="https://www.sciencedirect.com/static/app.css">'
+        f'<link rel="stylesheet" href="https://{hosts[0]}/static/app.css">'
         "</head><body><p>Results of your search across the licensed collections.</p><ol>\n"
     )
     parts, total, i = [head], len(head), 0
     while total < size:
-        parts.append(_result(i))
+        parts.append(_result(i, hosts, others))
         total += len(parts[-1])
         i += 1
     parts.append("</ol></body></html>\n")

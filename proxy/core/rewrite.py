@@ -337,25 +337,28 @@ class HostStage(Stage):
 
     def transform(self, data: bytes, start: int, limit: int) -> tuple[bytes, int]:
         """Apply every edit that starts at or after ``start`` and before ``limit``."""
-        low = data.lower() if self.tags is not None else None  # HTML: needed for the tags
+        low = data.lower()  # the scans run on it (faster than case-insensitive ones)
         edits = self.matcher.references(data, start, limit, low)
-        if low is not None:
+        if self.tags is not None:
             edits = self._with_tag_fixes(edits, data, low, start, limit)
-        out: list[bytes] = []
-        rewritten = self._rewritten_raw
-        pos = start
-        host = ""
-        for first, end, replacement, host in edits:
-            out.append(data[pos:first])
-            out.append(replacement)
-            if host:  # a tag fixup ("") counted its hosts when it rewrote them
-                rewritten.append(host)
-            pos = end
+        if not edits:
+            out, pos, stop = [], start, start
+        else:
+            # Interleave kept slices and replacements with comprehensions and slice
+            # assignment rather than a loop of appends: ~600 edits per 100 KB on
+            # link-dense pages, where a Python loop body per edit showed in the profile.
+            firsts, ends, replacements, hosts = zip(*edits, strict=True)
+            out = [b""] * (2 * len(edits))
+            out[0::2] = [data[a:b] for a, b in zip((start, *ends), firsts, strict=False)]
+            out[1::2] = replacements
+            self._rewritten_raw.extend(filter(None, hosts))  # a tag fixup ("") counted its own
+            pos = ends[-1]
+            stop = limit if hosts[-1] else pos
         resume = max(limit, pos)
         out.append(data[pos:resume])
         if self.count_third_party:
-            self._collect_third_party(data, start, limit, pos if not host else limit)
-        if len(self._seen_raw) + len(rewritten) > FOLD_AFTER:
+            self._collect_third_party(data, start, limit, stop)
+        if len(self._seen_raw) + len(self._rewritten_raw) > FOLD_AFTER:
             self._fold()
         return b"".join(out), resume
 
