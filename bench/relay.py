@@ -38,6 +38,7 @@ import concurrent.futures
 import contextlib
 import http.client
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -69,6 +70,7 @@ CARD_BODY, PIN = "2123400000001", "4321"  # MAIN: prefix 21234, 14 digits with t
 PDF_SIZE: Final = 2**20
 LINKS, LINKS_SIZE = "100k-links", 100_000  # bench/linkdense.py with the demo vendor's hosts
 HTML_MARK: Final = "<title>Browse — Acme Journal Archive</title>".encode()  # the 2 KB page's
+UVLOOP_MAIN: Final = "import sys, uvloop; uvloop.install(); import proxy.cli; proxy.cli.main()"
 SAMPLER_FLAG: Final = "--cpu-sampler"  # internal: -m bench.relay --cpu-sampler OUT MODULE -- ARGS
 SAMPLE_S: Final = 0.002  # one CPU-time sample every 2 ms of CPU
 WRK_MARK: Final = "BENCH-JSON "
@@ -613,8 +615,10 @@ def start_proxy(
 ) -> Target:
     """``run_proxy.py serve`` as an admin would start it, with one patron logged in.
 
-    ``clamshell+rewrite`` keeps the demo rule's body rewriting. With ``sampler``,
-    ``proxy.cli.main`` runs under ``sampled_main`` instead (profiling only).
+    ``clamshell+rewrite`` keeps the demo rule's body rewriting; ``clamshell+uvloop`` runs
+    the same proxy on uvloop's event loop (``uvloop.install()`` before ``proxy.cli.main``,
+    to measure whether the optional loop pays). With ``sampler``, ``proxy.cli.main`` runs
+    under ``sampled_main`` instead (profiling only).
     """
     port = free_port()
     rewrite = name.removesuffix("-sampled").endswith("+rewrite")
@@ -624,6 +628,8 @@ def start_proxy(
     argv = [sys.executable, "run_proxy.py", *cli]
     if sampler is not None:
         argv = sampler_argv("proxy.cli", sampler, cli)
+    elif name == "clamshell+uvloop":
+        argv = [sys.executable, "-c", UVLOOP_MAIN, *cli]
     proc = start(run, name, argv, cpu=SERVER_CPU)
     wait_listening(run, name, proc, port)
     cookie = log_in(port, csrf_pair(port))
@@ -969,10 +975,12 @@ def bench(run: Run, stamp: str) -> str:
         "minimal+regex": lambda: start_minimal(run, up, name="minimal+regex"),
         "clamshell": lambda: start_proxy(run, up),
         "clamshell+rewrite": lambda: start_proxy(run, up, name="clamshell+rewrite"),
+        "clamshell+uvloop": lambda: start_proxy(run, up, name="clamshell+uvloop"),
         "mitmproxy": lambda: start_mitmproxy(run, up),
         "nginx": lambda: start_nginx_relay(run, up),
     }
-    wanted = run.args.targets or list(starters)
+    optional = [] if importlib.util.find_spec("uvloop") else ["clamshell+uvloop"]
+    wanted = run.args.targets or [name for name in starters if name not in optional]
     unknown = [name for name in wanted if name not in starters]
     if unknown:
         raise BenchError(
