@@ -98,9 +98,10 @@ _LABELS: Final = re.compile(rb"[a-z0-9-]+(?:\.[a-z0-9-]+)*")
 _PLAIN_WINDOW: Final = 64
 # A byte before "//" that the general pattern may read as more slash or colon spelling:
 # "\//" ("\/" is a slash), and the last byte of "&#x3a;", "%3a", "\u003a"… (";", "a").
-_NOT_PLAIN_BEFORE: Final = frozenset({b"\\", b";", b"a"})
-# After the host: a port, percent-encoded port or userinfo, or the buffer's end (b"").
-_NOT_PLAIN_AFTER: Final = frozenset({b":", b"%", b"@", b""})
+_NOT_PLAIN_BEFORE: Final = frozenset(b"\\;a")
+COLON_BYTE: Final = ord(":")
+# After the host: a port, percent-encoded port or userinfo (or the buffer's end, tested apart).
+_NOT_PLAIN_AFTER: Final = frozenset(b":%@")
 _SCHEME_CHARS: Final = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789+.-")  # RFC 3986 §3.1
 _PORT: Final = re.compile(rb"(?i)(?::|%3a|%253a)([0-9]{1,5})(?![0-9])")
 # What may follow a bare host: a closing quote, a path, a query, a fragment.
@@ -181,35 +182,36 @@ class HostMatcher:
         cache = self.cache
         reference = self.reference
         rfind, labels = low.rfind, _LABELS.fullmatch
+        size = len(low)
         give_up = limit + LOOKBACK
         for hit in self.tld_scan_lower.finditer(low, start):
             dot, end = hit.span()
             ref: Reference | None = None
             p = rfind(b"//", dot - _PLAIN_WINDOW if dot > _PLAIN_WINDOW else 0, dot)
-            before = low[p - 1 : p] if p > 0 else b""
-            plain = (
-                p >= 0
-                and before not in _NOT_PLAIN_BEFORE
-                and low[end : end + 1] not in _NOT_PLAIN_AFTER
-                and labels(low, p + 2, dot) is not None
-            )
+            before = low[p - 1] if p > 0 else 0
+            plain = p >= 0 and end < size
+            plain = plain and before not in _NOT_PLAIN_BEFORE and low[end] not in _NOT_PLAIN_AFTER
+            target: Target | None = _UNKNOWN
+            if plain:
+                raw = data[p + 2 : end]
+                target = cache.get(raw, _UNKNOWN)
+                if target is _UNKNOWN or target is None:  # a known Target is a valid host
+                    plain = labels(low, p + 2, dot) is not None
             first = p
-            if plain and before == b":":  # "https:" or "http:", and not "xhttps:"
+            if plain and before == COLON_BYTE:  # "https:" or "http:", and not "xhttps:"
                 if p >= 6 and low.startswith(b"https:", p - 6):
                     first = p - 6
                 elif p >= 5 and low.startswith(b"http:", p - 5):
                     first = p - 5
                 plain = first < p and (first == 0 or low[first - 1] not in _SCHEME_CHARS)
-            if plain:
-                raw = data[p + 2 : end]
-                target = cache.get(raw, _UNKNOWN)
+            if not plain:
+                ref = reference(data, dot, end)
+            else:
                 if target is _UNKNOWN:
                     target = self.lookup(raw)
                 if target is not None:
                     mapped = target.url if first < p else target.slashed
                     ref = (first, end, mapped, target.host)
-            else:
-                ref = reference(data, dot, end)
             if ref is None:
                 if dot >= give_up:
                     break
