@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.core.headers import map_csp
+from proxy.core.hostpattern import LOOKBACK
 from proxy.core.hostmap import HostMap
 from proxy.core.rewrite import (
     MAX_COUNTED_HOSTS,
@@ -536,14 +537,23 @@ def test_a_50_mb_body_is_rewritten_in_bounded_memory(rewriter: HostRewriter) -> 
     assert body.holdback < 4096
 
 
-def general_references(rw: HostRewriter, data: bytes) -> list[tuple[int, int, bytes, str]]:
+def general_references(
+    rw: HostRewriter, data: bytes, limit: int | None = None
+) -> list[tuple[int, int, bytes, str]]:
     """The references as the general decision alone (``HostMatcher.reference``) finds them:
     the loop ``HostMatcher.references`` had before its plain-reference fast path."""
+    limit = len(data) if limit is None else limit
     found: list[tuple[int, int, bytes, str]] = []
     pos = 0
     for hit in rw.matcher.tld_hits(data, 0):
         ref = rw.matcher.reference(data, *hit.span())
-        if ref is not None and ref[0] >= pos:
+        if ref is None:
+            if hit.start() >= limit + LOOKBACK:
+                break
+            continue
+        if ref[0] >= limit:
+            break
+        if ref[0] >= pos:
             found.append(ref)
             pos = ref[1]
     return found
@@ -570,10 +580,16 @@ PLAIN_EDGES = [
 @settings(
     max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(parts=st.lists(st.sampled_from(FRAGMENTS + PLAIN_EDGES) | st.binary(max_size=12)))
+@given(
+    parts=st.lists(st.sampled_from(FRAGMENTS + PLAIN_EDGES) | st.binary(max_size=12)),
+    cut=st.integers(min_value=0, max_value=2000),
+)
 def test_the_fast_path_finds_what_the_general_decision_finds(
-    rewriter: HostRewriter, parts: list[bytes]
+    rewriter: HostRewriter, parts: list[bytes], cut: int
 ) -> None:
-    """Every reference the hot loop reports is the one ``HostMatcher.reference`` decides."""
+    """Every reference the hot loop reports, up to any limit, is the one
+    ``HostMatcher.reference`` decides."""
     data = b"".join(parts)
-    assert rewriter.matcher.references(data, 0, len(data)) == general_references(rewriter, data)
+    limit = min(cut, len(data))
+    got = rewriter.matcher.references(data, 0, limit)
+    assert got == general_references(rewriter, data, limit)
