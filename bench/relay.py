@@ -994,37 +994,37 @@ def bench(run: Run, stamp: str) -> str:
         proxy = targets["clamshell"]
         memory = live_sessions(run, proxy.pids()[0], proxy.port)
         memory += in_process_sessions(run.args.sessions)
-    rewriting = targets.get("clamshell+rewrite")
-    if run.args.rewritten_pages and rewriting is not None:
+    if run.args.rewritten_pages:
         links = next(p for p in all_pages if p.name == LINKS)
-        memory += rewrite_memory(rewriting, links, run.args.rewritten_pages)
+        memory += rewrite_memory(run, up, links, run.args.rewritten_pages)
     prof = profiles(run, up, pages, stamp) if run.args.profile else []
     return report(run, median_rows(results), memory, prof)
 
 
-def rewrite_memory(target: Target, page: Page, n: int) -> list[str]:
-    """Peak RSS of the rewriting proxy (one session) at start of this step and after ``n``
-    more rewritten pages, over one keep-alive connection."""
+def rewrite_memory(run: Run, up: int, page: Page, n: int) -> list[str]:
+    """RSS of a fresh rewriting proxy with one session: after start, then after 1,000 and
+    ``n`` rewritten pages (one keep-alive connection), current and peak (VmHWM)."""
+    target = start_proxy(run, up, name="fresh+rewrite")
     pid = target.pids()[0]
-    before, peak_before = rss_mib(pid), hwm_mib(pid)
     conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
     headers = {"Host": target.host_for(page), "Cookie": target.cookie or ""}
-    started = time.monotonic()
+    figures = [f"after start {rss_mib(pid):.1f} MiB (peak {hwm_mib(pid):.1f})"]
+    done, started = 0, time.monotonic()
     try:
-        for _ in range(n):
-            conn.request("GET", page.path, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                raise BenchError(f"rewritten page: status {response.status}")
+        for checkpoint in sorted({min(1000, n), n}):
+            for _ in range(checkpoint - done):
+                conn.request("GET", page.path, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise BenchError(f"rewritten page: status {response.status}")
+            done = checkpoint
+            figures.append(f"after {done:,} pages {rss_mib(pid):.1f} MiB (peak {hwm_mib(pid):.1f})")
     finally:
         conn.close()
-    after, peak = rss_mib(pid), hwm_mib(pid)
-    return [
-        f"- rewriting proxy, one session, {n:,} × the {page.name} page in "
-        f"{time.monotonic() - started:.0f} s: RSS {before:.1f} → {after:.1f} MiB "
-        f"(**{after - before:+.1f} MiB**), peak RSS {peak_before:.1f} → **{peak:.1f} MiB**"
-    ]
+    seconds = time.monotonic() - started
+    return [f"- fresh rewriting proxy, one session, the {page.name} page over one connection "
+            f"({seconds:.0f} s): " + "; ".join(figures)]  # fmt: skip
 
 
 def hwm_mib(pid: int) -> float:

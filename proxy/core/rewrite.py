@@ -28,16 +28,23 @@ The pipeline for one body, each stage streaming with its own short tail:
 Why this shape (measured on the 11 real pages in shared/realworld, 2.25 MB, this machine):
 an alternation of the covered domains as one regex ran at 52 MB/s, one ``bytes.find`` pass
 per covered domain at 210 MB/s for 12 domains (slower with every rule); the literal-led
-top-level-domain scan of hostpattern.py runs at ~1 GB/s whatever the number of rules, and
-the Python work per candidate is one reversed-window match and a dict lookup (~2-3 µs, about
-450 candidates per MB). Profiled with pyinstrument, the cost splits into that per-candidate
-work (~40%), the scan (~20%), the third-party ``//host`` scan (~15%, a C ``findall``) and,
-for HTML, one ``lower()`` per buffer to look for tag-fixup triggers (~15%; the scan then
-runs on the lower-cased copy, ~30% faster than a case-insensitive one). Merging the tag
-stage into this one saved two copies of every buffer. Tried and dropped: a first pass for
-plain ``https?://host`` with ``re.sub`` (its callbacks for every third-party URL cost more
-than it saved) and ``bytes.find`` per top-level domain (slower on ``doi.org``-heavy pages).
-``bench/rewrite_speed.py`` prints the figures against pywb and parse-and-rewrite approaches.
+top-level-domain scan of hostpattern.py runs at ~1 GB/s whatever the number of rules (~400
+MB/s on the link-dense page of bench/linkdense.py, where it stops at ~6.5 candidates per KB).
+What remains is Python work per candidate, so ``HostMatcher.references`` answers the plain
+``https://host`` and ``//host`` candidates (95% on link-dense pages) with one ``rfind`` and a
+dict lookup, and sends only the other spellings through the general reversed-window decision
+(issue 19: ~1.4× on the link-dense page, ~1.2× on the real pages, interleaved against the
+previous loop). Tried and dropped (issue 19, measured): one combined scan for whole plain
+references plus candidates (80–100 MB/s: an alternation loses ``re``'s literal-prefix search),
+a ``//``-led scan for plain references beside the candidate scan (1.3× on link-dense pages,
+slower on the real ones), pyahocorasick (the scan is not the cost; the work per hit is). For
+HTML, one ``lower()`` per buffer serves both the tag-fixup triggers and the scan (~30% faster
+than a case-insensitive one). Third-party counting is one C ``findall`` of ``//host`` per
+buffer and a C ``Counter`` per fold, done only when the rule reports or blocks. Earlier: a
+first pass for plain ``https?://host`` with ``re.sub`` (its callbacks for every third-party
+URL cost more than it saved) and ``bytes.find`` per top-level domain (slower on
+``doi.org``-heavy pages). ``bench/rewrite_speed.py`` prints the figures against pywb and
+parse-and-rewrite approaches; docs/benchmarks.md has the runs and the profile.
 
 Chunk independence (the argument the hypothesis test checks): a stage processes the bytes
 it has in one left-to-right pass, exactly as it would process the whole body, but only acts

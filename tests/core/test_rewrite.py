@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.core.headers import map_csp
-from proxy.core.hostpattern import LOOKBACK
 from proxy.core.hostmap import HostMap
+from proxy.core.hostpattern import LOOKBACK
 from proxy.core.rewrite import (
     MAX_COUNTED_HOSTS,
     OTHER_HOSTS,
