@@ -30,6 +30,8 @@ for every contender, fed in 64 KB chunks where they stream:
     all figures drop; the ratios are what to compare.
 Rounds interleave the contenders so that load from other processes hits them alike; the
 table shows the median per-round throughput (CPU time) and the median per-round ratio.
+``--breakdown`` instead prints each stage's cost on the link-dense page alone (best of 60+
+CPU timings: the profile in numbers, robust on a shared machine).
 Not a test: nothing here asserts. Prints a Markdown table.
 """
 
@@ -222,13 +224,66 @@ def table(seconds: dict[str, list[float]], size: int, missing: list[str]) -> str
     return "\n".join(rows)
 
 
+def breakdown(rounds: int) -> str:
+    """Where the time goes on the link-dense page: each stage alone, best of ``rounds`` CPU
+    timings (the minimum is what load from other processes disturbs least)."""
+    rewriter = realworld_rewriter()
+    matcher, page = rewriter.matcher, link_dense_page()
+    low = page.lower()
+    matcher.references(page, 0, len(page), low)  # warm the host cache
+    regex: re.Pattern[bytes] = re.compile(rb"https?://([a-z0-9.-]+)")
+    seen: dict[bytes, bytes] = {}
+
+    def whole(third_party: ThirdParty) -> Callable[[], object]:
+        def run() -> object:
+            body = rewriter.rewriter(content_type=HTML, third_party=third_party)
+            out = body.feed(page) + body.flush()
+            return out, body.referenced_hosts
+
+        return run
+
+    stages: dict[str, Callable[[], object]] = {
+        "bytes.lower() of the page": page.lower,
+        "candidate scan alone (tld_scan finditer)": lambda: list(
+            matcher.tld_scan_lower.finditer(low)
+        ),
+        "HostMatcher.references (scan + decisions)": lambda: matcher.references(
+            page, 0, len(page), low
+        ),
+        "whole body, third_party allow": whole("allow"),
+        "whole body, third_party report": whole("report"),
+        "one regex https?://host, re.sub + dict": lambda: regex.sub(
+            lambda m: seen.get(m[0], m[0]), page
+        ),
+    }
+    best = dict.fromkeys(stages, float("inf"))
+    for _ in range(rounds):
+        for name, run in stages.items():
+            started = time.process_time()
+            run()
+            best[name] = min(best[name], time.process_time() - started)
+    refs = len(matcher.references(page, 0, len(page), low))
+    rows = [f"link-dense page: {len(page):,} bytes, {refs} references; best of {rounds}\n",
+            "| stage | µs (best) | MB/s |", "| --- | ---: | ---: |"]  # fmt: skip
+    rows += [
+        f"| {name} | {t * 1e6:,.0f} | {len(page) / t / 1e6:,.0f} |" for name, t in best.items()
+    ]
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and print one table per page set."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pages", type=Path, default=PAGES_DIR)
     parser.add_argument("--only-link-dense", action="store_true", help="skip the real pages")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="per-stage costs on the link-dense page only"
+    )
     args = parser.parse_args(argv)
+    if args.breakdown:
+        print(breakdown(max(args.rounds, 60)))
+        return 0
     real = [p.read_bytes() for p in sorted(args.pages.glob("*.html"))]
     if not real and not args.only_link_dense:
         print(f"no pages in {args.pages}", file=sys.stderr)
