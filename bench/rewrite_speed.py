@@ -38,6 +38,7 @@ Not a test: nothing here asserts. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import re
 import statistics
@@ -226,7 +227,8 @@ def table(seconds: dict[str, list[float]], size: int, missing: list[str]) -> str
 
 def breakdown(rounds: int) -> str:
     """Where the time goes on the link-dense page: each stage alone, best of ``rounds`` CPU
-    timings (the minimum is what load from other processes disturbs least)."""
+    timings (the minimum is what load from other processes disturbs least); then the real
+    pages whole, the same way."""
     rewriter = realworld_rewriter()
     matcher, page = rewriter.matcher, link_dense_page()
     low = page.lower()
@@ -256,6 +258,12 @@ def breakdown(rounds: int) -> str:
             lambda m: seen.get(m[0], m[0]), page
         ),
     }
+    real = [p.read_bytes() for p in sorted(PAGES_DIR.glob("*.html"))]
+    sizes = dict.fromkeys(stages, len(page))
+    for third_party in ("allow", "report"):
+        name = f"{len(real)} real pages, whole bodies, third_party {third_party}"
+        stages[name] = functools.partial(clamshell(rewriter, third_party), real)
+        sizes[name] = sum(map(len, real))
     best = dict.fromkeys(stages, float("inf"))
     for _ in range(rounds):
         for name, run in stages.items():
@@ -266,7 +274,7 @@ def breakdown(rounds: int) -> str:
     rows = [f"link-dense page: {len(page):,} bytes, {refs} references; best of {rounds}\n",
             "| stage | µs (best) | MB/s |", "| --- | ---: | ---: |"]  # fmt: skip
     rows += [
-        f"| {name} | {t * 1e6:,.0f} | {len(page) / t / 1e6:,.0f} |" for name, t in best.items()
+        f"| {name} | {t * 1e6:,.0f} | {sizes[name] / t / 1e6:,.0f} |" for name, t in best.items()
     ]
     return "\n".join(rows)
 
