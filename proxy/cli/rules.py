@@ -1,4 +1,5 @@
-"""``rules check [DIR]`` and ``rules import-ezproxy CONFIG``: validate or import vendor rules.
+"""``rules check [DIR]``, ``rules import-ezproxy CONFIG``, ``rules link URL``,
+``rules check-links FILE``: validate or import vendor rules, build and check links.
 
 Contract: ``add_rules_parser(commands)`` adds ``rules`` and its subcommands;
 ``rules_command(args)`` runs one through ``RULES_COMMANDS``. ``rules check`` prints every
@@ -18,8 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from proxy.cli.links import add_link_parsers, rules_check_links, rules_link
 from proxy.cli.startup import settings_of
 from proxy.core.rules import VendorRule
+from proxy.core.ruleset import title_collisions
 from proxy.ezproxy.importer import add_import_parser, run_import
 from proxy.rules_loader import LoadedRules, load_rules
 
@@ -31,6 +34,7 @@ def add_rules_parser(commands: Any) -> None:
     check = rules_cmds.add_parser("check", help="validate every rule file and report every problem")
     check.add_argument("directory", nargs="?", default=None, help="rules dir (default: config)")
     add_import_parser(rules_cmds)
+    add_link_parsers(rules_cmds)
 
 
 def rules_check(args: argparse.Namespace) -> int:
@@ -47,9 +51,10 @@ def rules_check(args: argparse.Namespace) -> int:
     if codes is None:
         print(f"note: {args.config} not found; library codes are not checked", file=sys.stderr)
     loaded = load_rules(directory, codes, proxy_host=proxy_host)
-    for warning in never_rotated(loaded):
+    for warning in never_rotated(loaded) + title_warnings(loaded):
         print(warning)
-    print(f"{directory}: {len(loaded.rules)} rules OK")
+    databases = sum(len(r.all_databases()) for r in loaded.rules)
+    print(f"{directory}: {len(loaded.rules)} rules OK ({databases} databases)")
     for rule in loaded.rules:
         print(third_party_line(rule))
     return 0
@@ -66,6 +71,15 @@ def never_rotated(loaded: LoadedRules) -> list[str]:
     ]
 
 
+def title_warnings(loaded: LoadedRules) -> list[str]:
+    """#17: databases whose titles slug alike (``/login/<title>`` picks the first)."""
+    return [
+        f"warning: {loaded.sources[loaded.rules[p.rule_index].id]}: "
+        f"{'.'.join(map(str, p.key))}: {p.message}"
+        for p in title_collisions(loaded.rules)
+    ]
+
+
 def third_party_line(rule: VendorRule) -> str:
     """One rule's third-party policy and the hosts it allows, for ``rules check`` (#18.8)."""
     if rule.third_party != "block":
@@ -78,6 +92,8 @@ def third_party_line(rule: VendorRule) -> str:
 RULES_COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "check": rules_check,
     "import-ezproxy": run_import,
+    "link": rules_link,
+    "check-links": rules_check_links,
 }
 
 

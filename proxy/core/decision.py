@@ -6,7 +6,9 @@ order: a host no rule covers → ``Deny(404)``, EZproxy's dotted host form → `
 to the mapped host, no session → ``Redirect(302)`` to ``/login?qurl=<vendor URL>``, a library
 (or patron type) the rule does not license → ``Deny(403)``, a suspended card or session →
 ``Deny(403)``, a method never relayed → ``Deny(405, Allow)``, a coded request body →
-``Deny(415)`` (R1), a declared body over the cap → ``Deny(413)``. Otherwise ``Forward`` with a
+``Deny(415)`` (R1), a declared body over the cap → ``Deny(413)``. Without a session, a CORS
+preflight or a request a rule's ``anonymous`` entry matches (#17) is ``Forward`` with an
+anonymous plan: no session, no pseudonym, accounted as ``ANONYMOUS``. Otherwise ``Forward`` with a
 ``ForwardPlan``: the upstream origin and target (request_params turned back), the outgoing
 headers by the rule's policy (the shell appends the vendor cookies and the pseudonym, whose
 rotation the plan names), the body policy and the accounting keys. No I/O, no clock, no
@@ -41,6 +43,10 @@ MAX_REQUEST_BODY: Final = 100 * 2**20  # aiohttp's client_max_size does not cove
 # RFC 9110 §15.5.6: a 405 lists the methods that are allowed
 METHOD_REFUSED_HEADERS: Final = {"Allow": RELAYED_METHODS}
 CODING_REFUSED_HEADERS: Final = {"Accept-Encoding": "identity"}  # RFC 7694 §3
+ANONYMOUS: Final = "(anonymous)"  # the statistics key of requests relayed without a session
+# Fetch standard §3.2.2 (CORS-preflight request): OPTIONS with Origin and
+# Access-Control-Request-Method; browsers never send cookies with it.
+PREFLIGHT_HEADERS: Final = frozenset({"origin", "access-control-request-method"})
 PAUSED: Final = (
     "Your access has been paused because of unusually heavy use. Please contact your library."
 )
@@ -122,6 +128,7 @@ class ForwardPlan:
     pseudonym: Pseudonym | None
     form_params: frozenset[str]  # request_params to turn back in a small urlencoded form
     accounting: Accounting
+    anonymous: bool = False  # #17: no session: no cookies, no pseudonym, nothing patron-derived
 
     @property
     def limits(self) -> AbuseLimits:
@@ -171,6 +178,11 @@ def decide(
     compiled, origin = resolved
     rule = compiled.rule
     if session is None:
+        if is_anonymous(view, rule, origin):
+            refused = refused_shape(view)
+            if refused is not None:
+                return replace(refused, vendor=rule.id)
+            return Forward(anonymous_plan(view, snapshot, compiled, origin))
         login = login_url(snapshot.public_url, origin.url_prefix() + view.raw_path)
         return Redirect(login, 302, rule.id)
     if not rule.licensed_to(session.library, session.ptype):
@@ -254,6 +266,50 @@ def forward_plan(
         pseudonym_for(rule, session, now),
         names,
         Accounting(rule.id, session.library, session.key, subject),
+    )
+
+
+def is_preflight(view: RequestView) -> bool:
+    """A CORS preflight: relayed anonymously by default, only the vendor knows its policy."""
+    if view.method != "OPTIONS":
+        return False
+    names = {name.lower() for name, _ in view.headers}
+    return names >= PREFLIGHT_HEADERS
+
+
+def is_anonymous(view: RequestView, rule: VendorRule, origin: Origin) -> bool:
+    """#17: relayed without a session: a preflight, or a match of the rule's own
+    ``anonymous`` entries (checked only after the host resolved to this rule, so a pattern
+    can never reach a host the rule does not cover; DESIGN P6)."""
+    if is_preflight(view):
+        return True
+    return rule.anonymous_allows(view.method, origin.scheme, origin.host, view.raw_path)
+
+
+def anonymous_plan(
+    view: RequestView, snapshot: RuleSnapshot, compiled: CompiledRule, origin: Origin
+) -> ForwardPlan:
+    """The upstream request with nothing patron-derived: policy headers only (no Cookie, no
+    pseudonym), accounted as ``ANONYMOUS``."""
+    rule, names = compiled.rule, compiled.request_params
+    headers = outgoing_headers(
+        view.headers,
+        policy=compiled.policy,
+        mapper=snapshot.mapper,
+        host=origin.authority,
+        cookie=None,
+        pseudonym=None,
+    )
+    return ForwardPlan(
+        rule,
+        compiled,
+        origin,
+        upstream_target(view.raw_path, names, snapshot),
+        headers,
+        None,
+        names,
+        Accounting(rule.id, ANONYMOUS, ANONYMOUS, ANONYMOUS),
+        anonymous=True,
     )
 
 

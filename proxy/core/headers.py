@@ -43,6 +43,10 @@ ALLOWED_REQUEST_HEADERS: Final = frozenset(
         "pragma",
         "x-requested-with",
         "user-agent",
+        # Fetch standard §3.2.2: a CORS preflight names the method and headers it asks for;
+        # without them the vendor cannot answer it (#17). Method and header names only.
+        "access-control-request-method",
+        "access-control-request-headers",
     }
 )
 # The body's framing is set by the proxy from the bytes it actually sends, never copied from

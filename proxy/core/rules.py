@@ -10,6 +10,7 @@ Each key maps to an EZproxy directive, noted beside it; vendor_rules/README.md d
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from proxy.core.databases import Anonymous, Database, check_library_codes
 from proxy.core.headers import (
     ALLOWED_REQUEST_HEADERS,
     HOP_BY_HOP,
@@ -276,11 +278,19 @@ class RuleLimits(Frozen):
 
 
 class VendorRule(Frozen):
-    """One licensed database (an EZproxy stanza)."""
+    """A platform (hosts, policy) and the databases on it (EZproxy stanzas sharing hosts).
+
+    A rule without ``databases`` is its own one database (its id, title, url, licence);
+    with ``databases``, ``title``/``url`` default to the first database's.
+    """
 
     id: str
     title: str  # EZproxy Title
     url: str  # EZproxy URL: the starting point
+    description: str = ""
+    hide: bool = False  # EZproxy Title -Hide (a one-database rule)
+    databases: tuple[Database, ...] = ()
+    anonymous: tuple[Anonymous, ...] = ()  # EZproxy AnonymousURL
     hosts: tuple[HostEntry, ...] = ()  # EZproxy Host / HJ: host[:port], optional http:// prefix
     domains: tuple[DomainEntry, ...] = ()  # EZproxy Domain / DJ: the domain and any subdomain
     never_proxy: tuple[DomainEntry, ...] = ()  # EZproxy NeverProxy
@@ -304,21 +314,24 @@ class VendorRule(Frozen):
             raise ValueError("id must be a slug: lowercase letters, digits, '-' or '_'")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _platform_defaults(cls, data: object) -> object:
+        """With ``databases``, the rule's title and url default to the first database's."""
+        if not isinstance(data, dict) or not isinstance(data.get("databases"), list | tuple):
+            return data
+        first = next((d for d in data["databases"] if isinstance(d, dict)), None)
+        if first is None:
+            return data
+        return {"title": first.get("title"), "url": first.get("url"), **data}
+
     @field_validator("libraries")
     @classmethod
     def _libraries(
         cls, value: Literal["all"] | tuple[str, ...], info: ValidationInfo
     ) -> Literal["all"] | tuple[str, ...]:
-        codes = (info.context or {}).get("library_codes")  # from proxy.yaml, via the loader
-        if value == "all" or codes is None:
-            return value
-        unknown = [c for c in value if c not in codes]
-        if unknown:
-            raise ValueError(
-                f"library {unknown[0]!r} is not defined in proxy.yaml (expected one "
-                f"of: {', '.join(sorted(codes)) or 'none defined'})"
-            )
-        return value
+        checked = check_library_codes(value, info)  # codes from proxy.yaml, via the loader
+        return value if checked is None else checked
 
     @field_validator("url")
     @classmethod
@@ -342,7 +355,64 @@ class VendorRule(Frozen):
         host = (urlsplit(self.url).hostname or "").lower()
         if not self.covers(host):
             raise ValueError(f"url host {host!r} is not in this rule's hosts or domains")
+        for i, db in enumerate(self.databases):
+            host = (urlsplit(db.url).hostname or "").lower()
+            if not self.covers(host):
+                raise ValueError(
+                    f"databases[{i}] ({db.id}): url host {host!r} is not in this rule's hosts "
+                    "or domains"
+                )
         return self
+
+    @model_validator(mode="after")
+    def _anonymous_stays_on_own_hosts(self) -> VendorRule:
+        """P6: an anonymous URL pattern names only hosts this rule covers."""
+        for i, entry in enumerate(self.anonymous):
+            for host in entry.url_hosts():
+                bare = host.removeprefix("*.")
+                if "*" in bare or not self.covers(bare):
+                    raise ValueError(
+                        f"anonymous[{i}]: host {host!r} is not one of this rule's hosts or "
+                        "domains (an anonymous pattern cannot widen them)"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _database_ids_unique(self) -> VendorRule:
+        seen: set[str] = set()
+        for db in self.databases:
+            if db.id in seen:
+                raise ValueError(f"databases: id {db.id!r} appears twice")
+            seen.add(db.id)
+        return self
+
+    def all_databases(self) -> tuple[Database, ...]:
+        """The databases on this platform, licence defaults filled in from the rule."""
+        return self._catalogue
+
+    @cached_property
+    def _catalogue(self) -> tuple[Database, ...]:  # built once: licensed_to runs per request
+        if not self.databases:
+            return (
+                Database(
+                    id=self.id,
+                    title=self.title,
+                    url=self.url,
+                    description=self.description,
+                    libraries=self.libraries,
+                    ptypes=self.ptypes,
+                    hide=self.hide,
+                ),
+            )
+        return tuple(
+            db.model_copy(
+                update={
+                    "libraries": self.libraries if db.libraries is None else db.libraries,
+                    "ptypes": self.ptypes if db.ptypes is None else db.ptypes,
+                }
+            )
+            for db in self.databases
+        )
 
     @model_validator(mode="after")
     def _third_party_allow_blocks(self) -> VendorRule:
@@ -373,10 +443,13 @@ class VendorRule(Frozen):
         return any(host == d or host.endswith("." + d) for d in self.domains)
 
     def licensed_to(self, library: str, ptype: str | None = None) -> bool:
-        """True when the member library (and patron type, if the rule limits them) may use it."""
-        if self.libraries != "all" and library not in self.libraries:
-            return False
-        return self.ptypes is None or ptype is None or ptype in self.ptypes
+        """True when the library (and patron type) licenses at least one of the platform's
+        databases: as EZproxy, the vendor enforces which databases it subscribes to."""
+        return any(db.licensed_to(library, ptype) for db in self.all_databases())
+
+    def anonymous_allows(self, method: str, scheme: str, host: str, path: str) -> bool:
+        """True when an ``anonymous`` entry lets this request through without a session."""
+        return any(a.matches(method, scheme, host, path) for a in self.anonymous)
 
 
 def _check_forwardable(name: str) -> None:

@@ -13,9 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
+from urllib.parse import urlsplit
 
+from proxy.core.databases import Database
 from proxy.core.hostmap import Origin
 from proxy.core.rules import VendorRule
+
+
+def slug(text: str) -> str:
+    """'Acme Journal Archive' → 'acme-journal-archive' (how /login/<name> links match)."""
+    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,8 @@ class RuleIndex:
     by_domain: dict[str, VendorRule] = field(default_factory=dict)
     never: frozenset[str] = frozenset()
     origins: dict[str, Origin] = field(default_factory=dict)
+    # database id or slug of its title → (rule, database); /login/<name> (first claim wins)
+    databases: dict[str, tuple[VendorRule, Database]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, rules: Iterable[VendorRule]) -> RuleIndex:
@@ -50,7 +59,35 @@ class RuleIndex:
                 index.origins.setdefault(origin.host, origin)
             for domain in rule.domains:
                 index.by_domain.setdefault(domain, rule)
+        for rule in rules:
+            for db in rule.all_databases():
+                index.databases.setdefault(db.id, (rule, db))
+        for rule in rules:  # titles after ids: an id always wins over another's title
+            for db in rule.all_databases():
+                index.databases.setdefault(slug(db.title), (rule, db))
         return index
+
+    def database_named(self, name: str) -> tuple[VendorRule, Database] | None:
+        """``/login/<id or title>``: the database with that id, or whose title slugs to it."""
+        found = self.databases.get(name) or self.databases.get(slug(name))
+        if found is None and name in self.by_id:  # a platform's own id: its first database
+            rule = self.by_id[name]
+            found = (rule, rule.all_databases()[0])
+        return found
+
+    def database_for_url(self, rule: VendorRule, url: str) -> Database | None:
+        """The database whose starting URL a link is (for statistics), or None.
+
+        Exact URL first, then the longest starting URL the link begins with.
+        """
+        dbs = rule.all_databases()
+        if len(dbs) == 1:
+            return dbs[0]
+        exact = next((d for d in dbs if d.url == url), None)
+        if exact is not None:
+            return exact
+        prefixes = [d for d in dbs if url.startswith(d.url)]
+        return max(prefixes, key=lambda d: len(d.url), default=None)
 
     def rule_for(self, host: str) -> VendorRule | None:
         """The rule covering ``host``, or None (also None for never_proxy hosts)."""
@@ -92,6 +129,7 @@ def check_ruleset(
     problems: list[SetProblem] = []
     problems += _duplicate_ids(rules)
     problems += _claimed_twice(rules)
+    problems += database_problems(rules)
     for i, rule in enumerate(rules):
         problems += _rule_hosts(i, rule, is_public_suffix)
         problems += _shared_names(i, rule)
@@ -257,4 +295,40 @@ def _proxy_host(i: int, rule: VendorRule, proxy_host: str) -> list[SetProblem]:
         else:
             continue
         out.append(SetProblem(i, key, message + ": the proxy would relay to itself"))
+    return out
+
+
+def database_problems(rules: Sequence[VendorRule]) -> list[SetProblem]:
+    """#17: a database whose starting URL is excluded by any rule's never_proxy (the link
+    could never be proxied, and one such entry broke the menu), or whose id another
+    database already uses (``/login/<id>`` would be ambiguous)."""
+    never = [(r.id, n) for r in rules for n in r.never_proxy]
+    ids: dict[str, str] = {}
+    out: list[SetProblem] = []
+    for i, rule in enumerate(rules):
+        for j, db in enumerate(rule.all_databases()):
+            key: tuple[str | int, ...] = ("databases", j) if rule.databases else ("url",)
+            host = (urlsplit(db.url).hostname or "").lower()
+            by = next((f"{o}'s never_proxy {n!r}" for o, n in never if _under(host, n)), None)
+            if by:
+                why = f"{db.id}: starting URL host {host!r} is excluded by {by}"
+                out.append(SetProblem(i, key, why + ": the link could never be proxied"))
+            other = ids.setdefault(db.id, rule.id)
+            if other != rule.id:
+                out.append(SetProblem(i, key, f"database id {db.id!r} is also in rule {other!r}"))
+    return out
+
+
+def title_collisions(rules: Sequence[VendorRule]) -> list[SetProblem]:
+    """Databases whose titles slug alike: ``/login/<title>`` picks the first (a warning)."""
+    owners: dict[str, str] = {}
+    out: list[SetProblem] = []
+    for i, rule in enumerate(rules):
+        for j, db in enumerate(rule.all_databases()):
+            name, me = slug(db.title), f"{rule.id}/{db.id}"
+            owner = owners.setdefault(name, me)
+            if owner != me:
+                key: tuple[str | int, ...] = ("databases", j) if rule.databases else ("title",)
+                why = f"title {db.title!r} is also {owner}'s: /login/{name} goes to {owner}"
+                out.append(SetProblem(i, key, why))
     return out

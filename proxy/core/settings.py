@@ -237,6 +237,13 @@ class ServerLimits(Frozen):
     max_connections: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
 
 
+class MenuSettings(Frozen):
+    """#17: the database menu; ``public`` also lists every database before login, for
+    library websites to link to (no licence is shown, links still need a login)."""
+
+    public: bool = False
+
+
 class Settings(Frozen):
     """Everything in proxy.yaml."""
 
@@ -267,6 +274,7 @@ class Settings(Frozen):
     server: ServerLimits = ServerLimits()
     upstream: Upstream = Upstream()
     login: LoginLimits = LoginLimits()
+    menu: MenuSettings = MenuSettings()  # #17
 
     @field_validator("public_url")
     @classmethod

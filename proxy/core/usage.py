@@ -31,6 +31,9 @@ DOWNLOAD_TYPES: Final = frozenset(
     }
 )
 MAX_UNIQUE_PER_KEY: Final = 1_000_000  # bounds memory; beyond it the count saturates
+# Unknown hosts are named by whoever sends a link: at most this many distinct hosts per
+# flush, so a flood of made-up names cannot grow memory or the statistics file without bound.
+MAX_UNKNOWN_HOSTS: Final = 1_000
 
 UsageKey = tuple[date, str, str]  # (day, vendor id, member library code)
 
@@ -54,6 +57,16 @@ class Drained:
     logins: Counter[tuple[date, str, str]] = field(default_factory=Counter)  # day, lib, outcome
     third_party: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
     # (day, vendor, host, "referenced" | "blocked")
+    # #17: starting points followed, per database where the link says which (else the
+    # platform's id twice): (day, rule id, database id, library)
+    starts: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
+    # #17 (EZproxy needhost): links to hosts no rule covers, per host per day; no patron data
+    unknown_hosts: Counter[tuple[date, str]] = field(default_factory=Counter)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.usage or self.logins or self.third_party or self.starts or self.unknown_hosts
+        )
 
 
 def is_download(content_type: str) -> bool:
@@ -112,6 +125,18 @@ class UsageCounters:
         kind = "blocked" if blocked else "referenced"
         self._pending.third_party[(day, vendor, host, kind)] += count
 
+    def start(self, day: date, vendor: str, database: str, library: str) -> None:
+        """#17: a patron followed a starting point to ``database`` of ``vendor``."""
+        self._pending.starts[(day, vendor, database, library)] += 1
+
+    def unknown_host(self, day: date, host: str) -> None:
+        """#17: a link led to ``host``, which no rule covers (EZproxy's needhost)."""
+        key = (day, host)
+        if key in self._pending.unknown_hosts or len(self._pending.unknown_hosts) < (
+            MAX_UNKNOWN_HOSTS
+        ):
+            self._pending.unknown_hosts[key] += 1
+
     def drain(self) -> Drained:
         """Hand out everything since the last drain and start afresh."""
         drained, self._pending = self._pending, Drained()
@@ -128,6 +153,8 @@ class UsageCounters:
             mine.uniques = max(mine.uniques, delta.uniques)
         self._pending.logins.update(drained.logins)
         self._pending.third_party.update(drained.third_party)
+        self._pending.starts.update(drained.starts)
+        self._pending.unknown_hosts.update(drained.unknown_hosts)
 
     def _delta(self, key: UsageKey) -> UsageDelta:
         delta = self._pending.usage.get(key)

@@ -331,6 +331,31 @@ def big_page() -> str:
 
 
 @cache
+def cors_page() -> str:
+    """#17: a JSON API call with a custom header (the browser sends a CORS preflight, which
+    carries no cookies) and a cookieless web font fetch (as @font-face and
+    crossorigin=anonymous do); the outcome is written into #api and #font."""
+    body = f"""<main>
+<h1>Live search</h1>
+<p id="api">api: pending</p>
+<p id="font">font: pending</p>
+<link rel="preload" as="font" type="font/woff2" crossorigin="anonymous"
+ href="{CDN}/fonts/acme-sans.woff2">
+<script>
+fetch("{API}/v1/search?q=coastal", {{headers: {{"X-Acme-Client": "live"}},
+  credentials: "include"}})
+  .then(r => r.json()).then(j => {{ document.getElementById("api").textContent =
+    "api: " + (j.results ? j.results.length : 0) + " results"; }})
+  .catch(e => {{ document.getElementById("api").textContent = "api: failed"; }});
+fetch("{CDN}/fonts/acme-sans.woff2", {{mode: "cors", credentials: "omit"}})
+  .then(r => r.arrayBuffer().then(b => {{ document.getElementById("font").textContent =
+    "font: " + r.status + " " + b.byteLength + " bytes"; }}))
+  .catch(e => {{ document.getElementById("font").textContent = "font: failed"; }});
+</script>
+</main>"""
+    return layout("Live search — Acme Journal Archive", body)
+
+
 def small_page() -> str:
     """A ~2 KB page (relay benchmark)."""
     links = "".join(

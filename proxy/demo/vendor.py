@@ -349,6 +349,23 @@ async def cdn_png(request: web.Request, params: Params) -> web.StreamResponse:
     return web.Response(body=pages.TINY_PNG, content_type="image/png", headers=ASSET_CACHING)
 
 
+# A stand-in web font (bytes with the WOFF2 signature; the browser test fetches it in CORS
+# mode without credentials, as @font-face and crossorigin=anonymous do).
+FONT_BYTES: Final = b"wOF2" + bytes(60)
+
+
+async def cdn_font(request: web.Request, params: Params) -> web.StreamResponse:
+    """/fonts/*.woff2: fonts are fetched cookieless in CORS mode, so allow any origin."""
+    headers = {**ASSET_CACHING, hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*"}
+    return web.Response(body=FONT_BYTES, content_type="font/woff2", headers=headers)
+
+
+async def www_cors(request: web.Request, params: Params) -> web.StreamResponse:
+    """A page that calls the JSON API with a custom header (a CORS preflight first) and
+    fetches a web font cookieless; it writes what loaded into #api and #font."""
+    return html(request, pages.cors_page())
+
+
 async def cdn_pdf(request: web.Request, params: Params) -> web.StreamResponse:
     """The ~3 MB article PDF, with Range support."""
     n = article_number(params)
@@ -482,12 +499,14 @@ ROUTES: Final[Mapping[str, tuple[Route, ...]]] = {
         route("GET", r"/slow", www_slow),
         route("GET", r"/big\.html", www_big),
         route("GET", r"/page-2k\.html", www_small),
+        route("GET", r"/cors", www_cors),
     ),
     CDN_HOST: (
         route("GET", r"/css/(?P<name>site|print)\.css", cdn_css),
         route("GET", r"/js/app\.js", cdn_js),
         route("GET", r"/img/[A-Za-z0-9_-]+\.png", cdn_png),
         route("GET", r"/pdf/article-(?P<n>[0-9]{1,4})\.pdf", cdn_pdf),
+        route("GET", r"/fonts/[a-z0-9-]+\.woff2", cdn_font),
     ),
     AUTH_HOST: (
         route("GET", r"/login", auth_login),

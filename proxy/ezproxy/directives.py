@@ -18,7 +18,17 @@ from typing import Final, Literal
 
 from proxy.core.hostmap import HostMapError, Origin, hostname_problem
 
-Kind = Literal["unimportable", "dropped", "warning", "refused", "not_imported", "network", "note"]
+Kind = Literal[
+    "unimportable",
+    "conflict",
+    "merged",
+    "dropped",
+    "warning",
+    "refused",
+    "not_imported",
+    "network",
+    "note",
+]
 # start: opens a stanza; body: only inside a stanza, after its Title; leading: belongs to the
 # stanza it precedes (or sits in); context: changes what following stanzas get; server: an
 # EZproxy server setting; include: IncludeFile.
@@ -26,6 +36,8 @@ Placement = Literal["start", "body", "leading", "context", "server", "include"]
 
 KIND_LABELS: Final[dict[Kind, str]] = {
     "unimportable": "not importable",
+    "conflict": "conflict",
+    "merged": "merged",
     "dropped": "dropped",
     "warning": "warning",
     "refused": "refused (privacy)",
@@ -108,10 +120,8 @@ DIRECTIVES: Final[dict[str, Spec]] = {
     "NeverProxy": Spec("body"),
     "HTTPHeader": Spec("leading"),
     "MimeFilter": Spec("leading"),
-    "HTTPMethod": Spec("leading", why="no per-rule method list; the relay's method policy applies"),
-    "AnonymousURL": Spec(
-        "leading", why="clamshell never proxies anonymously: a patron must log in"
-    ),
+    "HTTPMethod": Spec("leading"),
+    "AnonymousURL": Spec("leading"),
     "ProxyHostnameEdit": Spec("leading", ("PHE",)),
     "Cookie": Spec(
         "leading", why="rules cannot seed vendor cookies; the server-side jar keeps the rest"

@@ -166,6 +166,19 @@ def check_group_names(groups: Mapping[str, Libraries], directives: Sequence[Dire
         )
 
 
+def check_group_codes(groups: Mapping[str, Libraries], codes: frozenset[str] | None) -> None:
+    """#17: a mapped library code proxy.yaml does not define is a typo: every stanza of that
+    group would fail validation and be dropped. Without proxy.yaml codes are not checked."""
+    if codes is None:
+        return
+    unknown = sorted({c for libs in groups.values() if libs != "all" for c in libs} - codes)
+    if unknown:
+        raise UsageError(
+            f"--group/--groups: library code {', '.join(unknown)} is not in proxy.yaml "
+            f"(known codes: {', '.join(sorted(codes)) or 'none'})"
+        )
+
+
 # --- the output folder ---------------------------------------------------------------------
 def existing_rules(out_dir: Path, source: str) -> tuple[Existing, list[Path]]:
     """What other files in ``out_dir`` own (ids, hosts, domains); files we generated before."""
@@ -247,6 +260,7 @@ def run_import(args: argparse.Namespace) -> int:
     try:
         groups = group_map(args.groups, args.group)
         codes = library_codes(getattr(args, "config", None))
+        check_group_codes(groups, codes)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

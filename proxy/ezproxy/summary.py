@@ -11,10 +11,11 @@ Not here: files (importer.py), what a stanza means (translate.py).
 
 from __future__ import annotations
 
+import copy
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 from proxy.core.rules import VendorRule
 from proxy.core.ruleset import check_ruleset
 from proxy.ezproxy.directives import Finding, Kind
+from proxy.ezproxy.merge import merge_stanza, name_of, prune_anonymous
 from proxy.ezproxy.translate import Translation
 
 MAX_SLUG: Final = 48  # room for a "-NN" suffix under the 64-character id limit
@@ -36,6 +38,8 @@ _LETTERS: Final = str.maketrans(
 _LINE_BREAKING: Final = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")  # YAML line breaks too
 SECTIONS: Final[tuple[tuple[Kind, str], ...]] = (
     ("unimportable", "Not importable"),
+    ("merged", "Merged into platforms (stanzas sharing hosts; each is a database)"),
+    ("conflict", "Conflicts in merged platforms (the first stanza's value is kept)"),
     ("refused", "Refused for privacy"),
     ("dropped", "Dropped hosts and domains"),
     ("warning", "Warnings"),
@@ -52,6 +56,7 @@ class Outcome:
     translation: Translation
     rule: dict[str, Any] | None
     findings: tuple[Finding, ...]
+    merged_into: str | None = None  # the platform rule's id when merged as a database
 
     @property
     def rule_id(self) -> str | None:
@@ -75,7 +80,23 @@ class ImportResult:
 
     @property
     def imported(self) -> list[Outcome]:
+        """The stanzas that became rules (platforms)."""
         return [o for o in self.outcomes if o.rule is not None]
+
+    @property
+    def merged(self) -> list[Outcome]:
+        """The stanzas merged into an earlier platform rule as databases."""
+        return [o for o in self.outcomes if o.merged_into is not None]
+
+    @property
+    def stanzas_imported(self) -> int:
+        """Stanzas imported as rules or as databases of a platform."""
+        return len(self.imported) + len(self.merged)
+
+    @property
+    def missing_includes(self) -> int:
+        """IncludeFile lines whose file was not found."""
+        return sum(1 for f in self.findings if f.why.startswith("included file not found"))
 
     def all_findings(self) -> list[Finding]:
         """Every finding once, global ones first, then stanza by stanza."""
@@ -101,23 +122,73 @@ class _Assembler:
     ids: set[str]
     owners: dict[str, str]
     checked: dict[int, VendorRule] = field(default_factory=dict)  # outcome index → rule
+    outcomes: list[Outcome] = field(default_factory=list)
+    platform_of: dict[str, int] = field(default_factory=dict)  # "hosts:x" → outcome index
+
+    def add(self, t: Translation) -> None:
+        self.outcomes.append(self.outcome(len(self.outcomes), t))
 
     def outcome(self, index: int, t: Translation) -> Outcome:
         if t.rule is None:
             return Outcome(t, None, t.findings)
         findings = list(t.findings)
-        rule, owners = self._unclaimed(t, t.rule, findings)
+        target = self._platform_for(t.rule)
+        rule, owners = self._unclaimed(t, t.rule, findings, target)
+        if target is not None:
+            return self._merge(target, t, rule, findings)
         why = _unservable(rule, owners)
         if not why:
-            rule = {"id": self._new_id(t.title, rule["url"]), **rule}
+            rule = {"id": self._new_id(rule["title"], rule["url"]), **rule}
+            findings += prune_anonymous(rule, t.stanza.title.where)
             why = self._schema_problems(index, rule)
         if why:
             return Outcome(t, None, (*findings, _unimportable(t, why)))
-        self._claim(rule, t)
+        self._claim(rule, t, index)
         return Outcome(t, rule, tuple(findings))
 
+    def _platform_for(self, rule: dict[str, Any]) -> int | None:
+        """The platform imported in this run that serves the stanza's starting point."""
+        host = (urlsplit(rule["url"]).hostname or "").lower()
+        found = self.platform_of.get(f"hosts:{host}")
+        labels = host.split(".")
+        for cut in range(len(labels)):
+            if found is not None:
+                break
+            found = self.platform_of.get(f"domains:{'.'.join(labels[cut:])}")
+        return found
+
+    def _merge(
+        self, target: int, t: Translation, rule: dict[str, Any], findings: list[Finding]
+    ) -> Outcome:
+        """#17: the stanza becomes one more database of the platform at ``target``."""
+        platform = self.outcomes[target]
+        assert platform.rule is not None  # platform_of only names imported outcomes
+        before = copy.deepcopy(platform.rule)
+        here, there = t.stanza.title.where, platform.translation.stanza.title.where
+        db_id = self._new_id(rule["title"], rule["url"])
+        merged = merge_stanza(platform.rule, rule, db_id, here=here, there=there)
+        merged += prune_anonymous(platform.rule, here)
+        why = self._schema_problems(target, platform.rule)
+        if why:
+            platform.rule.clear()
+            platform.rule.update(before)
+            self._schema_problems(target, platform.rule)
+            self.ids.discard(db_id)
+            return Outcome(t, None, (*findings, _unimportable(t, f"merging failed: {why}")))
+        self._claim(platform.rule, platform.translation, target)
+        pid = str(platform.rule["id"])
+        host = (urlsplit(rule["url"]).hostname or "").lower()
+        note = Finding(
+            "merged",
+            here,
+            f"Title {t.title}",
+            f"database {db_id!r} of platform {pid!r} (Title at {there}); both serve {host}",
+        )
+        self.outcomes[target] = replace(platform, findings=(*platform.findings, note, *merged))
+        return Outcome(t, None, (*findings, note, *merged), merged_into=pid)
+
     def _unclaimed(
-        self, t: Translation, rule: dict[str, Any], out: list[Finding]
+        self, t: Translation, rule: dict[str, Any], out: list[Finding], target: int | None
     ) -> tuple[dict[str, Any], list[str]]:
         """The rule without what earlier rules claimed, and who claimed it."""
         rule, owners = dict(rule), []
@@ -128,6 +199,8 @@ class _Assembler:
                 if owner is None:
                     kept.append(entry)
                     continue
+                if target is not None and self.platform_of.get(f"{key}:{_name(entry)}") == target:
+                    continue  # the platform it merges into serves it already
                 owners.append(owner)
                 why = f"already claimed by {owner}; dropped from this rule"
                 out.append(Finding("warning", t.stanza.title.where, f"{key} {entry}", why))
@@ -152,16 +225,15 @@ class _Assembler:
             return "; ".join(_problem(e) for e in exc.errors(include_url=False))
         return ""
 
-    def _claim(self, rule: dict[str, Any], t: Translation) -> None:
+    def _claim(self, rule: dict[str, Any], t: Translation, index: int) -> None:
         owner = f"rule {rule['id']!r} (Title at {t.stanza.title.where})"
         for key in ("hosts", "domains"):
             for entry in rule.get(key, []):
                 self.owners.setdefault(f"{key}:{_name(entry)}", owner)
+                self.platform_of.setdefault(f"{key}:{_name(entry)}", index)
 
 
-def _name(entry: str) -> str:
-    """The host of a hosts entry (``http://a.b:8080`` → ``a.b``), or a domain as-is."""
-    return (urlsplit(entry if "://" in entry else f"//{entry}").hostname or entry).lower()
+_name = name_of
 
 
 def _unservable(rule: dict[str, Any], owners: list[str]) -> str:
@@ -195,7 +267,9 @@ def assemble(
 ) -> ImportResult:
     """Rules for the stanzas that can be imported, ready to load together."""
     assembler = _Assembler(context, set(existing.ids), dict(existing.owners))
-    outcomes = [assembler.outcome(i, t) for i, t in enumerate(translations)]
+    for t in translations:
+        assembler.add(t)
+    outcomes = assembler.outcomes
     _set_checked(outcomes, assembler.checked, context)
     return ImportResult(tuple(outcomes), tuple(findings))
 
@@ -213,15 +287,22 @@ def _set_checked(
         outcomes[indexes[problem.rule_index]] = Outcome(
             o.translation, None, (*o.findings, unimportable)
         )
+        for k, m in enumerate(outcomes):  # its merged databases go with it
+            if o.rule is not None and m.merged_into == o.rule["id"]:
+                gone = _unimportable(m.translation, f"its platform {m.merged_into!r}: {why}")
+                outcomes[k] = Outcome(m.translation, None, (*m.findings, gone))
 
 
 # --- reading it out ------------------------------------------------------------------------
 def render(result: ImportResult, *, source: str, written_to: str | None) -> str:
     """The summary printed at the end of an import."""
-    found, imported = len(result.outcomes), result.imported
+    found, imported, done = len(result.outcomes), result.imported, result.stanzas_imported
+    missing = result.missing_includes
     lines = [
-        f"EZproxy import of {source}: {found} stanzas found, {len(imported)} imported, "
-        f"{found - len(imported)} not importable",
+        f"EZproxy import of {source}: {found} stanzas found, {done} imported "
+        f"({len(imported)} rules, {len(result.merged)} merged into them as databases), "
+        f"{found - done} not importable"
+        + (f"; {missing} included files missing" if missing else ""),
         f"Rules written to {written_to}:" if written_to else "Rules (dry run: nothing written):",
     ]
     lines += [_rule_line(o) for o in imported] or ["  (none)"]
@@ -240,6 +321,8 @@ def _rule_line(o: Outcome) -> str:
     domains = rule.get("domains", [])
     shown = ", ".join(domains[:4]) + (", …" if len(domains) > 4 else "")
     counts = f"{len(rule['hosts'])} hosts, {len(domains)} domains" + (f": {shown}" if shown else "")
+    if rule.get("databases"):
+        counts = f"{len(rule['databases'])} databases, " + counts
     return f"  {rule['id']:<28} {counts}  ({o.translation.stanza.title.where})"
 
 

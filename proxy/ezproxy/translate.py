@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
+from proxy.core.databases import matches_everything
+from proxy.core.headers import RELAYED_METHODS
 from proxy.core.hostmap import AliasRequired, HostMapError, Origin, encode_label
 from proxy.core.rules import DEFAULT_REWRITE_TYPES, HEADER_NAME
 from proxy.ezproxy.directives import (
@@ -73,6 +75,7 @@ class _Draft:
     content_types: dict[str, None] = field(default_factory=dict)
     find: Directive | None = None  # a Find waiting for its Replace
     find_replace: list[dict[str, str]] = field(default_factory=list)
+    anonymous: list[tuple[Directive, dict[str, Any]]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     def report(self, kind: Kind, d: Directive | None, why: str, subject: str = "") -> None:
@@ -362,6 +365,58 @@ def _add_user_header(d: Directive, draft: _Draft) -> None:
     draft.report("refused", d, why)
 
 
+# EZproxy AnonymousURL qualifiers → the methods an entry covers (-Options: CORS preflights).
+ANONYMOUS_QUALIFIERS: Final[dict[str, tuple[str, ...]]] = {
+    "-options": ("OPTIONS",),
+    "-get": ("GET", "HEAD"),
+    "-post": ("POST",),
+}
+ANONYMOUS_IGNORED: Final = frozenset({"-cs", "-re"})  # case-sensitive: our globs already are
+
+
+def anonymous_entry(d: Directive) -> tuple[dict[str, Any] | None, str]:
+    """One ``AnonymousURL`` line → an ``anonymous`` entry (or None and why)."""
+    tokens = d.args.split()
+    methods: list[str] = []
+    for token in [t for t in tokens if t.lower() in ANONYMOUS_QUALIFIERS]:
+        methods += ANONYMOUS_QUALIFIERS[token.lower()]
+    if any(t.lower() == "-re" for t in tokens):
+        return None, "regular-expression AnonymousURL patterns are not translated; use a glob"
+    rest = [
+        t
+        for t in tokens
+        if t.lower() not in ANONYMOUS_QUALIFIERS and t.lower() not in ANONYMOUS_IGNORED
+    ]
+    if len(rest) != 1 or rest[0] in ("-", "+", "-*"):
+        return None, "expected one [+|-]pattern"
+    pattern = rest[0]
+    if pattern.startswith("-"):
+        return None, "an exclusion (-pattern): anonymous entries only list what is allowed"
+    pattern = pattern.removeprefix("+")
+    if "://" not in pattern and not pattern.startswith(("/", "*")):
+        pattern = f"*{pattern}*"  # "+.woff": EZproxy matches it anywhere in the URL
+    entry: dict[str, Any] = {"methods": methods or ["GET", "HEAD"], "patterns": [pattern]}
+    if matches_everything(pattern):
+        entry["allow_all"] = True
+        entry["reason"] = f"EZproxy AnonymousURL at {d.where}: review before going live"
+    return entry, ""
+
+
+def _anonymous_url(d: Directive, draft: _Draft) -> None:
+    if d.args.strip() == "-*":
+        return  # the closer: ends the anonymous block (ours are per rule already)
+    entry, why = anonymous_entry(d)
+    if entry is None:
+        draft.report("not_imported", d, why)
+    else:
+        draft.anonymous.append((d, entry))
+
+
+def _http_method(d: Directive, draft: _Draft) -> None:
+    why = f"the relay already sends {RELAYED_METHODS} for signed-in patrons"
+    draft.report("note", d, why)
+
+
 def _other(d: Directive, draft: _Draft) -> None:
     why = d.spec.why if d.spec is not None and d.spec.why else unknown_why(d)
     draft.report("not_imported", d, why)
@@ -380,6 +435,8 @@ HANDLERS: Final[dict[str, Handler]] = {
     "MimeFilter": _mime_filter,  # → rewrite.content_types
     "ProxyHostnameEdit": _proxy_hostname_edit,  # reported with our mapped name
     "AddUserHeader": _add_user_header,  # refused: the patron's username
+    "AnonymousURL": _anonymous_url,  # → anonymous (patterns on the rule's own hosts)
+    "HTTPMethod": _http_method,  # noted: the relay's method set already covers them
 }
 
 
@@ -388,15 +445,35 @@ def translate(stanza: Stanza, options: Options) -> Translation:
     """Translate one stanza."""
     title = stanza.title.args
     draft = _Draft(title, options)
-    if title.lower().startswith("-hide"):
+    hide = title.lower().startswith("-hide")
+    if hide:
         draft.title = title[5:].strip()
-        draft.report("note", stanza.title, "-Hide: the portal lists every rule; no hide flag yet")
     for d in stanza.directives:
         HANDLERS.get(d.name, _other)(d, draft)
     if draft.find is not None:
         draft.report("not_imported", draft.find, "a Find without its Replace")
     rule = _finish(stanza, draft)
+    if rule is not None:
+        rule = _with_title_notes(rule, hide)
     return Translation(stanza, draft.title, rule, tuple(sorted(draft.findings, key=_position)))
+
+
+# Stanza notes in titles: "(updated 20220627)", "(NEW)", "(OCLC IncludeFile updated …)".
+TITLE_NOTE: Final = re.compile(r"\s*\(([^)]*(?:updat|revis|\bnew\b|\d{8})[^)]*)\)", re.IGNORECASE)
+
+
+def _with_title_notes(rule: dict[str, Any], hide: bool) -> dict[str, Any]:
+    """Notes in the title move to the description; ``-Hide`` becomes ``hide``."""
+    title = str(rule["title"])
+    notes = [m.group(1).strip() for m in TITLE_NOTE.finditer(title)]
+    clean = TITLE_NOTE.sub("", title).strip() or title
+    out: dict[str, Any] = {"title": clean}
+    if notes:
+        out["description"] = "; ".join(notes)
+    out.update({k: v for k, v in rule.items() if k != "title"})
+    if hide:
+        out["hide"] = True
+    return out
 
 
 def _position(f: Finding) -> tuple[bool, Where]:
@@ -419,8 +496,29 @@ def _finish(stanza: Stanza, draft: _Draft) -> dict[str, Any] | None:
     draft.findings += findings
     rule.update(keys)
     rule.update(_policies(draft))
+    anonymous = _covered_anonymous(draft, hosts, list(draft.domains), stanza)
+    if anonymous:
+        rule["anonymous"] = anonymous
     rule["third_party"] = "block"  # #18.8: stated, so the imported file shows the containment
     return rule
+
+
+def _covered_anonymous(
+    draft: _Draft, hosts: list[str], domains: list[str], stanza: Stanza
+) -> list[dict[str, Any]]:
+    """Anonymous entries whose URL hosts the stanza covers (P6: never wider than its hosts)."""
+    names = {_host_of(h if "://" in h else f"https://{h}") for h in hosts}
+    kept = []
+    for d, entry in draft.anonymous:
+        pattern = entry["patterns"][0]
+        host = _host_of(pattern.replace("*.", "wildcard.", 1)) if "://" in pattern else ""
+        host = host.removeprefix("wildcard.")
+        if not host or host in names or any(host == n or host.endswith("." + n) for n in domains):
+            kept.append(entry)
+            continue
+        why = f"{host} is not one of this stanza's hosts or domains (anonymous never widens them)"
+        draft.report("not_imported", d, why)
+    return kept
 
 
 def _fallback_url(stanza: Stanza, draft: _Draft) -> str | None:

@@ -46,7 +46,21 @@ CREATE TABLE IF NOT EXISTS third_party_daily (
     day TEXT NOT NULL, vendor TEXT NOT NULL, host TEXT NOT NULL,
     referenced INTEGER NOT NULL DEFAULT 0, blocked INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, vendor, host)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS database_starts_daily (
+    day TEXT NOT NULL, vendor TEXT NOT NULL, database TEXT NOT NULL, library TEXT NOT NULL,
+    starts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, vendor, database, library)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS unknown_hosts_daily (
+    day TEXT NOT NULL, host TEXT NOT NULL, hits INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, host)) WITHOUT ROWID;
 """
+SCHEMA_VERSION: Final = 2  # 2: #17 database_starts_daily, unknown_hosts_daily
+UPSERT_STARTS: Final = """
+INSERT INTO database_starts_daily VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (day, vendor, database, library) DO UPDATE SET starts = starts + excluded.starts"""
+UPSERT_UNKNOWN: Final = """
+INSERT INTO unknown_hosts_daily VALUES (?, ?, ?)
+ON CONFLICT (day, host) DO UPDATE SET hits = hits + excluded.hits"""
 UPSERT_USAGE: Final = """
 INSERT INTO usage_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (day, vendor, library) DO UPDATE SET
@@ -119,7 +133,12 @@ class StatsStore:
     def open(cls, data_dir: Path) -> StatsStore:
         """Open or create ``data_dir/stats.sqlite3``."""
         return cls(
-            open_db(Path(data_dir) / DB_FILE, schema=SCHEMA, version=1, synchronous="NORMAL")
+            open_db(
+                Path(data_dir) / DB_FILE,
+                schema=SCHEMA,
+                version=SCHEMA_VERSION,
+                synchronous="NORMAL",
+            )
         )
 
     def add(self, drained: Drained) -> None:
@@ -145,6 +164,14 @@ class StatsStore:
                 self._conn.executemany(UPSERT_USAGE, usage)
                 self._conn.executemany(UPSERT_LOGINS, logins)
                 self._conn.executemany(UPSERT_THIRD, third)
+                self._conn.executemany(
+                    UPSERT_STARTS,
+                    [(k[0].isoformat(), *k[1:], n) for k, n in drained.starts.items()],
+                )
+                self._conn.executemany(
+                    UPSERT_UNKNOWN,
+                    [(k[0].isoformat(), k[1], n) for k, n in drained.unknown_hosts.items()],
+                )
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -197,6 +224,24 @@ class StatsStore:
                 (start.isoformat(), end.isoformat(), limit),
             ).fetchall()
 
+    def database_starts(self, start: date, end: date) -> list[tuple[str, str, str, int]]:
+        """#17: (vendor, database, library, starts) summed over the period."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT vendor, database, library, sum(starts) FROM database_starts_daily "
+                "WHERE day BETWEEN ? AND ? GROUP BY vendor, database, library ORDER BY 1, 2, 3",
+                (start.isoformat(), end.isoformat()),
+            ).fetchall()
+
+    def unknown_hosts(self, start: date, end: date, limit: int = 50) -> list[tuple[str, int]]:
+        """#17 (needhost): (host, hits) over the period, most hit first."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT host, sum(hits) FROM unknown_hosts_daily WHERE day BETWEEN ? AND ? "
+                "GROUP BY host ORDER BY sum(hits) DESC, host LIMIT ?",
+                (start.isoformat(), end.isoformat(), limit),
+            ).fetchall()
+
     def roll_up(self, before: date) -> int:
         """Fold daily usage and logins older than ``before`` into months; delete old daily
         detail (third-party host counts are not kept past it)."""
@@ -208,6 +253,7 @@ class StatsStore:
             moved = self._conn.execute("DELETE FROM usage_daily WHERE day < ?", (cutoff,))
             self._conn.execute("DELETE FROM logins_daily WHERE day < ?", (cutoff,))
             self._conn.execute("DELETE FROM third_party_daily WHERE day < ?", (cutoff,))
+            self._conn.execute("DELETE FROM unknown_hosts_daily WHERE day < ?", (cutoff,))
             self._conn.execute("COMMIT")
         return moved.rowcount
 

@@ -243,7 +243,7 @@ async def expire_counters(app: web.Application) -> None:
 async def flush_usage(app: web.Application) -> None:
     """Write the counters gathered since the last flush (kept for the next try on failure)."""
     drained = app[USAGE].drain()
-    if not (drained.usage or drained.logins or drained.third_party):
+    if not drained:  # Drained is falsy when it holds no counter at all
         return
     try:
         await asyncio.to_thread(app[STATS].add, drained)

@@ -22,11 +22,11 @@ from proxy.web.keys import RelayStores
 @dataclass(frozen=True, slots=True)
 class Exchange:
     """The browser's request, the relay's stores, the rule snapshot, the plan, the session
-    and the time the request was decided at."""
+    (none for an anonymous plan) and the time the request was decided at."""
 
     request: web.Request
     stores: RelayStores
     snapshot: RuleSnapshot
     plan: ForwardPlan
-    session: Session
+    session: Session | None  # None only for an anonymous plan (#17)
     now: datetime

@@ -8,12 +8,13 @@ Not here: constructing anything.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiohttp import web
 
 from proxy.core.abuse import AbuseMonitor
+from proxy.core.addressquota import AddressQuota
 from proxy.core.cookiejar import JarRegistry
 from proxy.core.hostmap import HostMap
 from proxy.core.inflight import InFlight
@@ -55,6 +56,7 @@ class RelayStores:
     usage: UsageCounters
     in_flight: InFlight
     stalls: StallWatcher
+    anonymous: AddressQuota = field(default_factory=AddressQuota)  # #17: per client address
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)

@@ -17,13 +17,18 @@ from __future__ import annotations
 import functools
 import secrets
 from typing import Final
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 
 from proxy.core import csrf
 from proxy.core.clientaddr import IPAddress, IPNetwork, client_address, in_networks
+from proxy.core.databases import Database
+from proxy.core.hostmap import HostMap, hostname_problem
 from proxy.core.login import LoginRefused
+from proxy.core.menu import build_menu
+from proxy.core.rules import VendorRule
+from proxy.core.ruleset import RuleIndex
 from proxy.core.settings import Library, Settings
 from proxy.core.targets import NotOurDatabase, Target, resolve_target
 from proxy.ilsauth.backends import CardCheckUnavailable
@@ -36,6 +41,7 @@ from proxy.web.keys import (
     SECRETS,
     SESSIONS,
     SETTINGS,
+    USAGE,
 )
 from proxy.web.login_body import read_login_form
 from proxy.web.logout import logout, logout_page
@@ -164,22 +170,42 @@ def render_form(
 
 async def login_get(request: web.Request) -> web.StreamResponse:
     """Show the form, or go straight on when signed in or on an on-site network."""
-    return await start_or_form(request, raw_target(request.query_string))
+    raw = raw_target(request.query_string)
+    try:
+        return await start_or_form(request, raw)
+    except NotOurDatabase:
+        await count_unknown_host(request, raw)
+        raise
+
+
+async def count_unknown_host(request: web.Request, raw: str) -> None:
+    """#17 (EZproxy needhost): a signed-in patron followed a link to a host no rule covers;
+    count the host for the day (nothing about the patron)."""
+    host = (urlsplit(raw).hostname or "").lower() if raw and len(raw) < 8192 else ""
+    if not host or hostname_problem(host) is not None:
+        return
+    if await current_session(request) is not None:
+        request.app[USAGE].unknown_host(request.app[CLOCK]().date(), host)
+
+
+def count_start(request: web.Request, target: Target | None, library: str) -> None:
+    """#17: usage per database where the starting point says which, else per platform."""
+    if target is None:
+        return
+    rule = target.rule
+    url = target.origin.url_prefix() + target.path_and_query
+    database = request.app[RULEBOOK].current.index.database_for_url(rule, url)
+    request.app[USAGE].start(
+        request.app[CLOCK]().date(), rule.id, database.id if database else rule.id, library
+    )
 
 
 async def login_named(request: web.Request) -> web.StreamResponse:
-    """EZproxy-style ``/login/<id or title>``: the rule's starting URL."""
-    wanted = slug(request.match_info["name"])
-    rules = request.app[RULEBOOK].current.rules
-    rule = next((r for r in rules if wanted in (r.id, slug(r.title))), None)
-    if rule is None:
-        raise NotOurDatabase("no rule with that name")
-    return await start_or_form(request, rule.url)
-
-
-def slug(text: str) -> str:
-    """'Acme Journal Archive' → 'acme-journal-archive' (how /login/<name> links match)."""
-    return "-".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+    """EZproxy-style ``/login/<database id or title>``: that database's starting URL."""
+    found = request.app[RULEBOOK].current.index.database_named(request.match_info["name"])
+    if found is None:
+        raise NotOurDatabase("no database with that name")
+    return await start_or_form(request, found[1].url)
 
 
 async def start_or_form(request: web.Request, raw: str) -> web.StreamResponse:
@@ -189,6 +215,7 @@ async def start_or_form(request: web.Request, raw: str) -> web.StreamResponse:
     if session is not None and (
         target is None or target.rule.licensed_to(session.library, session.ptype)
     ):
+        count_start(request, target, session.library)
         return found(destination(request, target))
     library = auto_login_library(request)
     if library is not None and (target is None or target.rule.licensed_to(library.code)):
@@ -250,6 +277,7 @@ async def start_session(
         now=request.app[CLOCK](),
         max_per_patron=request.app[SETTINGS].sessions.max_per_card,
     )
+    count_start(request, target, library)
     redirect = found(destination(request, target))
     set_session_cookie(redirect, token, request.app[SETTINGS])
     redirect.del_cookie(CSRF_COOKIE, path="/login")
@@ -257,28 +285,45 @@ async def start_session(
 
 
 async def menu(request: web.Request) -> web.StreamResponse:
-    """The databases licensed to the patron's library (EZproxy's menu page)."""
+    """The databases the patron's library licenses, A–Z, filtered by ``?q=`` (no JavaScript
+    needed); with ``menu.public`` every database before login. A database whose link cannot
+    be built is left out and logged, never a 404 for the page (#17)."""
     session = await current_session(request)
     settings = request.app[SETTINGS]
-    if session is None:
+    if session is None and not settings.menu.public:
         return found("/login")
-    index, hostmap = request.app[RULEBOOK].current.index, request.app[HOSTMAP]
-    links = sorted(
-        (
-            rule.title,
-            resolve_target(rule.url, index, hostmap).mapped_url(hostmap, settings.public_scheme),
-        )
-        for rule in index.rules
-        if rule.licensed_to(session.library, session.ptype)
+    index = request.app[RULEBOOK].current.index
+    listed = build_menu(
+        index.rules,
+        library=session.library if session else None,
+        ptype=session.ptype if session else None,
+        link_for=functools.partial(menu_link, index, request.app[HOSTMAP]),
+        query=request.query.get("q", ""),
     )
-    library = settings.library(session.library)
+    for database, why in listed.skipped:
+        log.warning("menu_entry_skipped", database=database, error=why)
+    library = settings.library(session.library) if session else None
+    shown = library.name if library else (session.library if session else "")
+    entries = [(e.title, e.link, e.description) for e in listed.entries]
     return web.Response(
         text=menu_page(
-            settings.consortium_name, library.name if library else session.library, links
+            settings.consortium_name,
+            shown,
+            entries,
+            query=request.query.get("q", ""),
+            signed_in=session is not None,
         ),
         content_type="text/html",
         headers=NO_STORE,
     )
+
+
+def menu_link(index: RuleIndex, hostmap: HostMap, rule: VendorRule, db: Database) -> str:
+    """``/login/<database id>`` once its starting URL resolves to a rule (ValueError if not)."""
+    target = resolve_target(db.url, index, hostmap)  # NotOurDatabase is a ValueError
+    if target.rule.id != rule.id:
+        raise ValueError(f"its starting URL is served by rule {target.rule.id!r}")
+    return f"/login/{quote(db.id, safe='')}"
 
 
 def login_url_for(public_url: str, vendor_url: str) -> str:

@@ -91,18 +91,40 @@ sent to the database's provider.</p>"""
     return render_page("Sign in", body, consortium=form.consortium)
 
 
-def menu_page(consortium: str, library_name: str, databases: list[tuple[str, str]]) -> str:
-    """EZproxy's menu: the databases licensed to the patron's library, with their links."""
+def menu_page(
+    consortium: str,
+    library_name: str,
+    databases: list[tuple[str, str, str]],
+    *,
+    query: str = "",
+    signed_in: bool = True,
+) -> str:
+    """EZproxy's menu: (title, link, description) A–Z, and a filter form (a GET, so it works
+    without JavaScript)."""
     items = "\n".join(
-        f'<li><a href="{escape(url, quote=True)}">{escape(title)}</a></li>'
-        for title, url in databases
+        f'<li><a href="{escape(url, quote=True)}">{escape(title)}</a>'
+        + (f'<br><span class="description">{escape(text)}</span>' if text else "")
+        + "</li>"
+        for title, url, text in databases
     )
-    body = (
+    intro = (
         f"<p>Databases available to patrons of {escape(library_name)}:</p>"
-        f'<ul class="databases">{items or "<li>None yet.</li>"}</ul>'
-        '<form method="post" action="/logout"><button type="submit">Sign out</button></form>'
+        if signed_in
+        else "<p>Databases available to patrons of our member libraries:</p>"
     )
-    return render_page("Your databases", body, consortium=consortium)
+    search = (
+        '<form method="get" action="/menu" role="search"><label for="q">Filter databases</label>'
+        f'<input type="search" id="q" name="q" value="{escape(query, quote=True)}">'
+        '<button type="submit">Filter</button></form>'
+    )
+    none = "<li>No database matches.</li>" if query else "<li>None yet.</li>"
+    sign_out = (
+        '<form method="post" action="/logout"><button type="submit">Sign out</button></form>'
+        if signed_in
+        else ""
+    )
+    body = f'{intro}{search}<ul class="databases">{items or none}</ul>{sign_out}'
+    return render_page("Your databases" if signed_in else "Databases", body, consortium=consortium)
 
 
 def logout_page(consortium: str) -> str:

@@ -28,6 +28,7 @@ from proxy.upstream.client import UpstreamResponse
 from proxy.web.exchange import Exchange
 from proxy.web.keys import CLOCK, RELAY, RULEBOOK
 from proxy.web.login import client_network
+from proxy.web.relay_anonymous import relay_anonymous
 from proxy.web.relay_guard import (
     BodyMeter,
     LimitReached,
@@ -55,6 +56,9 @@ async def relay_handler(request: web.Request, host: str) -> web.StreamResponse:
     session = await current_session(request)
     suspended = session is not None and is_suspended(stores.suspensions, session, now)
     decision = decide(view_of(request, host), session, now, snapshot, suspended=suspended)
+    if isinstance(decision, Forward) and decision.plan.anonymous:
+        request[VENDOR_KEY] = decision.plan.rule.id
+        return await relay_anonymous(request, stores, snapshot, decision.plan, now)
     if isinstance(decision, Forward) and session is not None:
         request[VENDOR_KEY] = decision.plan.rule.id
         request[UPSTREAM_URL_KEY] = decision.plan.origin.url_prefix() + decision.plan.target
@@ -91,6 +95,7 @@ async def within_caps(ex: Exchange) -> web.StreamResponse:
     """Forward, unless this session or address already has its cap of requests in flight
     (R3: one patron must not hold every vendor connection); counted down in ``finally``."""
     stores, session = ex.stores, ex.session
+    assert session is not None  # anonymous plans go through relay_anonymous
     caps = stores.settings.relay
     address = client_address_of(ex.request, stores.settings.trusted_proxies)
     refused = stores.in_flight.enter(
@@ -142,6 +147,7 @@ async def refuse_if_over(ex: Exchange) -> None:
     sent upstream; account sharing in ``log`` mode is only logged."""
     limits, now = ex.plan.limits, ex.now
     network = client_network(ex.request) if limits.card_networks is not None else None
+    assert ex.session is not None  # anonymous plans go through relay_anonymous
     crossed = over_limits(ex.stores.abuse, ex.session, network, limits, now)
     if crossed is None:
         return

@@ -68,7 +68,9 @@ async def send_upstream(ex: Exchange) -> UpstreamResponse:
     request, stores, plan, session = ex.request, ex.stores, ex.plan, ex.session
     rule, origin = plan.rule, plan.origin
     headers = list(plan.headers)
-    if rule.cookies == "server_side":
+    if session is None or plan.anonymous:
+        cookie = None  # #17: a request without a session carries no cookies at all
+    elif rule.cookies == "server_side":
         cookie = stores.jars.jar(session.key, rule.id).header_for(
             host=origin.host, path=request.path, secure_scheme=origin.scheme == "https", now=ex.now
         )
@@ -76,7 +78,7 @@ async def send_upstream(ex: Exchange) -> UpstreamResponse:
         cookie = browser_cookies(request)
     if cookie:
         headers.append(("Cookie", cookie))
-    if plan.pseudonym is not None:
+    if plan.pseudonym is not None and session is not None:
         headers.append((plan.pseudonym.header, pseudonym_value(stores, plan, session)))
     body = await request_body(request, ex.snapshot, plan, stores.settings.timeouts)
     if not isinstance(body, bytes) and request.content_length is not None:

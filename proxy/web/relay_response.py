@@ -66,6 +66,7 @@ async def respond(ex: Exchange, upstream: UpstreamResponse, meter: BodyMeter | N
     )
     answer = plan_response(snapshot, plan, head, method=request.method, can_decode=can_decode)
     if isinstance(answer, Leave):
+        ex.stores.usage.unknown_host(ex.now.date(), answer.host)  # #17 needhost, no patron data
         return Sent(leaving_answer(ex.stores.settings, answer), 0)
     if isinstance(answer, Deny):
         log.info("redirect_refused", status=upstream.status)
@@ -131,8 +132,8 @@ async def send_rewritten(
 
 def keep_cookies(ex: Exchange, set_cookies: list[str], headers: CIMultiDict[str]) -> None:
     """Server-side jar (default), or rescoped to the mapped host for ``cookies: pass``."""
-    if not set_cookies:
-        return
+    if not set_cookies or ex.plan.anonymous:
+        return  # #17: an anonymous answer seeds no jar (there is no session to hold it)
     stores, plan = ex.stores, ex.plan
     origin, rule = plan.origin, plan.rule
     if rule.cookies == "server_side":

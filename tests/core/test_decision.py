@@ -10,6 +10,7 @@ import pytest
 
 from proxy.core import pseudonym
 from proxy.core.decision import (
+    ANONYMOUS,
     MAX_REQUEST_BODY,
     Deny,
     Forward,
@@ -253,3 +254,57 @@ def test_a_snapshot_is_the_only_rule_set_a_decision_reads() -> None:
     decision = decide(view(), Patron(), NOW, without_jstor)
     assert isinstance(decision, Deny) and decision.status == 404
     assert isinstance(decide(view(), Patron(), NOW, SNAP), Forward)
+
+
+ANON_SNAP = snapshot(
+    [
+        {
+            **RULES[0],
+            "headers": {"set": {"X-Consortium": "demo"}},
+            "anonymous": [{"patterns": ["/fonts/*"]}],
+        },
+        RULES[2],
+    ]
+)
+PREFLIGHT = [
+    ("Origin", "http://www-jstor-org.proxy.localhost:8080"),
+    ("Access-Control-Request-Method", "GET"),
+]
+
+
+@pytest.mark.parametrize(
+    ("req", "outcome"),
+    [
+        (view(raw_path="/fonts/a.woff2"), "anonymous"),
+        (view(raw_path="/fonts/a.woff2", method="POST"), "login"),  # not in the method set
+        (view(raw_path="/stable/1"), "login"),
+        (view(method="OPTIONS", headers=PREFLIGHT), "anonymous"),  # preflights by default
+        (view("big.test", method="OPTIONS", headers=PREFLIGHT), "anonymous"),
+        (view(method="OPTIONS", headers=PREFLIGHT[:1]), "login"),  # not a preflight
+        (view("big.test", raw_path="/fonts/a.woff2"), "login"),  # another rule's pattern
+        (
+            view(host="nohost.proxy.localhost:8080", method="OPTIONS", headers=PREFLIGHT),
+            "not covered",
+        ),  # never an open proxy
+        (view(raw_path="/fonts/a", content_encodings=("x-zip",)), "refused"),
+    ],
+)
+def test_requests_without_a_session_relayed_anonymously(req: RequestView, outcome: str) -> None:
+    """#17: a preflight or a rule's anonymous pattern → an anonymous plan; the rest → login."""
+    decision = decide(req, None, NOW, ANON_SNAP)
+    got = {Forward: "anonymous", Redirect: "login"}.get(type(decision))
+    if isinstance(decision, Deny):
+        got = "not covered" if decision.status == 404 else "refused"
+    assert got == outcome
+
+
+def test_an_anonymous_plan_carries_nothing_patron_derived() -> None:
+    """No cookie, no pseudonym, accounted as (anonymous); the rule's static headers stay."""
+    decision = decide(view(raw_path="/fonts/a.woff2"), None, NOW, ANON_SNAP)
+    assert isinstance(decision, Forward)
+    plan = decision.plan
+    assert plan.anonymous and plan.pseudonym is None
+    names = {name.lower() for name, _ in plan.headers}
+    assert "cookie" not in names and "x-pseud" not in names
+    assert ("X-Consortium", "demo") in plan.headers
+    assert (plan.accounting.library, plan.accounting.subject) == (ANONYMOUS, ANONYMOUS)

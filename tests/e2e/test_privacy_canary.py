@@ -4,7 +4,8 @@ A patron whose card number, PIN, surname and email are canary strings logs in fr
 that sends X-Forwarded-For, Forwarded, Referer with the proxy host and a query, client hints,
 Authorization and cookies of its own; browses several pages, posts a form and follows the
 vendor's cookie-dance redirects across its hosts. Nothing the vendors received, no log event
-and no file under data_dir may hold a canary, the client's address or the session cookie.
+and no file under data_dir may hold a canary, the client's address or the session cookie —
+nor may the requests relayed without a session after logout (#17).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ CLIENT_IP = "203.0.113.77"
 WWW = f"www-acmejournals-test.{PORTAL}"
 AUTH = f"auth-acmejournals-test.{PORTAL}"
 BIGDB = f"search-bigdb-test.{PORTAL}"
+CDN = f"cdn-acmejournals-test.{PORTAL}"
+API = f"api-acmejournals-test.{PORTAL}"
 
 
 def hostile_client_headers(session: dict[str, str]) -> dict[str, str]:
@@ -88,6 +91,19 @@ async def browse(stack: Stack, headers: dict[str, str]) -> None:
     assert "Signed in to Acme" in await account.text()
 
 
+async def anonymous_requests(stack: Stack, headers: dict[str, str]) -> None:
+    """#17: requests relayed without a session (a font on the rule's anonymous pattern, a CORS
+    preflight), sent with every hostile header and the signed-out patron's cookies."""
+    client = stack.client
+    font = await client.get("/fonts/a.woff2", headers={**headers, "Host": CDN})
+    assert font.status == 200
+    preflight = {"Origin": f"http://{WWW}", "Access-Control-Request-Method": "GET"}
+    answer = await client.options("/v1/search", headers={**headers, **preflight, "Host": API})
+    assert answer.status == 204
+    anonymous = [r for r in stack.vendor.records if r.path in ("/fonts/a.woff2", "/v1/search")]
+    assert all("X-Patron-Pseudonym" not in dict(r.headers) for r in anonymous[-2:])
+
+
 def files_under(directory: Path) -> list[Path]:
     """Every file under a directory (SQLite -wal/-shm included)."""
     return [p for p in directory.rglob("*") if p.is_file()]
@@ -109,6 +125,7 @@ async def test_nothing_identifying_reaches_vendors_logs_or_files(
         west = session_of(await post_login(stack.client, WEST_CARD, SURNAME))
         await browse(stack, hostile_client_headers(west))
         await stack.client.post("/logout", headers={**main, "Host": PORTAL, "Origin": PUBLIC})
+        await anonymous_requests(stack, hostile_client_headers(main))  # #17, stale cookies
     token = main["Cookie"].split("=", 1)[1]
     canaries = [
         CARD,

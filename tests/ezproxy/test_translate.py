@@ -57,12 +57,47 @@ def test_imported_rules_block_third_parties() -> None:
     assert "third_party_allow" not in t.rule
 
 
-def test_title_hide_is_noted_and_stripped() -> None:
-    """``Title -Hide`` keeps the title text and notes that hiding is not supported."""
-    t = translated("Title -hide Elsevier Identity\nURL https://id.elsevier.com\n")
-    assert t.title == "Elsevier Identity"
+def test_title_hide_is_imported_as_hide() -> None:
+    """``Title -Hide`` keeps the title text and becomes ``hide: true`` (#17)."""
+    t = translated(
+        "Title -hide Elsevier Identity (updated 20220307)\nURL https://id.elsevier.com\n"
+    )
+    assert t.title == "Elsevier Identity (updated 20220307)"
     assert t.rule is not None and t.rule["title"] == "Elsevier Identity"
-    assert any("-Hide" in r for r in reasons(t, "note"))
+    assert t.rule["hide"] is True and t.rule["description"] == "updated 20220307"
+
+
+@pytest.mark.parametrize(
+    ("line", "entry"),
+    [
+        ("AnonymousURL +*.woff*", {"methods": ["GET", "HEAD"], "patterns": ["*.woff*"]}),
+        ("AnonymousURL +.woff", {"methods": ["GET", "HEAD"], "patterns": ["*.woff*"]}),
+        (
+            "AnonymousURL -CS -Options +https://api.v.org/x/*",
+            {"methods": ["OPTIONS"], "patterns": ["https://api.v.org/x/*"]},
+        ),
+        (
+            "AnonymousURL +https://api.v.org/*",
+            {
+                "methods": ["GET", "HEAD"],
+                "patterns": ["https://api.v.org/*"],
+                "allow_all": True,
+                "reason": "EZproxy AnonymousURL at c.txt:1: review before going live",
+            },
+        ),
+    ],
+)
+def test_anonymous_url_lines_become_anonymous_entries(line: str, entry: dict[str, object]) -> None:
+    """#17: AnonymousURL → an anonymous entry; a whole-host pattern is marked allow_all."""
+    t = translated(f"{line}\nTitle V\nURL https://www.v.org/\nDJ v.org\n")
+    assert t.rule is not None and t.rule["anonymous"] == [entry]
+
+
+def test_anonymous_url_on_another_host_is_not_imported() -> None:
+    """#17, P6: a pattern naming a host the stanza does not cover never widens it."""
+    t = translated("AnonymousURL +https://evil.test/*\nTitle V\nURL https://www.v.org/\n")
+    assert t.rule is not None and "anonymous" not in t.rule
+    assert any("evil.test is not one of" in r for r in reasons(t, "not_imported"))
 
 
 @pytest.mark.parametrize(
@@ -306,8 +341,8 @@ def test_mime_filter(line: str, added: str | None, kind: str | None, why: str) -
 @pytest.mark.parametrize(
     ("lines", "kind", "why"),
     [
-        ("AnonymousURL +https://rss.vendor.org/\n", "not_imported", "never proxies anonymously"),
-        ("HTTPMethod OPTIONS\n", "not_imported", "method"),
+        ("AnonymousURL -https://rss.vendor.org/\n", "not_imported", "an exclusion"),
+        ("HTTPMethod OPTIONS\n", "note", "already sends"),
         ("Cookie BROWSER_SUPPORTS_COOKIES=1;domain=.vendor.org\n", "not_imported", "cannot seed"),
         ("DbVar0 abc\n", "not_imported", "database variables"),
         (

@@ -63,7 +63,11 @@ async def test_success_without_target_goes_to_menu(stack: Stack) -> None:
     menu = await stack.client.get("/menu", headers={**HOST, **session_of(resp)})
     html = await menu.text()
     assert "Acme Journal Archive" in html and "BigDB" not in html
-    assert f"http://www-acmejournals-test.{PORTAL}/" in html
+    assert 'href="/login/acme"' in html  # #17: through /login/<database> (counted per database)
+    onward = await stack.client.get(
+        "/login/acme", headers={**HOST, **session_of(resp)}, allow_redirects=False
+    )
+    assert onward.headers["Location"] == f"http://www-acmejournals-test.{PORTAL}/"
 
 
 async def test_unknown_card_and_wrong_pin_are_indistinguishable(stack: Stack) -> None:

@@ -71,6 +71,7 @@ from proxy.web.admin.dashboard import (
     reload_form,
     stylesheet,
 )
+from proxy.web.admin.links import add_link_routes
 from proxy.web.admin.models import ErrorOut
 from proxy.web.admin.pages import ADMIN_CSS, layout, login_page
 from proxy.web.edge_headers import SERVER_NAME, hide_server_version
@@ -129,6 +130,7 @@ def build_admin_app(
     admin.router.add_get("/api/suspensions", api_suspensions)
     admin.router.add_post("/api/sessions/suspend", api_suspend)
     admin.router.add_post("/api/patrons/block", api_block)
+    add_link_routes(admin)  # #17: link builder and unknown hosts (web/admin/links.py)
     return admin
 
 
