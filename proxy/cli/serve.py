@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
 from proxy.cli.startup import configured
 from proxy.logconfig import configure_logging
 from proxy.rulebook import Rulebook
+from proxy.stores.datalock import DataDirLocked, hold_data_dir
 
 
 def add_serve_parsers(commands: Any) -> None:
@@ -47,7 +49,12 @@ def serve_command(args: argparse.Namespace) -> int:
     async def run() -> None:
         await serve_forever(await build_app(settings, book), settings, on_ready=settle_heap)
 
-    asyncio.run(run())
+    try:
+        with hold_data_dir(Path(settings.data_dir)):
+            asyncio.run(run())
+    except DataDirLocked as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -56,6 +63,12 @@ def demo_command(args: argparse.Namespace) -> int:
     from proxy.demo.run import run_demo
 
     configure_logging(args.log_format or "auto")
-    return run_demo(
-        port=args.port, vendor_port=args.vendor_port, data_dir=Path(args.data_dir), tls=args.tls
-    )
+    data_dir = Path(args.data_dir)
+    try:
+        with hold_data_dir(data_dir):
+            return run_demo(
+                port=args.port, vendor_port=args.vendor_port, data_dir=data_dir, tls=args.tls
+            )
+    except DataDirLocked as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
