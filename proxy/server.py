@@ -24,12 +24,14 @@ from proxy.connlimit import ConnectionCounter, GatedSite
 from proxy.core.settings import ServerLimits, Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.stores.backends import RELOAD
+from proxy.stores.redis_state import StateUnavailable
 from proxy.tlsconfig import reload_cert_chain, server_context
 from proxy.web.admin.app import start_admin
 from proxy.web.app import TASKS
 from proxy.web.edge_headers import SERVER_NAME, hide_server_version
 from proxy.web.errors import BadRequestShape, checked_host
-from proxy.web.keys import RULEBOOK
+from proxy.web.keys import RULEBOOK, STATE
 
 log = get_logger("server")
 # CPython's defaults are (700, 10, 10); a relayed request allocates a few hundred objects.
@@ -210,6 +212,7 @@ async def reload_now(
     failure. The rules go through ``Rulebook.reload_async``, the admin API's reload too (R12:
     a reload on the loop stalled every request while many files were parsed)."""
     await app[RULEBOOK].reload_async()
+    await broadcast_reload(app)
     if context is not None and settings.tls is not None:
         try:
             # On the loop: two small files, and the context is in use by handshakes here.
@@ -217,3 +220,15 @@ async def reload_now(
             log.info("tls_reloaded")
         except ClamshellError as exc:
             log.error("tls_reload_failed", error=type(exc).__name__)
+
+
+async def broadcast_reload(app: web.Application) -> None:
+    """#15: with Redis, tell every other node and worker to reload its rules too (they reload
+    from their own rules_dir: deploy the files everywhere first)."""
+    state = app[STATE]
+    if state is None:
+        return
+    try:
+        await state.publish(RELOAD)
+    except StateUnavailable:
+        log.error("reload_broadcast_failed")

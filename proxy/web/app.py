@@ -36,10 +36,11 @@ from proxy.purge import Stores, purge_all
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import is_public_suffix
 from proxy.secretfiles import read_or_create_secret
+from proxy.stores.backends import RELOAD, open_session_store, open_state
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
-from proxy.stores.sessions import DB_FILE, SessionStore, SqliteSessionStore, run_flusher, run_purger
+from proxy.stores.sessions import SessionStore, run_flusher, run_purger
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.tasks import TaskOwner
@@ -63,6 +64,7 @@ from proxy.web.keys import (
     SESSIONS,
     SETTINGS,
     STALLS,
+    STATE,
     STATS,
     SUSPENSIONS,
     THROTTLE,
@@ -143,11 +145,8 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[REGISTRY] = await asyncio.to_thread(PatronRegistry.open, data)
     app[BLOCKS] = await asyncio.to_thread(BlockList.open, data)
     app[EPOCHS] = await asyncio.to_thread(EpochKeyStore.open, data)
-    app[SESSIONS] = overrides.sessions or await SqliteSessionStore.open(
-        data / DB_FILE,
-        timedelta(minutes=settings.sessions.idle_minutes),
-        timedelta(hours=settings.sessions.lifetime_hours),
-    )
+    app[STATE] = open_state(settings)  # #15: None in local mode, Redis for workers and nodes
+    app[SESSIONS] = overrides.sessions or await open_session_store(settings, app[STATE])
     app[THROTTLE] = Throttle(ThrottleLimits.from_settings(settings.throttle))
     app[JARS] = JarRegistry(is_public_suffix=is_public_suffix)
     app[STATS] = await asyncio.to_thread(StatsStore.open, data)
@@ -196,6 +195,9 @@ async def close_resources(app: web.Application) -> None:
     await app[UPSTREAM].close()
     await flush_usage(app)
     await app[SESSIONS].close()
+    state = app[STATE]
+    if state is not None:
+        await state.close()
     await asyncio.to_thread(app[STATS].close)
     await asyncio.to_thread(app[SUSPENSIONS].close)
     await asyncio.to_thread(app[EPOCHS].close)
@@ -211,6 +213,10 @@ async def start_maintenance(app: web.Application) -> None:
     tasks.spawn(expire_counters(app), name="counters_expire")
     tasks.spawn(flush_usage_forever(app), name="usage_flush")
     tasks.spawn(purge_forever(app), name="retention_purge")
+    state = app[STATE]
+    if state is not None:  # #15: a reload asked on another node reloads this one too
+        state.on(RELOAD, lambda _: tasks.spawn(app[RULEBOOK].reload_async(), name="bus_reload"))
+        tasks.spawn(state.run_bus(), name="state_bus")
 
 
 async def stop_maintenance(app: web.Application) -> None:

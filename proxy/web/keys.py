@@ -25,6 +25,7 @@ from proxy.rulebook import Rulebook
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
+from proxy.stores.redis_state import RedisState
 from proxy.stores.sessions import SessionStore
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
@@ -75,4 +76,5 @@ IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight", InFlight)  # R3: per-p
 STALLS: web.AppKey[StallWatcher] = web.AppKey("stalls", StallWatcher)  # R3: slow readers
 SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)
 PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseudonyms)
+STATE: web.AppKey[RedisState | None] = web.AppKey("state")  # #15: None with backend local
 RELAY: web.AppKey[RelayStores] = web.AppKey("relay", RelayStores)  # built from the above

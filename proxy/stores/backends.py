@@ -1,0 +1,36 @@
+"""Choosing the state backend (``state.backend``) once, at start-up.
+
+Contract: ``open_state(settings)`` returns the shared ``RedisState`` for ``redis`` and None for
+``local``; ``open_session_store(settings, state)`` opens the matching ``SessionStore`` — the
+SQLite file in ``data_dir`` (local) or Redis. ``broadcast_reload(state)`` and
+``on_reload(state, fn)`` carry a rules reload from the node where it was asked to every other.
+Not here: the stores themselves (sessions.py, redis_sessions.py), wiring them into the app
+(web/app.py).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Final
+
+from proxy.core.settings import Settings
+from proxy.stores.redis_sessions import RedisSessionStore
+from proxy.stores.redis_state import RedisState
+from proxy.stores.sessions import DB_FILE, SessionStore, SqliteSessionStore
+
+RELOAD: Final = "rules_reload"  # the bus message kind
+
+
+def open_state(settings: Settings) -> RedisState | None:
+    """The Redis connection for ``backend: redis`` (connects lazily), or None for local."""
+    return RedisState.connect(settings.state) if settings.state.backend == "redis" else None
+
+
+async def open_session_store(settings: Settings, state: RedisState | None) -> SessionStore:
+    """The session store of the configured backend."""
+    idle = timedelta(minutes=settings.sessions.idle_minutes)
+    lifetime = timedelta(hours=settings.sessions.lifetime_hours)
+    if state is not None:
+        return RedisSessionStore(state, idle, lifetime)
+    return await SqliteSessionStore.open(Path(settings.data_dir) / DB_FILE, idle, lifetime)
