@@ -40,6 +40,7 @@ from proxy.stores.backends import RELOAD, open_session_store, open_state
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
+from proxy.stores.redis_jars import RedisJars
 from proxy.stores.sessions import SessionStore, run_flusher, run_purger
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
@@ -186,7 +187,18 @@ def relay_stores(app: web.Application) -> RelayStores:
         app[USAGE],
         app[IN_FLIGHT],
         app[STALLS],
+        shared_jars(app),
     )
+
+
+def shared_jars(app: web.Application) -> RedisJars | None:
+    """#15: in redis mode, jars are loaded from and saved to Redis around each exchange."""
+    state = app[STATE]
+    if state is None:
+        return None
+    jars = RedisJars(state)
+    app[SESSIONS].add_delete_listener(jars.forget)
+    return jars
 
 
 async def close_resources(app: web.Application) -> None:

@@ -25,6 +25,7 @@ from proxy.rulebook import Rulebook
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
+from proxy.stores.redis_jars import RedisJars
 from proxy.stores.redis_state import RedisState
 from proxy.stores.sessions import SessionStore
 from proxy.stores.stats import StatsStore
@@ -55,6 +56,7 @@ class RelayStores:
     usage: UsageCounters
     in_flight: InFlight
     stalls: StallWatcher
+    shared_jars: RedisJars | None = None  # #15: redis mode only
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import redis
 from structlog.testing import capture_logs
 
 from proxy.server import reload_now
@@ -18,6 +19,7 @@ from tests.web.conftest import PUBLIC, REPO
 from tests.web.helpers import HOST, post_login, session_of
 
 WWW = "www-acmejournals-test.proxy.localhost:8080"
+AUTH = "auth-acmejournals-test.proxy.localhost:8080"
 BUS_WAIT_S = 5.0
 
 
@@ -27,6 +29,13 @@ async def signed_in(cluster: Cluster, node: int = 0) -> dict[str, str]:
     resp = await post_login(cluster.nodes[node], card.barcode, card.secret)
     assert resp.status == 302, await resp.text()
     return session_of(resp)
+
+
+def cluster_redis(cluster: Cluster) -> redis.Redis:
+    """A synchronous client on the cluster's Redis."""
+    url = cluster.apps[0][SETTINGS].state.url
+    assert url is not None
+    return redis.Redis.from_url(url)
 
 
 async def eventually(check: Any) -> None:
@@ -62,6 +71,27 @@ async def test_logout_on_a_is_refused_by_b_and_b_forgets_its_jar(make_cluster: A
     assert resp.status == 302
     assert "/login" in resp.headers["Location"]
     await eventually(lambda: len(cluster.apps[1][JARS]) == 0)
+
+
+async def test_vendor_cookie_set_through_a_is_sent_by_b(make_cluster: Any) -> None:
+    """The vendor's sign-in cookie, stored from a response relayed by A, goes out from B; a
+    second patron on B gets none of it; after logout the jar is gone from Redis."""
+    cluster = await make_cluster()
+    auth = await signed_in(cluster, 0)
+    a, b = cluster.nodes
+    first = await a.get("/account", headers={"Host": WWW, **auth}, allow_redirects=False)
+    path = first.headers["Location"].split("proxy.localhost:8080", 1)[1]
+    await a.get(path, headers={"Host": AUTH, **auth}, allow_redirects=False)
+    account = await b.get("/account", headers={"Host": WWW, **auth})
+    assert "Signed in to Acme" in await account.text()
+    other = session_of(
+        await post_login(b, cluster.card("student").barcode, cluster.card("student").secret)
+    )
+    stranger = await b.get("/account", headers={"Host": WWW, **other}, allow_redirects=False)
+    assert stranger.status == 302
+    await a.post("/logout", headers={**HOST, **auth, "Origin": PUBLIC})
+    key = token_key(auth["Cookie"].split("=", 1)[1])
+    assert not cluster_redis(cluster).exists(f"clamshell:j:{key}")
 
 
 async def test_redis_killed_gives_503_then_recovers_with_sessions(
