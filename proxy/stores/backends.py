@@ -2,8 +2,9 @@
 
 Contract: ``open_state(settings)`` returns the shared ``RedisState`` for ``redis`` and None for
 ``local``; ``open_session_store(settings, state)`` opens the matching ``SessionStore`` — the
-SQLite file in ``data_dir`` (local) or Redis. ``broadcast_reload(state)`` and
-``on_reload(state, fn)`` carry a rules reload from the node where it was asked to every other.
+SQLite file in ``data_dir`` (local) or Redis — and ``open_login_throttle`` the login throttle
+(the process's in-memory ``Throttle``, or counters in Redis). ``RELOAD`` is the bus message
+that carries a rules reload from the node where it was asked to every other.
 Not here: the stores themselves (sessions.py, redis_sessions.py), wiring them into the app
 (web/app.py).
 """
@@ -15,9 +16,11 @@ from pathlib import Path
 from typing import Final
 
 from proxy.core.settings import Settings
+from proxy.core.throttle import Throttle
 from proxy.stores.redis_sessions import RedisSessionStore
 from proxy.stores.redis_state import RedisState
 from proxy.stores.sessions import DB_FILE, SessionStore, SqliteSessionStore
+from proxy.stores.throttles import LocalLoginThrottle, LoginThrottle, RedisLoginThrottle
 
 RELOAD: Final = "rules_reload"  # the bus message kind
 
@@ -34,3 +37,13 @@ async def open_session_store(settings: Settings, state: RedisState | None) -> Se
     if state is not None:
         return RedisSessionStore(state, idle, lifetime)
     return await SqliteSessionStore.open(Path(settings.data_dir) / DB_FILE, idle, lifetime)
+
+
+def open_login_throttle(
+    settings: Settings, state: RedisState | None, local: Throttle
+) -> LoginThrottle:
+    """The login throttle of the configured backend (``local`` also keeps the console's
+    alarm count)."""
+    if state is None:
+        return LocalLoginThrottle(local)
+    return RedisLoginThrottle(state, local.limits, local)

@@ -36,7 +36,7 @@ from proxy.purge import Stores, purge_all
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import is_public_suffix
 from proxy.secretfiles import read_or_create_secret
-from proxy.stores.backends import RELOAD, open_session_store, open_state
+from proxy.stores.backends import RELOAD, open_login_throttle, open_session_store, open_state
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
@@ -57,6 +57,7 @@ from proxy.web.keys import (
     HOSTMAP,
     IN_FLIGHT,
     JARS,
+    LOGIN_THROTTLE,
     PSEUDONYMS,
     REGISTRY,
     RELAY,
@@ -149,6 +150,7 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[STATE] = open_state(settings)  # #15: None in local mode, Redis for workers and nodes
     app[SESSIONS] = overrides.sessions or await open_session_store(settings, app[STATE])
     app[THROTTLE] = Throttle(ThrottleLimits.from_settings(settings.throttle))
+    app[LOGIN_THROTTLE] = open_login_throttle(settings, app[STATE], app[THROTTLE])
     app[JARS] = JarRegistry(is_public_suffix=is_public_suffix)
     app[STATS] = await asyncio.to_thread(StatsStore.open, data)
     app[USAGE] = UsageCounters()

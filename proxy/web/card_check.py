@@ -41,7 +41,7 @@ from proxy.core.throttle import LoginKeys, Scope, ThrottleVerdict, network_of
 from proxy.logconfig import get_logger
 from proxy.stores.blocks import BlockList
 from proxy.stores.patrons import PatronRegistry
-from proxy.web.keys import BLOCKS, CLOCK, REGISTRY, SECRETS, SETTINGS, THROTTLE, USAGE
+from proxy.web.keys import BLOCKS, CLOCK, LOGIN_THROTTLE, REGISTRY, SECRETS, SETTINGS, USAGE
 
 log = get_logger("login")
 
@@ -60,12 +60,12 @@ async def check_card(
     keys = login_keys(request, barcode, address)
     now = app[CLOCK]()
     await slow_down_if_alarmed(request)
-    verdict = app[THROTTLE].blocked(keys, now)
+    verdict = await app[LOGIN_THROTTLE].blocked(keys, now)
     # Always look the card up (same work whether or not it exists, or we are throttled).
     (facts, secret_ok, card_library), blocked = await asyncio.to_thread(
         look_up_and_check_block, app, barcode, secret, library, now
     )
-    verdict = verdict or app[THROTTLE].blocked(keys, app[CLOCK]())  # counted meanwhile
+    verdict = verdict or await app[LOGIN_THROTTLE].blocked(keys, app[CLOCK]())  # meanwhile
     decision = decide_login(
         facts,
         secret_ok=secret_ok,
@@ -75,7 +75,7 @@ async def check_card(
         target_rule=target.rule if target else None,
     )
     decision = apply_block(decision, blocked=blocked)  # back-end independent (#18)
-    decision = record_outcome(request, keys, verdict, decision)
+    decision = await record_outcome(request, keys, verdict, decision)
     outcome = "ok" if isinstance(decision, LoginAccepted) else str(decision.reason)
     app[USAGE].login(
         now.date(), library.code if library else "unknown", "throttled" if verdict else outcome
@@ -97,7 +97,7 @@ def login_keys(request: web.Request, barcode: str, address: str) -> LoginKeys:
 async def slow_down_if_alarmed(request: web.Request) -> None:
     """While the global alarm is raised, every login waits a bounded delay (R4)."""
     delay_ms = request.app[SETTINGS].throttle.alarm_delay_ms
-    if delay_ms and request.app[THROTTLE].alarm(request.app[CLOCK]()) is not None:
+    if delay_ms and await request.app[LOGIN_THROTTLE].alarm(request.app[CLOCK]()) is not None:
         await asyncio.sleep(delay_ms / 1000)
 
 
@@ -136,20 +136,20 @@ def look_up_card(
     return facts, secret_ok, card_library
 
 
-def record_outcome(
+async def record_outcome(
     request: web.Request,
     keys: LoginKeys,
     verdict: ThrottleVerdict | None,
     decision: LoginAccepted | LoginRefused,
 ) -> LoginAccepted | LoginRefused:
     """Count a failure or a success; a good login past the card's rate is refused (R11)."""
-    throttle, now = request.app[THROTTLE], request.app[CLOCK]()
+    throttle, now = request.app[LOGIN_THROTTLE], request.app[CLOCK]()
     if isinstance(decision, LoginRefused):
         if decision.reason is Refusal.UNRECOGNISED and verdict is None:
-            log_tripped(throttle.record_failure(keys, now))
+            log_tripped(await throttle.record_failure(keys, now))
         return decision
-    throttle.record_success(keys, now)
-    if not throttle.admit_login(decision.patron_key, now):
+    await throttle.record_success(keys, now)
+    if not await throttle.admit_login(decision.patron_key, now):
         log.warning("login_rate_exceeded", scope="card")
         return refuse(Refusal.TOO_MANY)
     return decision

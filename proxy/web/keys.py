@@ -30,6 +30,7 @@ from proxy.stores.redis_state import RedisState
 from proxy.stores.sessions import SessionStore
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
+from proxy.stores.throttles import LoginThrottle
 from proxy.upstream.client import UpstreamClient
 from proxy.web.relay_guard import StallWatcher
 
@@ -78,5 +79,6 @@ IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight", InFlight)  # R3: per-p
 STALLS: web.AppKey[StallWatcher] = web.AppKey("stalls", StallWatcher)  # R3: slow readers
 SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)
 PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseudonyms)
+LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")  # #15: local or Redis
 STATE: web.AppKey[RedisState | None] = web.AppKey("state")  # #15: None with backend local
 RELAY: web.AppKey[RelayStores] = web.AppKey("relay", RelayStores)  # built from the above
