@@ -41,6 +41,8 @@ from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
 from proxy.stores.redis_jars import RedisJars
+from proxy.stores.redis_state import RedisState, StateUnavailable
+from proxy.stores.redis_suspensions import SharedSuspensions
 from proxy.stores.sessions import SessionStore, run_flusher, run_purger
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
@@ -230,7 +232,20 @@ async def start_maintenance(app: web.Application) -> None:
     state = app[STATE]
     if state is not None:  # #15: a reload asked on another node reloads this one too
         state.on(RELOAD, lambda _: tasks.spawn(app[RULEBOOK].reload_async(), name="bus_reload"))
+        await share_suspensions(state, app[SUSPENSIONS], tasks, app[CLOCK]())
         tasks.spawn(state.run_bus(), name="state_bus")
+
+
+async def share_suspensions(
+    state: RedisState, book: Suspensions, tasks: TaskOwner, now: datetime
+) -> None:
+    """#15: suspensions marked on any node hold on every node (and after restarts)."""
+    shared = SharedSuspensions(state, book, tasks)
+    try:
+        restored = await shared.restore(now)
+        log.info("suspensions_restored", count=restored)
+    except StateUnavailable:  # serving starts; the relay's own checks fail closed meanwhile
+        log.error("suspensions_restore_failed")
 
 
 async def stop_maintenance(app: web.Application) -> None:
