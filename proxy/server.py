@@ -57,13 +57,15 @@ async def start_site(
     ssl_context: ssl.SSLContext | None = None,
     client_idle: float = 15.0,
     counter: ConnectionCounter | None = None,
+    reuse_port: bool = False,
 ) -> web.AppRunner:
     """Start one listener; the caller cleans the runner up.
 
     ``client_idle`` bounds slow-header and idle keep-alive connections (CONVENTIONS "Traps":
     under AppRunner the keep-alive timer is the only guard, and it defaults to about an hour)
     and TLS handshakes. ``counter`` caps connections per address and in all at accept time
-    (default: the caps of ``server:``'s defaults).
+    (default: the caps of ``server:``'s defaults). ``reuse_port``: several worker processes
+    bind the same port and the kernel spreads connections over them (#15, proxy/workers.py).
     """
     hide_server_version()
     logging_options: dict[str, Any] = {"access_log": None}
@@ -82,6 +84,7 @@ async def start_site(
         ssl_context=ssl_context,
         counter=gate,
         handshake_timeout=client_idle,
+        reuse_port=reuse_port,
     ).start()
     return runner
 
@@ -124,8 +127,14 @@ async def serve_forever(
     settings: Settings,
     *,
     on_ready: Callable[[], Awaitable[None]] | None = None,
+    worker: int | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; reload rules (and the certificate) on SIGHUP."""
+    """Serve until SIGINT/SIGTERM; reload rules (and the certificate) on SIGHUP.
+
+    ``worker``: this process is worker number ``worker`` of a supervisor (proxy/workers.py):
+    its listeners share their ports with the other workers (``reuse_port``), and only worker 0
+    runs the admin listener (console sign-ins live in that process's memory).
+    """
     require_c_parser()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,6 +152,7 @@ async def serve_forever(
             ssl_context=context,
             client_idle=settings.timeouts.client_idle,
             counter=counter,
+            reuse_port=worker is not None,
         )
     ]
     if settings.tls is not None and settings.tls.http_redirect_port:
@@ -153,14 +163,16 @@ async def serve_forever(
                 settings.tls.http_redirect_port,
                 client_idle=settings.timeouts.client_idle,
                 counter=counter,
+                reuse_port=worker is not None,
             )
         )
-    admin = await start_admin(app)
+    admin = await start_admin(app) if not worker else None
     log.info(
         "server_started",
         host=settings.listen.host,
         port=settings.listen.port,
         tls=context is not None,
+        worker=worker,
     )
     try:
         if on_ready is not None:
