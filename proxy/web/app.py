@@ -40,6 +40,7 @@ from proxy.stores.backends import RELOAD, open_login_throttle, open_session_stor
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
+from proxy.stores.redis_epochkeys import SharedEpochKeys
 from proxy.stores.redis_jars import RedisJars
 from proxy.stores.redis_state import RedisState, StateUnavailable
 from proxy.stores.redis_suspensions import SharedSuspensions
@@ -228,12 +229,15 @@ async def start_maintenance(app: web.Application) -> None:
     tasks.spawn(run_purger(app[SESSIONS], app[CLOCK]), name="sessions_purge")
     tasks.spawn(expire_counters(app), name="counters_expire")
     tasks.spawn(flush_usage_forever(app), name="usage_flush")
-    tasks.spawn(purge_forever(app), name="retention_purge")
     state = app[STATE]
+    shared = None
     if state is not None:  # #15: a reload asked on another node reloads this one too
         state.on(RELOAD, lambda _: tasks.spawn(app[RULEBOOK].reload_async(), name="bus_reload"))
         await share_suspensions(state, app[SUSPENSIONS], tasks, app[CLOCK]())
+        keep = timedelta(days=app[SETTINGS].retention.epoch_key_days)
+        shared = SharedEpochKeys(state, app[EPOCHS], tasks, keep)
         tasks.spawn(state.run_bus(), name="state_bus")
+    tasks.spawn(purge_forever(app, shared), name="retention_purge")
 
 
 async def share_suspensions(
@@ -291,13 +295,18 @@ async def flush_usage_forever(app: web.Application) -> None:
             log.error("usage_flush_failed", error=type(exc).__name__)
 
 
-async def purge_forever(app: web.Application) -> None:
-    """Apply the retention rules at start-up and every few hours (see proxy/purge.py)."""
+async def purge_forever(app: web.Application, shared: SharedEpochKeys | None = None) -> None:
+    """Apply the retention rules at start-up and every few hours (see proxy/purge.py); with
+    Redis, agree on the epoch keys with every node and have them destroy the old ones too."""
     stores = Stores(app[EPOCHS], app[STATS], app[SUSPENSIONS], app[SESSIONS])
     while True:
         try:
-            report = await purge_all(stores, app[SETTINGS], app[CLOCK]())
+            now = app[CLOCK]()
+            report = await purge_all(stores, app[SETTINGS], now)
             log.info("retention_applied", **dataclasses.asdict(report))
+            if shared is not None:
+                await shared.sync()
+                await shared.destroyed(now - timedelta(days=app[SETTINGS].retention.epoch_key_days))
         except Exception as exc:  # try again next round; the failure is logged
             log.error("retention_failed", error=type(exc).__name__)
         await asyncio.sleep(PURGE_EVERY_S)
