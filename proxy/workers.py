@@ -38,6 +38,7 @@ DRAIN_S: Final = 30.0  # a worker still running this long after SIGTERM is kille
 POLL_S: Final = 0.2
 RESTART_PAUSE_S: Final = (0.5, 30.0)  # first and longest pause before restarting a worker
 QUICK_DEATH_S: Final = 10.0  # a worker that dies younger than this doubles the pause
+INTERRUPTED: Final = 130  # the CLI's exit code after KeyboardInterrupt
 FORWARDED: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -116,8 +117,9 @@ class Supervisor:
                 log.error("worker_killed", worker=index)
                 proc.kill()
                 codes.append(proc.wait())
-        # A worker still starting when the signal came dies of it: it had nothing to drain.
-        clean = {0, -(self.stopping or signal.SIGTERM)}
+        # A worker still starting when the signal came dies of it (SIGINT there is Python's
+        # KeyboardInterrupt: exit 130): it had nothing to drain.
+        clean = {0, -(self.stopping or signal.SIGTERM), INTERRUPTED}
         return 0 if all(code in clean for code in codes) else 1
 
 

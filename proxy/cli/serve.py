@@ -19,6 +19,7 @@ from typing import Any
 
 from proxy.cli.startup import configured
 from proxy.core.settings import Settings
+from proxy.errors import ClamshellError
 from proxy.logconfig import configure_logging
 from proxy.rulebook import Rulebook
 from proxy.stores.datalock import DataDirLocked, hold_data_dir
@@ -46,6 +47,14 @@ def add_serve_parsers(commands: Any) -> None:
         "--data-dir", default="./demo-data", help="where the demo keeps its SQLite files"
     )
     demo.add_argument("--tls", action="store_true", help="serve HTTPS with a generated dev CA")
+    demo.add_argument(
+        "--workers", type=positive_int, default=1, help="worker processes (more than 1: --redis)"
+    )
+    demo.add_argument(
+        "--redis",
+        action="store_true",
+        help="share state in a private redis-server (needs /usr/bin/redis-server)",
+    )
 
 
 def positive_int(text: str) -> int:
@@ -95,11 +104,25 @@ def demo_command(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_format or "auto")
     data_dir = Path(args.data_dir)
+    if args.workers > 1 and not args.redis:
+        print("demo: --workers needs --redis (state.backend: redis)", file=sys.stderr)
+        return 2
     try:
         with hold_data_dir(data_dir):
+            if args.redis:
+                return scaled_demo(args, data_dir)
             return run_demo(
                 port=args.port, vendor_port=args.vendor_port, data_dir=data_dir, tls=args.tls
             )
-    except DataDirLocked as exc:
+    except (DataDirLocked, ClamshellError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
+
+
+def scaled_demo(args: argparse.Namespace, data_dir: Path) -> int:
+    """#15: ``demo --redis [--workers N]`` — the demo on workers sharing a private Redis."""
+    from proxy.demo.scaled import run_scaled_demo
+
+    return run_scaled_demo(
+        port=args.port, vendor_port=args.vendor_port, data_dir=data_dir, workers=args.workers
+    )

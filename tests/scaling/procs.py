@@ -48,9 +48,10 @@ def write_config(directory: Path, data_dir: Path, extra: str = "") -> tuple[Path
 class ServeProcess:
     """One ``run_proxy.py serve`` child process."""
 
-    def __init__(self, config: Path, *args: str) -> None:
+    def __init__(self, config: Path, *args: str, command: str = "serve") -> None:
+        where = ["--config", str(config), command] if command == "serve" else [command]
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "run_proxy.py"), "--config", str(config), "serve", *args],
+            [sys.executable, str(REPO / "run_proxy.py"), *where, *args],
             cwd=config.parent,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             stdout=subprocess.DEVNULL,
