@@ -24,8 +24,7 @@ from proxy.connlimit import ConnectionCounter, GatedSite
 from proxy.core.settings import ServerLimits, Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
-from proxy.stores.backends import RELOAD
-from proxy.stores.redis_state import StateUnavailable
+from proxy.stores.backends import broadcast_reload
 from proxy.tlsconfig import reload_cert_chain, server_context
 from proxy.web.admin.app import start_admin
 from proxy.web.app import TASKS
@@ -224,7 +223,7 @@ async def reload_now(
     failure. The rules go through ``Rulebook.reload_async``, the admin API's reload too (R12:
     a reload on the loop stalled every request while many files were parsed)."""
     await app[RULEBOOK].reload_async()
-    await broadcast_reload(app)
+    await broadcast_reload(app[STATE])  # #15: every other node and worker reloads too
     if context is not None and settings.tls is not None:
         try:
             # On the loop: two small files, and the context is in use by handshakes here.
@@ -232,15 +231,3 @@ async def reload_now(
             log.info("tls_reloaded")
         except ClamshellError as exc:
             log.error("tls_reload_failed", error=type(exc).__name__)
-
-
-async def broadcast_reload(app: web.Application) -> None:
-    """#15: with Redis, tell every other node and worker to reload its rules too (they reload
-    from their own rules_dir: deploy the files everywhere first)."""
-    state = app[STATE]
-    if state is None:
-        return
-    try:
-        await state.publish(RELOAD)
-    except StateUnavailable:
-        log.error("reload_broadcast_failed")

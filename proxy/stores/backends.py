@@ -3,8 +3,8 @@
 Contract: ``open_state(settings)`` returns the shared ``RedisState`` for ``redis`` and None for
 ``local``; ``open_session_store(settings, state)`` opens the matching ``SessionStore`` — the
 SQLite file in ``data_dir`` (local) or Redis — and ``open_login_throttle`` the login throttle
-(the process's in-memory ``Throttle``, or counters in Redis). ``RELOAD`` is the bus message
-that carries a rules reload from the node where it was asked to every other.
+(the process's in-memory ``Throttle``, or counters in Redis). ``RELOAD`` is the bus message and
+``broadcast_reload(state)`` sends it: a rules reload asked on one node reaches every other.
 Not here: the stores themselves (sessions.py, redis_sessions.py), wiring them into the app
 (web/app.py).
 """
@@ -17,12 +17,14 @@ from typing import Final
 
 from proxy.core.settings import Settings
 from proxy.core.throttle import Throttle
+from proxy.logconfig import get_logger
 from proxy.stores.redis_sessions import RedisSessionStore
-from proxy.stores.redis_state import RedisState
+from proxy.stores.redis_state import RedisState, StateUnavailable
 from proxy.stores.sessions import DB_FILE, SessionStore, SqliteSessionStore
 from proxy.stores.throttles import LocalLoginThrottle, LoginThrottle, RedisLoginThrottle
 
 RELOAD: Final = "rules_reload"  # the bus message kind
+log = get_logger("state")
 
 
 def open_state(settings: Settings) -> RedisState | None:
@@ -47,3 +49,14 @@ def open_login_throttle(
     if state is None:
         return LocalLoginThrottle(local)
     return RedisLoginThrottle(state, local.limits, local)
+
+
+async def broadcast_reload(state: RedisState | None) -> None:
+    """After a rules reload asked on this node (SIGHUP, the admin console): with Redis, every
+    other node and worker reloads too (from its own rules_dir: deploy the files first)."""
+    if state is None:
+        return
+    try:
+        await state.publish(RELOAD)
+    except StateUnavailable:
+        log.error("reload_broadcast_failed")
