@@ -54,6 +54,7 @@ class Drained:
     logins: Counter[tuple[date, str, str]] = field(default_factory=Counter)  # day, lib, outcome
     third_party: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
     # (day, vendor, host, "referenced" | "blocked")
+    patrons: dict[UsageKey, set[str]] = field(default_factory=dict)  # only with share_patrons
 
 
 def is_download(content_type: str) -> bool:
@@ -70,7 +71,10 @@ def is_download_answer(method: str, status: int, content_type: str) -> bool:
 class UsageCounters:
     """In-memory aggregate counters; one per process."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, share_patrons: bool = False) -> None:
+        """``share_patrons`` (#15, Redis): also hand out, per key, the patron ids seen since
+        the last drain, so that the shell can count uniques across processes."""
+        self._share_patrons = share_patrons
         self._pending = Drained()
         self._salt_day: date | None = None
         self._salt = b""
@@ -100,6 +104,8 @@ class UsageCounters:
         if self._remember(self._sessions, key, session) > before:
             delta.sessions += 1  # this session's first request to this vendor today
         delta.uniques = self._remember(self._seen, key, patron)
+        if self._share_patrons:
+            self._pending.patrons.setdefault(key, set()).add(patron)
 
     def login(self, day: date, library: str, outcome: str) -> None:
         """Count a login success (``ok``) or failure by reason."""
@@ -128,6 +134,8 @@ class UsageCounters:
             mine.uniques = max(mine.uniques, delta.uniques)
         self._pending.logins.update(drained.logins)
         self._pending.third_party.update(drained.third_party)
+        for key, patrons in drained.patrons.items():
+            self._pending.patrons.setdefault(key, set()).update(patrons)
 
     def _delta(self, key: UsageKey) -> UsageDelta:
         delta = self._pending.usage.get(key)

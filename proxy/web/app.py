@@ -44,6 +44,7 @@ from proxy.stores.redis_epochkeys import SharedEpochKeys
 from proxy.stores.redis_jars import RedisJars
 from proxy.stores.redis_state import RedisState, StateUnavailable
 from proxy.stores.redis_suspensions import SharedSuspensions
+from proxy.stores.redis_usage import SharedUsage
 from proxy.stores.sessions import SessionStore, run_flusher, run_purger
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
@@ -68,6 +69,7 @@ from proxy.web.keys import (
     SECRETS,
     SESSIONS,
     SETTINGS,
+    SHARED_USAGE,
     STALLS,
     STATE,
     STATS,
@@ -156,7 +158,9 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[LOGIN_THROTTLE] = open_login_throttle(settings, app[STATE], app[THROTTLE])
     app[JARS] = JarRegistry(is_public_suffix=is_public_suffix)
     app[STATS] = await asyncio.to_thread(StatsStore.open, data)
-    app[USAGE] = UsageCounters()
+    app[USAGE] = UsageCounters(share_patrons=app[STATE] is not None)
+    state = app[STATE]
+    app[SHARED_USAGE] = None if state is None else SharedUsage(state, app[SECRETS].pepper)
     app[ABUSE] = AbuseMonitor()
     app[IN_FLIGHT] = InFlight()
     app[STALLS] = StallWatcher(settings.relay.client_write_seconds)
@@ -210,7 +214,10 @@ async def close_resources(app: web.Application) -> None:
     """Close what ``open_resources`` opened (sessions flush their last_seen first)."""
     app[STALLS].close()
     await app[UPSTREAM].close()
-    await flush_usage(app)
+    try:
+        await flush_usage(app)
+    except Exception as exc:  # e.g. Redis gone: still close every store below
+        log.error("usage_flush_failed", error=type(exc).__name__)
     await app[SESSIONS].close()
     state = app[STATE]
     if state is not None:
@@ -274,15 +281,20 @@ async def expire_counters(app: web.Application) -> None:
 
 
 async def flush_usage(app: web.Application) -> None:
-    """Write the counters gathered since the last flush (kept for the next try on failure)."""
-    drained = app[USAGE].drain()
-    if not (drained.usage or drained.logins or drained.third_party):
-        return
-    try:
-        await asyncio.to_thread(app[STATS].add, drained)
-    except Exception:
-        app[USAGE].restore(drained)
-        raise
+    """Write the counters gathered since the last flush (kept for the next try on failure);
+    with Redis, add them there, and the leader process writes everyone's to the file."""
+    drained, shared = app[USAGE].drain(), app[SHARED_USAGE]
+    if drained.usage or drained.logins or drained.third_party:
+        try:
+            if shared is None:
+                await asyncio.to_thread(app[STATS].add, drained)
+            else:
+                await shared.push(drained, app[CLOCK]())
+        except Exception:
+            app[USAGE].restore(drained)
+            raise
+    if shared is not None:
+        await shared.flush_if_leader(app[STATS])
 
 
 async def flush_usage_forever(app: web.Application) -> None:

@@ -27,6 +27,7 @@ from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
 from proxy.stores.redis_jars import RedisJars
 from proxy.stores.redis_state import RedisState
+from proxy.stores.redis_usage import SharedUsage
 from proxy.stores.sessions import SessionStore
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
@@ -80,5 +81,6 @@ STALLS: web.AppKey[StallWatcher] = web.AppKey("stalls", StallWatcher)  # R3: slo
 SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)
 PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseudonyms)
 LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")  # #15: local or Redis
+SHARED_USAGE: web.AppKey[SharedUsage | None] = web.AppKey("shared_usage")  # #15: redis mode
 STATE: web.AppKey[RedisState | None] = web.AppKey("state")  # #15: None with backend local
 RELAY: web.AppKey[RelayStores] = web.AppKey("relay", RelayStores)  # built from the above

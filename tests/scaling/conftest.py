@@ -69,9 +69,10 @@ def node_settings(settings: Settings, data_dir: Path) -> Settings:
 
 @pytest.fixture
 async def make_cluster(
-    aiohttp_client: Any, tmp_path: Path, redis_server: RedisServer
+    redis_server: RedisServer, aiohttp_client: Any, tmp_path: Path
 ) -> AsyncIterator[Any]:
-    """``await make_cluster(n, **settings)``: n nodes on the test's redis-server."""
+    """``await make_cluster(n, **settings)``: n nodes on the test's redis-server (requested
+    first: it must outlive the apps, which flush their counters into it on close)."""
     runners: list[web.AppRunner] = []
 
     async def factory(count: int = 2, *, own_dirs: bool = False, **extra: Any) -> Cluster:
