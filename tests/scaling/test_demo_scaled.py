@@ -27,4 +27,5 @@ def test_demo_on_two_workers_and_redis(tmp_path: Path) -> None:
         demo.wait_healthy(port)
         assert (tmp_path / "demo-proxy.yaml").exists()
     finally:
-        assert demo.stop(signal.SIGINT) == 0
+        code = demo.stop(signal.SIGINT)
+    assert code == 0, demo.stderr()[-4000:]
