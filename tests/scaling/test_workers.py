@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import os
+import shutil
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -97,3 +98,33 @@ def test_workers_share_sessions_restart_and_drain(
     assert code == 0, server.stderr()[-3000:]
     assert not children(server.proc.pid)
     assert "worker_died" in server.stderr()
+
+
+def test_two_serve_nodes_on_their_own_data_dirs_share_sessions(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Two `serve` processes (nodes) with their own data_dirs and the same secrets: a session
+    is accepted by both; logout through node A is refused by node B at once."""
+    extra = f"state: {{backend: redis, url: '{redis_server.url}'}}\n"
+    first, second = tmp_path / "a", tmp_path / "b"
+    second.mkdir(mode=0o700)
+    config_a, port_a = write_config(tmp_path, first, extra)
+    config_b, port_b = write_config(tmp_path, second, extra)
+    node_a = ServeProcess(config_a)
+    try:
+        node_a.wait_healthy(port_a)
+        for secret in ("pepper.key", "csrf.key"):
+            shutil.copy2(first / secret, second / secret)
+        node_b = ServeProcess(config_b)
+        try:
+            node_b.wait_healthy(port_b)
+            cookie = {"Cookie": f"clamshell_session={new_session(redis_server.url)}"}
+            assert get(port_a, "/menu", cookie) == 200
+            assert get(port_b, "/menu", cookie) == 200
+            origin = {"Origin": f"http://proxy.localhost:{port_a}"}
+            assert get(port_a, "/logout", {**cookie, **origin}, method="POST") == 200
+            assert get(port_b, "/menu", cookie) == 302
+        finally:
+            assert node_b.stop() == 0
+    finally:
+        assert node_a.stop() == 0
