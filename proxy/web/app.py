@@ -31,6 +31,7 @@ from proxy.core.settings import Settings
 from proxy.core.snapshot import compile_snapshot
 from proxy.core.throttle import Throttle, ThrottleLimits
 from proxy.core.usage import UsageCounters
+from proxy.ilsauth.backends import LiveBackends
 from proxy.logconfig import get_logger
 from proxy.purge import Stores, purge_all
 from proxy.rulebook import Rulebook
@@ -61,6 +62,7 @@ from proxy.web.keys import (
     HOSTMAP,
     IN_FLIGHT,
     JARS,
+    LIVE_AUTH,
     LOGIN_THROTTLE,
     PSEUDONYMS,
     REGISTRY,
@@ -151,6 +153,9 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     )
     app[REGISTRY] = await asyncio.to_thread(PatronRegistry.open, data)
     app[BLOCKS] = await asyncio.to_thread(BlockList.open, data)
+    app[LIVE_AUTH] = await asyncio.to_thread(
+        LiveBackends.open, settings.libraries, clock=app[CLOCK]
+    )
     app[EPOCHS] = await asyncio.to_thread(EpochKeyStore.open, data)
     app[STATE] = open_state(settings)  # #15: None in local mode, Redis for workers and nodes
     app[SESSIONS] = overrides.sessions or await open_session_store(settings, app[STATE])
@@ -213,6 +218,7 @@ def shared_jars(app: web.Application) -> RedisJars | None:
 async def close_resources(app: web.Application) -> None:
     """Close what ``open_resources`` opened (sessions flush their last_seen first)."""
     app[STALLS].close()
+    await app[LIVE_AUTH].close()
     await app[UPSTREAM].close()
     try:
         await flush_usage(app)

@@ -21,6 +21,7 @@ from proxy.core.pseudonym import SessionPseudonyms
 from proxy.core.settings import Settings
 from proxy.core.throttle import Throttle
 from proxy.core.usage import UsageCounters
+from proxy.ilsauth.backends import LiveBackends
 from proxy.rulebook import Rulebook
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
@@ -83,4 +84,5 @@ PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseu
 LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")  # #15: local or Redis
 SHARED_USAGE: web.AppKey[SharedUsage | None] = web.AppKey("shared_usage")  # #15: redis mode
 STATE: web.AppKey[RedisState | None] = web.AppKey("state")  # #15: None with backend local
+LIVE_AUTH: web.AppKey[LiveBackends] = web.AppKey("live_auth", LiveBackends)  # #16: SIP2/LDAP
 RELAY: web.AppKey[RelayStores] = web.AppKey("relay", RelayStores)  # built from the above

@@ -26,6 +26,7 @@ from proxy.core.clientaddr import IPAddress, IPNetwork, client_address, in_netwo
 from proxy.core.login import LoginRefused
 from proxy.core.settings import Library, Settings
 from proxy.core.targets import NotOurDatabase, Target, resolve_target
+from proxy.ilsauth.backends import CardCheckUnavailable
 from proxy.logconfig import get_logger, truncate_ip
 from proxy.web.card_check import check_card
 from proxy.web.keys import (
@@ -211,9 +212,15 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             status=403,
             message="Your sign-in page had expired. Please try again.",
         )
-    decision = await check_card(
-        request, str(form.get("card", "")), str(form.get("pin", "")), target, client_ip(request)
-    )
+    try:
+        decision = await check_card(
+            request, str(form.get("card", "")), str(form.get("pin", "")), target, client_ip(request)
+        )
+    except CardCheckUnavailable as exc:  # #16: the ILS is down or slow; the form stays usable
+        log.info("login_failed", reason="unavailable")
+        return render_form(
+            request, raw=raw, target=target, nonce=nonce, status=503, message=exc.public_message
+        )
     if isinstance(decision, LoginRefused):
         log.info("login_failed", reason=str(decision.reason))
         return render_form(
