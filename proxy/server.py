@@ -24,12 +24,13 @@ from proxy.connlimit import ConnectionCounter, GatedSite
 from proxy.core.settings import ServerLimits, Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.stores.backends import broadcast_reload
 from proxy.tlsconfig import reload_cert_chain, server_context
 from proxy.web.admin.app import start_admin
 from proxy.web.app import TASKS
 from proxy.web.edge_headers import SERVER_NAME, hide_server_version
 from proxy.web.errors import BadRequestShape, checked_host
-from proxy.web.keys import RULEBOOK
+from proxy.web.keys import RULEBOOK, STATE
 
 log = get_logger("server")
 # CPython's defaults are (700, 10, 10); a relayed request allocates a few hundred objects.
@@ -55,13 +56,15 @@ async def start_site(
     ssl_context: ssl.SSLContext | None = None,
     client_idle: float = 15.0,
     counter: ConnectionCounter | None = None,
+    reuse_port: bool = False,
 ) -> web.AppRunner:
     """Start one listener; the caller cleans the runner up.
 
     ``client_idle`` bounds slow-header and idle keep-alive connections (CONVENTIONS "Traps":
     under AppRunner the keep-alive timer is the only guard, and it defaults to about an hour)
     and TLS handshakes. ``counter`` caps connections per address and in all at accept time
-    (default: the caps of ``server:``'s defaults).
+    (default: the caps of ``server:``'s defaults). ``reuse_port``: several worker processes
+    bind the same port and the kernel spreads connections over them (#15, proxy/workers.py).
     """
     hide_server_version()
     logging_options: dict[str, Any] = {"access_log": None}
@@ -80,6 +83,7 @@ async def start_site(
         ssl_context=ssl_context,
         counter=gate,
         handshake_timeout=client_idle,
+        reuse_port=reuse_port,
     ).start()
     return runner
 
@@ -122,8 +126,14 @@ async def serve_forever(
     settings: Settings,
     *,
     on_ready: Callable[[], Awaitable[None]] | None = None,
+    worker: int | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; reload rules (and the certificate) on SIGHUP."""
+    """Serve until SIGINT/SIGTERM; reload rules (and the certificate) on SIGHUP.
+
+    ``worker``: this process is worker number ``worker`` of a supervisor (proxy/workers.py):
+    its listeners share their ports with the other workers (``reuse_port``), and only worker 0
+    runs the admin listener (console sign-ins live in that process's memory).
+    """
     require_c_parser()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -141,6 +151,7 @@ async def serve_forever(
             ssl_context=context,
             client_idle=settings.timeouts.client_idle,
             counter=counter,
+            reuse_port=worker is not None,
         )
     ]
     if settings.tls is not None and settings.tls.http_redirect_port:
@@ -151,14 +162,16 @@ async def serve_forever(
                 settings.tls.http_redirect_port,
                 client_idle=settings.timeouts.client_idle,
                 counter=counter,
+                reuse_port=worker is not None,
             )
         )
-    admin = await start_admin(app)
+    admin = await start_admin(app) if not worker else None
     log.info(
         "server_started",
         host=settings.listen.host,
         port=settings.listen.port,
         tls=context is not None,
+        worker=worker,
     )
     try:
         if on_ready is not None:
@@ -210,6 +223,7 @@ async def reload_now(
     failure. The rules go through ``Rulebook.reload_async``, the admin API's reload too (R12:
     a reload on the loop stalled every request while many files were parsed)."""
     await app[RULEBOOK].reload_async()
+    await broadcast_reload(app[STATE])  # #15: every other node and worker reloads too
     if context is not None and settings.tls is not None:
         try:
             # On the loop: two small files, and the context is in use by handshakes here.

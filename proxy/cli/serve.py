@@ -1,7 +1,9 @@
 """``serve`` and ``demo``: run the proxy, on the config file or on the demo's embedded defaults.
 
 Contract: ``add_serve_parsers(commands)`` adds both commands; ``serve_command(args)`` runs the
-proxy with ``--config`` until interrupted; ``demo_command(args)`` runs the proxy and the demo
+proxy with ``--config`` until interrupted — in this process, or as ``--workers N`` supervised
+worker processes (proxy/workers.py) — holding the data_dir lock (a second server on the same
+data_dir exits 2 naming the PID that holds it); ``demo_command(args)`` runs the proxy and the demo
 vendors. Both return 0 on a clean stop. The server and the demo are imported only when run.
 Not here: binding listeners and signals (proxy/server.py), the app (proxy/web/app.py), the demo
 itself (proxy/demo/run.py).
@@ -11,17 +13,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
 from proxy.cli.startup import configured
+from proxy.core.settings import Settings
+from proxy.errors import ClamshellError
 from proxy.logconfig import configure_logging
 from proxy.rulebook import Rulebook
+from proxy.stores.datalock import DataDirLocked, hold_data_dir
 
 
 def add_serve_parsers(commands: Any) -> None:
     """Add ``serve`` and ``demo`` to the main parser's commands."""
-    commands.add_parser("serve", help="run the proxy with the config file")
+    serve = commands.add_parser("serve", help="run the proxy with the config file")
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="worker processes sharing the listener (default: workers in proxy.yaml, 1); "
+        "more than 1 needs state.backend: redis",
+    )
+    serve.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # internal
     demo = commands.add_parser(
         "demo", help="run the proxy and the demo vendors on embedded defaults"
     )
@@ -33,19 +47,52 @@ def add_serve_parsers(commands: Any) -> None:
         "--data-dir", default="./demo-data", help="where the demo keeps its SQLite files"
     )
     demo.add_argument("--tls", action="store_true", help="serve HTTPS with a generated dev CA")
+    demo.add_argument(
+        "--workers", type=positive_int, default=1, help="worker processes (more than 1: --redis)"
+    )
+    demo.add_argument(
+        "--redis",
+        action="store_true",
+        help="share state in a private redis-server (needs /usr/bin/redis-server)",
+    )
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    """``serve``: run with the config file until interrupted."""
+    """``serve``: run with the config file until interrupted (``--workers``: supervised)."""
+    from proxy.workers import WorkersNeedRedis, check_workers, supervise, worker_count
+
+    settings = configured(args)
+    if args.worker is not None:  # a supervisor's worker: the supervisor holds the lock
+        return serve_one(settings, worker=args.worker)
+    count = worker_count(settings.workers, args.workers)
+    try:
+        check_workers(count, settings)
+        with hold_data_dir(Path(settings.data_dir)):
+            return supervise(sys.argv, count) if count > 1 else serve_one(settings)
+    except (DataDirLocked, WorkersNeedRedis) as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
+
+
+def serve_one(settings: Settings, *, worker: int | None = None) -> int:
+    """Serve in this process until SIGINT/SIGTERM."""
     from proxy.server import serve_forever, settle_heap
     from proxy.web.app import build_app
 
-    settings = configured(args)
     codes = frozenset(lib.code for lib in settings.libraries)
     book = Rulebook.open(settings.rules_dir, codes, settings.proxy_host)
 
     async def run() -> None:
-        await serve_forever(await build_app(settings, book), settings, on_ready=settle_heap)
+        app = await build_app(settings, book)
+        await serve_forever(app, settings, on_ready=settle_heap, worker=worker)
 
     asyncio.run(run())
     return 0
@@ -56,6 +103,26 @@ def demo_command(args: argparse.Namespace) -> int:
     from proxy.demo.run import run_demo
 
     configure_logging(args.log_format or "auto")
-    return run_demo(
-        port=args.port, vendor_port=args.vendor_port, data_dir=Path(args.data_dir), tls=args.tls
+    data_dir = Path(args.data_dir)
+    if args.workers > 1 and not args.redis:
+        print("demo: --workers needs --redis (state.backend: redis)", file=sys.stderr)
+        return 2
+    try:
+        with hold_data_dir(data_dir):
+            if args.redis:
+                return scaled_demo(args, data_dir)
+            return run_demo(
+                port=args.port, vendor_port=args.vendor_port, data_dir=data_dir, tls=args.tls
+            )
+    except (DataDirLocked, ClamshellError) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+
+
+def scaled_demo(args: argparse.Namespace, data_dir: Path) -> int:
+    """#15: ``demo --redis [--workers N]`` — the demo on workers sharing a private Redis."""
+    from proxy.demo.scaled import run_scaled_demo
+
+    return run_scaled_demo(
+        port=args.port, vendor_port=args.vendor_port, data_dir=data_dir, workers=args.workers
     )

@@ -221,6 +221,18 @@ class CookieJar:
         """Forget every cookie."""
         self._entries.clear()
 
+    def snapshot(self, now: datetime) -> list[tuple[StoredCookie, datetime]]:
+        """The live cookies with their last-access times (for a shared store, #15)."""
+        _require_aware(now)
+        self._evict(now)
+        return [(e.cookie, e.last_access) for e in self._live()]
+
+    def restore(self, items: Iterable[tuple[StoredCookie, datetime]], now: datetime) -> None:
+        """Replace the contents with a ``snapshot`` taken elsewhere; the bounds still apply."""
+        _require_aware(now)
+        self._entries = {_key(cookie): _Entry(cookie, seen) for cookie, seen in items}
+        self._evict(now)
+
     def cookies(self, now: datetime) -> list[StoredCookie]:
         """The live cookies, oldest stored first (for review and debugging)."""
         _require_aware(now)

@@ -244,6 +244,35 @@ class MenuSettings(Frozen):
     public: bool = False
 
 
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})  # redis-py's from_url: TCP, TLS, socket
+
+
+class State(Frozen):
+    """``state:``: where shared state lives (#15, docs/scaling.md). ``local``: SQLite files and
+    memory, one process per data_dir; ``redis``: sessions, jars, throttles, suspensions and
+    usage in Redis, shared by every worker and node."""
+
+    backend: Literal["local", "redis"] = "local"
+    url: str | None = None  # redis://host:6379/0, rediss:// (TLS), unix:///run/redis.sock
+    password_file: str | None = None  # a secret file (mode 0600) holding the Redis password
+    key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9:_.-]{1,64}$")] = "clamshell:"
+    connect_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    command_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in REDIS_SCHEMES:
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> State:
+        if self.backend == "redis" and self.url is None:
+            raise ValueError("backend redis needs url (e.g. redis://127.0.0.1:6379/0)")
+        return self
+
+
 class Settings(Frozen):
     """Everything in proxy.yaml."""
 
@@ -275,6 +304,8 @@ class Settings(Frozen):
     upstream: Upstream = Upstream()
     login: LoginLimits = LoginLimits()
     menu: MenuSettings = MenuSettings()  # #17
+    state: State = State()  # #15: local (SQLite, one process) or redis (workers and nodes)
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1  # #15: auto = cores
 
     @field_validator("public_url")
     @classmethod

@@ -62,6 +62,7 @@ class Drained:
     starts: Counter[tuple[date, str, str, str]] = field(default_factory=Counter)
     # #17 (EZproxy needhost): links to hosts no rule covers, per host per day; no patron data
     unknown_hosts: Counter[tuple[date, str]] = field(default_factory=Counter)
+    patrons: dict[UsageKey, set[str]] = field(default_factory=dict)  # only with share_patrons
 
     def __bool__(self) -> bool:
         return bool(
@@ -83,7 +84,10 @@ def is_download_answer(method: str, status: int, content_type: str) -> bool:
 class UsageCounters:
     """In-memory aggregate counters; one per process."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, share_patrons: bool = False) -> None:
+        """``share_patrons`` (#15, Redis): also hand out, per key, the patron ids seen since
+        the last drain, so that the shell can count uniques across processes."""
+        self._share_patrons = share_patrons
         self._pending = Drained()
         self._salt_day: date | None = None
         self._salt = b""
@@ -113,6 +117,8 @@ class UsageCounters:
         if self._remember(self._sessions, key, session) > before:
             delta.sessions += 1  # this session's first request to this vendor today
         delta.uniques = self._remember(self._seen, key, patron)
+        if self._share_patrons:
+            self._pending.patrons.setdefault(key, set()).add(patron)
 
     def login(self, day: date, library: str, outcome: str) -> None:
         """Count a login success (``ok``) or failure by reason."""
@@ -155,6 +161,8 @@ class UsageCounters:
         self._pending.third_party.update(drained.third_party)
         self._pending.starts.update(drained.starts)
         self._pending.unknown_hosts.update(drained.unknown_hosts)
+        for key, patrons in drained.patrons.items():
+            self._pending.patrons.setdefault(key, set()).update(patrons)
 
     def _delta(self, key: UsageKey) -> UsageDelta:
         delta = self._pending.usage.get(key)

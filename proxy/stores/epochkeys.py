@@ -39,6 +39,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -82,6 +83,7 @@ class EpochKeyStore:
         self._cache: dict[str, bytes] = {str(e): bytes(k) for e, k in rows}
         self._unwritten: dict[str, Row] = {}  # made in memory, not yet in the file
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epochkeys")
+        self._mint_listeners: list[Callable[[str], object]] = []
 
     @classmethod
     def open(cls, data_dir: Path) -> EpochKeyStore:
@@ -100,7 +102,29 @@ class EpochKeyStore:
             return cached
         if self._mint(epoch_id):
             self._writer.submit(self._write_unwritten)
+            for fn in self._mint_listeners:
+                fn(epoch_id)
         return self._cache[epoch_id]
+
+    def add_mint_listener(self, fn: Callable[[str], object]) -> None:
+        """Call ``fn(epoch_id)`` when ``key_for`` made a new key (#15: shared with all nodes)."""
+        self._mint_listeners.append(fn)
+
+    def known(self) -> dict[str, bytes]:
+        """Every key held in memory, by epoch id (#15: to agree on them with other nodes)."""
+        return dict(self._cache)
+
+    def adopt(self, epoch_id: str, key: bytes) -> None:
+        """Use ``key`` for the epoch from now on, in memory and in the file (blocking: a
+        thread): the key another node made first (#15)."""
+        start, end = epoch_span(epoch_id)
+        with self._lock:
+            self._unwritten.pop(epoch_id, None)
+            self._conn.execute(
+                "INSERT OR REPLACE INTO epoch_keys VALUES (?, ?, ?, ?)",
+                (epoch_id, key, _seconds(start), _seconds(end)),
+            )
+            self._cache[epoch_id] = key
 
     def prepare(self, now: datetime) -> int:
         """Make and write the keys of the current and next epoch of every kind in use

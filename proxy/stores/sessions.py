@@ -337,7 +337,7 @@ class SqliteSessionStore(MemorySessionStore):
             self.pending_deletes.difference_update(pending)
             log.info("session_deletes_written", count=len(pending))
         keys, self._dirty = self._dirty, set()
-        rows = [(_micros(self._live[k].last_seen), k) for k in keys if k in self._live]
+        rows = [(to_micros(self._live[k].last_seen), k) for k in keys if k in self._live]
         try:
             await asyncio.to_thread(self._write, UPDATE_SEEN, rows)
         except BaseException:
@@ -416,9 +416,9 @@ def _row(s: Session) -> tuple[object, ...]:
         s.ptype,
         s.patron_key,
         s.pseudonym_key,
-        _micros(s.created_at),
-        _micros(s.last_seen),
-        _micros(s.expires_at),
+        to_micros(s.created_at),
+        to_micros(s.last_seen),
+        to_micros(s.expires_at),
     )
 
 
@@ -430,19 +430,19 @@ def _session(row: tuple[Any, ...]) -> Session:
         ptype=None if ptype is None else sys.intern(str(ptype)),
         patron_key=None if patron_key is None else str(patron_key),
         pseudonym_key=bytes(pseudonym_key),
-        created_at=_instant(created),
-        last_seen=_instant(seen),
-        expires_at=_instant(expires),
+        created_at=from_micros(created),
+        last_seen=from_micros(seen),
+        expires_at=from_micros(expires),
     )
 
 
-def _micros(when: datetime) -> int:
+def to_micros(when: datetime) -> int:
     if when.tzinfo is None:
         raise ValueError("session times must be timezone-aware")
     return (when - _EPOCH) // _MICROSECOND
 
 
-def _instant(micros: int) -> datetime:
+def from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 

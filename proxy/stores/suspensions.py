@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -66,6 +66,7 @@ class Suspensions:
         self._duration = duration
         self._lock = threading.Lock()
         self._active: dict[str, Suspension] = {s.session_hash: s for s in self._load()}
+        self._listeners: list[Callable[[Suspension], object]] = []
 
     @classmethod
     def open(
@@ -94,7 +95,28 @@ class Suspensions:
         entry = Suspension(self.session_hash(subject), vendor, limit, now, now + self._duration)
         if action == "suspended":
             self._active[entry.session_hash] = entry
+            for fn in self._listeners:
+                fn(entry)
         return entry
+
+    def add_listener(self, fn: Callable[[Suspension], object]) -> None:
+        """Call ``fn(entry)`` for each new suspension marked here (#15: shared with all nodes)."""
+        self._listeners.append(fn)
+
+    def install(self, entry: Suspension) -> None:
+        """Hold a suspension another node marked (memory only; ``keep`` writes it)."""
+        self._active[entry.session_hash] = entry
+
+    def keep(self, entry: Suspension) -> None:
+        """Write a suspension another node marked to this node's file (blocking: a thread)."""
+        if entry.until is None:
+            return
+        row = (entry.session_hash, entry.vendor, entry.limit, entry.since.isoformat())
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO suspensions VALUES (?, ?, ?, ?, ?)",
+                (*row, entry.until.isoformat()),
+            )
 
     def write(self, entry: Suspension, action: str) -> None:
         """Persist one event, and the suspension when it is one (blocking: a worker thread)."""

@@ -37,10 +37,16 @@ from proxy.purge import Stores, purge_all
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import is_public_suffix
 from proxy.secretfiles import read_or_create_secret
+from proxy.stores.backends import RELOAD, open_login_throttle, open_session_store, open_state
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
-from proxy.stores.sessions import DB_FILE, SessionStore, SqliteSessionStore, run_flusher, run_purger
+from proxy.stores.redis_epochkeys import SharedEpochKeys
+from proxy.stores.redis_jars import RedisJars
+from proxy.stores.redis_state import RedisState, StateUnavailable
+from proxy.stores.redis_suspensions import SharedSuspensions
+from proxy.stores.redis_usage import SharedUsage
+from proxy.stores.sessions import SessionStore, run_flusher, run_purger
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.tasks import TaskOwner
@@ -57,6 +63,7 @@ from proxy.web.keys import (
     IN_FLIGHT,
     JARS,
     LIVE_AUTH,
+    LOGIN_THROTTLE,
     PSEUDONYMS,
     REGISTRY,
     RELAY,
@@ -64,7 +71,9 @@ from proxy.web.keys import (
     SECRETS,
     SESSIONS,
     SETTINGS,
+    SHARED_USAGE,
     STALLS,
+    STATE,
     STATS,
     SUSPENSIONS,
     THROTTLE,
@@ -148,15 +157,15 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
         LiveBackends.open, settings.libraries, clock=app[CLOCK]
     )
     app[EPOCHS] = await asyncio.to_thread(EpochKeyStore.open, data)
-    app[SESSIONS] = overrides.sessions or await SqliteSessionStore.open(
-        data / DB_FILE,
-        timedelta(minutes=settings.sessions.idle_minutes),
-        timedelta(hours=settings.sessions.lifetime_hours),
-    )
+    app[STATE] = open_state(settings)  # #15: None in local mode, Redis for workers and nodes
+    app[SESSIONS] = overrides.sessions or await open_session_store(settings, app[STATE])
     app[THROTTLE] = Throttle(ThrottleLimits.from_settings(settings.throttle))
+    app[LOGIN_THROTTLE] = open_login_throttle(settings, app[STATE], app[THROTTLE])
     app[JARS] = JarRegistry(is_public_suffix=is_public_suffix)
     app[STATS] = await asyncio.to_thread(StatsStore.open, data)
-    app[USAGE] = UsageCounters()
+    app[USAGE] = UsageCounters(share_patrons=app[STATE] is not None)
+    state = app[STATE]
+    app[SHARED_USAGE] = None if state is None else SharedUsage(state, app[SECRETS].pepper)
     app[ABUSE] = AbuseMonitor()
     app[IN_FLIGHT] = InFlight()
     app[STALLS] = StallWatcher(settings.relay.client_write_seconds)
@@ -192,7 +201,18 @@ def relay_stores(app: web.Application) -> RelayStores:
         app[USAGE],
         app[IN_FLIGHT],
         app[STALLS],
+        shared_jars=shared_jars(app),
     )
+
+
+def shared_jars(app: web.Application) -> RedisJars | None:
+    """#15: in redis mode, jars are loaded from and saved to Redis around each exchange."""
+    state = app[STATE]
+    if state is None:
+        return None
+    jars = RedisJars(state)
+    app[SESSIONS].add_delete_listener(jars.forget)
+    return jars
 
 
 async def close_resources(app: web.Application) -> None:
@@ -200,8 +220,14 @@ async def close_resources(app: web.Application) -> None:
     app[STALLS].close()
     await app[LIVE_AUTH].close()
     await app[UPSTREAM].close()
-    await flush_usage(app)
+    try:
+        await flush_usage(app)
+    except Exception as exc:  # e.g. Redis gone: still close every store below
+        log.error("usage_flush_failed", error=type(exc).__name__)
     await app[SESSIONS].close()
+    state = app[STATE]
+    if state is not None:
+        await state.close()
     await asyncio.to_thread(app[STATS].close)
     await asyncio.to_thread(app[SUSPENSIONS].close)
     await asyncio.to_thread(app[EPOCHS].close)
@@ -216,7 +242,27 @@ async def start_maintenance(app: web.Application) -> None:
     tasks.spawn(run_purger(app[SESSIONS], app[CLOCK]), name="sessions_purge")
     tasks.spawn(expire_counters(app), name="counters_expire")
     tasks.spawn(flush_usage_forever(app), name="usage_flush")
-    tasks.spawn(purge_forever(app), name="retention_purge")
+    state = app[STATE]
+    shared = None
+    if state is not None:  # #15: a reload asked on another node reloads this one too
+        state.on(RELOAD, lambda _: tasks.spawn(app[RULEBOOK].reload_async(), name="bus_reload"))
+        await share_suspensions(state, app[SUSPENSIONS], tasks, app[CLOCK]())
+        keep = timedelta(days=app[SETTINGS].retention.epoch_key_days)
+        shared = SharedEpochKeys(state, app[EPOCHS], tasks, keep)
+        tasks.spawn(state.run_bus(), name="state_bus")
+    tasks.spawn(purge_forever(app, shared), name="retention_purge")
+
+
+async def share_suspensions(
+    state: RedisState, book: Suspensions, tasks: TaskOwner, now: datetime
+) -> None:
+    """#15: suspensions marked on any node hold on every node (and after restarts)."""
+    shared = SharedSuspensions(state, book, tasks)
+    try:
+        restored = await shared.restore(now)
+        log.info("suspensions_restored", count=restored)
+    except StateUnavailable:  # serving starts; the relay's own checks fail closed meanwhile
+        log.error("suspensions_restore_failed")
 
 
 async def stop_maintenance(app: web.Application) -> None:
@@ -241,15 +287,20 @@ async def expire_counters(app: web.Application) -> None:
 
 
 async def flush_usage(app: web.Application) -> None:
-    """Write the counters gathered since the last flush (kept for the next try on failure)."""
-    drained = app[USAGE].drain()
-    if not drained:  # Drained is falsy when it holds no counter at all
-        return
-    try:
-        await asyncio.to_thread(app[STATS].add, drained)
-    except Exception:
-        app[USAGE].restore(drained)
-        raise
+    """Write the counters gathered since the last flush (kept for the next try on failure);
+    with Redis, add them there, and the leader process writes everyone's to the file."""
+    drained, shared = app[USAGE].drain(), app[SHARED_USAGE]
+    if drained:  # Drained is falsy when it holds no counter at all
+        try:
+            if shared is None:
+                await asyncio.to_thread(app[STATS].add, drained)
+            else:
+                await shared.push(drained, app[CLOCK]())
+        except Exception:
+            app[USAGE].restore(drained)
+            raise
+    if shared is not None:
+        await shared.flush_if_leader(app[STATS])
 
 
 async def flush_usage_forever(app: web.Application) -> None:
@@ -262,13 +313,18 @@ async def flush_usage_forever(app: web.Application) -> None:
             log.error("usage_flush_failed", error=type(exc).__name__)
 
 
-async def purge_forever(app: web.Application) -> None:
-    """Apply the retention rules at start-up and every few hours (see proxy/purge.py)."""
+async def purge_forever(app: web.Application, shared: SharedEpochKeys | None = None) -> None:
+    """Apply the retention rules at start-up and every few hours (see proxy/purge.py); with
+    Redis, agree on the epoch keys with every node and have them destroy the old ones too."""
     stores = Stores(app[EPOCHS], app[STATS], app[SUSPENSIONS], app[SESSIONS])
     while True:
         try:
-            report = await purge_all(stores, app[SETTINGS], app[CLOCK]())
+            now = app[CLOCK]()
+            report = await purge_all(stores, app[SETTINGS], now)
             log.info("retention_applied", **dataclasses.asdict(report))
+            if shared is not None:
+                await shared.sync()
+                await shared.destroyed(now - timedelta(days=app[SETTINGS].retention.epoch_key_days))
         except Exception as exc:  # try again next round; the failure is logged
             log.error("retention_failed", error=type(exc).__name__)
         await asyncio.sleep(PURGE_EVERY_S)

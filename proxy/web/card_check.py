@@ -57,10 +57,10 @@ from proxy.web.keys import (
     BLOCKS,
     CLOCK,
     LIVE_AUTH,
+    LOGIN_THROTTLE,
     REGISTRY,
     SECRETS,
     SETTINGS,
-    THROTTLE,
     USAGE,
 )
 
@@ -81,10 +81,10 @@ async def check_card(
     keys = login_keys(request, barcode, address)
     now = app[CLOCK]()
     await slow_down_if_alarmed(request)
-    verdict = app[THROTTLE].blocked(keys, now)
+    verdict = await app[LOGIN_THROTTLE].blocked(keys, now)
     if library is not None and library.auth.live:  # #16: SIP2/LDAP, maybe then the registry
         async with app[LIVE_AUTH].card_turn(keys.card or ""):  # one live check per card
-            verdict = verdict or app[THROTTLE].blocked(keys, app[CLOCK]())  # counted meanwhile
+            verdict = verdict or await app[LOGIN_THROTTLE].blocked(keys, app[CLOCK]())
             found = await ask_chain(
                 app, library, barcode, secret, now, throttled=verdict is not None
             )
@@ -93,7 +93,7 @@ async def check_card(
         (facts, secret_ok, card_library), blocked = await asyncio.to_thread(
             look_up_and_check_block, app, barcode, secret, library, now
         )
-    verdict = verdict or app[THROTTLE].blocked(keys, app[CLOCK]())  # counted meanwhile
+    verdict = verdict or await app[LOGIN_THROTTLE].blocked(keys, app[CLOCK]())  # meanwhile
     decision = decide_login(
         facts,
         secret_ok=secret_ok,
@@ -103,7 +103,7 @@ async def check_card(
         target_rule=target.rule if target else None,
     )
     decision = apply_block(decision, blocked=blocked)  # back-end independent (#18)
-    decision = record_outcome(request, keys, verdict, decision)
+    decision = await record_outcome(request, keys, verdict, decision)
     outcome = "ok" if isinstance(decision, LoginAccepted) else str(decision.reason)
     app[USAGE].login(
         now.date(), library.code if library else "unknown", "throttled" if verdict else outcome
@@ -125,7 +125,7 @@ def login_keys(request: web.Request, barcode: str, address: str) -> LoginKeys:
 async def slow_down_if_alarmed(request: web.Request) -> None:
     """While the global alarm is raised, every login waits a bounded delay (R4)."""
     delay_ms = request.app[SETTINGS].throttle.alarm_delay_ms
-    if delay_ms and request.app[THROTTLE].alarm(request.app[CLOCK]()) is not None:
+    if delay_ms and await request.app[LOGIN_THROTTLE].alarm(request.app[CLOCK]()) is not None:
         await asyncio.sleep(delay_ms / 1000)
 
 
@@ -222,20 +222,20 @@ def look_up_card(
     return facts, secret_ok, card_library
 
 
-def record_outcome(
+async def record_outcome(
     request: web.Request,
     keys: LoginKeys,
     verdict: ThrottleVerdict | None,
     decision: LoginAccepted | LoginRefused,
 ) -> LoginAccepted | LoginRefused:
     """Count a failure or a success; a good login past the card's rate is refused (R11)."""
-    throttle, now = request.app[THROTTLE], request.app[CLOCK]()
+    throttle, now = request.app[LOGIN_THROTTLE], request.app[CLOCK]()
     if isinstance(decision, LoginRefused):
         if decision.reason is Refusal.UNRECOGNISED and verdict is None:
-            log_tripped(throttle.record_failure(keys, now))
+            log_tripped(await throttle.record_failure(keys, now))
         return decision
-    throttle.record_success(keys, now)
-    if not throttle.admit_login(decision.patron_key, now):
+    await throttle.record_success(keys, now)
+    if not await throttle.admit_login(decision.patron_key, now):
         log.warning("login_rate_exceeded", scope="card")
         return refuse(Refusal.TOO_MANY)
     return decision

@@ -27,9 +27,13 @@ from proxy.rulebook import Rulebook
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
+from proxy.stores.redis_jars import RedisJars
+from proxy.stores.redis_state import RedisState
+from proxy.stores.redis_usage import SharedUsage
 from proxy.stores.sessions import SessionStore
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
+from proxy.stores.throttles import LoginThrottle
 from proxy.upstream.client import UpstreamClient
 from proxy.web.relay_guard import StallWatcher
 
@@ -57,6 +61,7 @@ class RelayStores:
     in_flight: InFlight
     stalls: StallWatcher
     anonymous: AddressQuota = field(default_factory=AddressQuota)  # #17: per client address
+    shared_jars: RedisJars | None = None  # #15: redis mode only
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
@@ -78,5 +83,8 @@ IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight", InFlight)  # R3: per-p
 STALLS: web.AppKey[StallWatcher] = web.AppKey("stalls", StallWatcher)  # R3: slow readers
 SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)
 PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseudonyms)
+LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle")  # #15: local or Redis
+SHARED_USAGE: web.AppKey[SharedUsage | None] = web.AppKey("shared_usage")  # #15: redis mode
+STATE: web.AppKey[RedisState | None] = web.AppKey("state")  # #15: None with backend local
 LIVE_AUTH: web.AppKey[LiveBackends] = web.AppKey("live_auth", LiveBackends)  # #16: SIP2/LDAP
 RELAY: web.AppKey[RelayStores] = web.AppKey("relay", RelayStores)  # built from the above

@@ -16,6 +16,7 @@ from typing import Final
 from aiohttp import web
 
 from proxy.logconfig import get_logger
+from proxy.stores.redis_state import StateUnavailable
 from proxy.web.errors import NotFound
 from proxy.web.keys import EPOCHS, REGISTRY, RULEBOOK, SESSIONS, SETTINGS
 from proxy.web.pages import home_page
@@ -56,7 +57,7 @@ async def unreadable_store(app: web.Application) -> str | None:
     for name in STORES:
         try:
             await probes[name]()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StateUnavailable) as exc:  # #15: Redis down is unhealthy too
             log.error("store_unhealthy", store=name, error=type(exc).__name__)
             return name
     return None

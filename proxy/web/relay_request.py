@@ -71,7 +71,10 @@ async def send_upstream(ex: Exchange) -> UpstreamResponse:
     if session is None or plan.anonymous:
         cookie = None  # #17: a request without a session carries no cookies at all
     elif rule.cookies == "server_side":
-        cookie = stores.jars.jar(session.key, rule.id).header_for(
+        jar = stores.jars.jar(session.key, rule.id)
+        if stores.shared_jars is not None:  # #15: another node may have changed it
+            await stores.shared_jars.load(jar, session.key, rule.id, ex.now)
+        cookie = jar.header_for(
             host=origin.host, path=request.path, secure_scheme=origin.scheme == "https", now=ex.now
         )
     else:

@@ -73,6 +73,7 @@ async def respond(ex: Exchange, upstream: UpstreamResponse, meter: BodyMeter | N
         raise Refused(answer)
     headers = CIMultiDict(answer.headers)
     keep_cookies(ex, answer.set_cookies, headers)
+    await share_cookies(ex, answer.set_cookies)
     if answer.body == "small":
         return Sent(await send_small(upstream, headers, meter), upstream.content_length or 0)
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
@@ -128,6 +129,15 @@ async def send_rewritten(
     except ConnectionError:
         pass  # the browser went away, or was disconnected for not reading (relay_guard.py)
     return size
+
+
+async def share_cookies(ex: Exchange, set_cookies: list[str]) -> None:
+    """#15, redis mode: write the server-side jar that just changed for the other nodes."""
+    shared, rule = ex.stores.shared_jars, ex.plan.rule
+    if shared is None or not set_cookies or rule.cookies != "server_side" or ex.plan.anonymous:
+        return  # an anonymous answer seeds no jar (keep_cookies)
+    session = ex.plan.accounting.session
+    await shared.save(ex.stores.jars.jar(session, rule.id), session, rule.id, ex.now)
 
 
 def keep_cookies(ex: Exchange, set_cookies: list[str], headers: CIMultiDict[str]) -> None:

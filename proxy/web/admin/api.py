@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from proxy.abuse_report import BlockDetails, CannotTrace, block_by_pseudonym, block_expiry
 from proxy.logconfig import get_logger
+from proxy.stores.backends import broadcast_reload
 from proxy.stores.suspensions import Suspension, Suspensions
 from proxy.web.admin.auth import MAIN, AdminRefused
 from proxy.web.admin.models import (
@@ -56,6 +57,7 @@ from proxy.web.keys import (
     REGISTRY,
     RULEBOOK,
     SESSIONS,
+    STATE,
     STATS,
     SUSPENSIONS,
     THROTTLE,
@@ -135,6 +137,7 @@ async def api_stats(request: web.Request) -> web.Response:
 async def api_reload(request: web.Request) -> web.Response:
     """Reload the rules: 200 with the result, or 422 listing the problems (old rules kept)."""
     result = await request.app[MAIN][RULEBOOK].reload_async()
+    await broadcast_reload(request.app[MAIN][STATE])  # #15: every node reloads
     return as_json(reload_view(result), status=200 if result.ok else 422)
 
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from proxy.logconfig import get_logger
+from proxy.stores.backends import broadcast_reload
 from proxy.web.admin.auth import (
     AUTH,
     CHALLENGE,
@@ -36,7 +37,7 @@ from proxy.web.admin.views import (
     usage_rows,
     vendor_views,
 )
-from proxy.web.keys import CLOCK, RULEBOOK, SESSIONS, SETTINGS, SUSPENSIONS, THROTTLE
+from proxy.web.keys import CLOCK, RULEBOOK, SESSIONS, SETTINGS, STATE, SUSPENSIONS, THROTTLE
 
 log = get_logger("admin")
 
@@ -92,6 +93,7 @@ async def logout(request: web.Request) -> web.Response:
 async def reload_form(request: web.Request) -> web.Response:
     """The dashboard's "Reload rules" button; the result shows in the reload table."""
     await request.app[MAIN][RULEBOOK].reload_async()
+    await broadcast_reload(request.app[MAIN][STATE])  # #15: every node reloads
     return web.Response(status=303, headers={"Location": "/#reloads"})
 
 
