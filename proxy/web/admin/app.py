@@ -27,7 +27,7 @@ import ipaddress
 import os
 import re
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from html import escape
 from pathlib import Path
@@ -36,9 +36,13 @@ from typing import Any, Final
 from aiohttp import web
 
 from proxy.core.csrf import is_cross_site
+from proxy.core.staffroles import Permission
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.stores.audit import AuditLog
+from proxy.stores.staff import StaffStore
 from proxy.web.admin.api import (
+    api_audit,
     api_block,
     api_health,
     api_openapi,
@@ -49,9 +53,12 @@ from proxy.web.admin.api import (
     api_vendors,
 )
 from proxy.web.admin.auth import (
+    AUDIT,
     AUTH,
     CONSOLE_SESSIONS,
     MAIN,
+    PRINCIPAL,
+    STAFF,
     STYLES,
     TOKEN_ENV,
     AdminAuth,
@@ -72,6 +79,12 @@ from proxy.web.admin.dashboard import (
 )
 from proxy.web.admin.models import ErrorOut
 from proxy.web.admin.pages import ADMIN_CSS, layout, login_page
+from proxy.web.admin.staff_views import (
+    audit_page,
+    staff_disable_form,
+    staff_enable_form,
+    staff_page,
+)
 from proxy.web.edge_headers import SERVER_NAME, hide_server_version
 from proxy.web.errors import check_framing, checked_host
 from proxy.web.keys import SETTINGS
@@ -97,6 +110,28 @@ SECURITY_HEADERS: Final = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Every protected route and the permission it needs (core/staffroles.py). One table, so a
+# test can walk every route with every role; a route missing here cannot be reached.
+ROUTES: Final[tuple[tuple[str, str, Handler, Permission], ...]] = (
+    ("GET", "/", dashboard, "view"),
+    ("POST", "/reload", reload_form, "reload"),
+    ("GET", "/staff", staff_page, "staff"),
+    ("POST", "/staff/disable", staff_disable_form, "staff"),
+    ("POST", "/staff/enable", staff_enable_form, "staff"),
+    ("GET", "/audit", audit_page, "audit"),
+    ("GET", "/api/openapi.json", api_openapi, "view"),
+    ("GET", "/api/health", api_health, "view_consortium"),
+    ("GET", "/api/vendors", api_vendors, "view"),
+    ("GET", "/api/stats", api_stats, "view"),
+    ("POST", "/api/reload", api_reload, "reload"),
+    ("GET", "/api/suspensions", api_suspensions, "view_consortium"),
+    ("POST", "/api/sessions/suspend", api_suspend, "suspend"),
+    ("POST", "/api/patrons/block", api_block, "block"),
+    ("GET", "/api/audit", api_audit, "audit"),
+)
+PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {(m, p): perm for m, p, _, perm in ROUTES}
+
 # --- app, listener ----------------------------------------------------------------------
 
 
@@ -113,21 +148,25 @@ def build_admin_app(
     )
     admin[STYLES] = PORTAL_CSS.read_text("utf-8") + ADMIN_CSS
     admin.on_response_prepare.append(add_security_headers)
-    admin.router.add_get("/", dashboard)
     admin.router.add_get("/admin.css", stylesheet)
     admin.router.add_get("/login", login_form)
     admin.router.add_post("/login", login_submit)
     admin.router.add_post("/logout", logout)
-    admin.router.add_post("/reload", reload_form)
-    admin.router.add_get("/api/openapi.json", api_openapi)
-    admin.router.add_get("/api/health", api_health)
-    admin.router.add_get("/api/vendors", api_vendors)
-    admin.router.add_get("/api/stats", api_stats)
-    admin.router.add_post("/api/reload", api_reload)
-    admin.router.add_get("/api/suspensions", api_suspensions)
-    admin.router.add_post("/api/sessions/suspend", api_suspend)
-    admin.router.add_post("/api/patrons/block", api_block)
+    for method, path, handler, _ in ROUTES:
+        admin.router.add_route(method, path, handler)
+    admin.cleanup_ctx.append(staff_stores)
     return admin
+
+
+async def staff_stores(admin: web.Application) -> AsyncIterator[None]:
+    """Open the staff accounts and the audit log in the data dir; close them on shutdown."""
+    settings = admin[MAIN][SETTINGS]
+    data = Path(settings.data_dir)
+    admin[STAFF] = StaffStore.open(data)
+    admin[AUDIT] = AuditLog.open(data, timedelta(days=settings.admin.audit_days))
+    yield
+    admin[STAFF].close()
+    admin[AUDIT].close()
 
 
 async def start_admin(main: web.Application) -> web.AppRunner | None:
@@ -216,11 +255,23 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         log.info("admin_cross_site_refused", method=request.method)
         raise AdminRefused(403, "Cross-site requests to the admin console are refused.")
     if request.path not in PUBLIC_PATHS:
-        via = authenticate(request)
+        via, who = await authenticate(request)
+        request[PRINCIPAL] = who
         if unsafe and via == "cookie":
             await require_csrf(request)
+        needed = PERMISSIONS.get(route_key(request))
+        if needed is not None and not who.may(needed):
+            log.info("admin_forbidden", role=who.role, permission=needed)
+            raise AdminRefused(403, "Your role does not allow this.")
     response: web.StreamResponse = await handler(request)
     return response
+
+
+def route_key(request: web.Request) -> tuple[str, str]:
+    """(method, route path) of the matched route; HEAD is a GET (RFC 9110 §9.3.2)."""
+    method = "GET" if request.method == "HEAD" else request.method
+    resource = request.match_info.route.resource
+    return method, resource.canonical if resource is not None else request.path
 
 
 def check_host(request: web.Request) -> None:

@@ -154,3 +154,19 @@ class SuspendIn(Out):
 
     session_hash: str = Field(pattern=r"^[0-9a-f]{8,64}$")
     vendor: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class AuditEntryOut(Out):
+    """One staff action: who, when, what (a library and a vendor, hash or case at most)."""
+
+    at: datetime
+    actor: str
+    action: str
+    library: str
+    detail: str
+
+
+class AuditOut(Out):
+    """The newest staff actions first."""
+
+    entries: list[AuditEntryOut]

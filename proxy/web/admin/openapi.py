@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from proxy.web.admin.models import (
     FILTER_MAX,
+    AuditOut,
     BlockIn,
     BlockOut,
     ErrorOut,
@@ -31,7 +32,7 @@ from proxy.web.admin.models import (
 REASONS: Final = {
     400: "The request is not valid.",
     401: "The admin token is missing or wrong.",
-    403: "Cross-site request refused.",
+    403: "Cross-site request refused, or the caller's role does not allow it.",
     404: "No such vendor or live session.",
     501: "The session store cannot look sessions up by hash.",
 }
@@ -39,7 +40,7 @@ REASONS: Final = {
 
 def _op(summary: str, ok: str, *errors: int, **extra: Any) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": _content(ok, "OK")}
-    for status in (*errors, 401):
+    for status in sorted({*errors, 401, 403}):
         responses[str(status)] = _content("ErrorOut", REASONS[status])
     return {
         "summary": summary,
@@ -76,6 +77,7 @@ def openapi_document() -> dict[str, Any]:
         SuspensionOut,
         SuspensionsOut,
         BlockOut,
+        AuditOut,
     )
     _, schemas = models_json_schema(
         [*((m, "serialization") for m in outs), (SuspendIn, "validation"), (BlockIn, "validation")],
@@ -121,4 +123,5 @@ def _paths() -> dict[str, Any]:
         "/api/suspensions": {"get": _op("List suspensions", "SuspensionsOut")},
         "/api/sessions/suspend": {"post": suspend},
         "/api/patrons/block": {"post": block},
+        "/api/audit": {"get": _op("Audit log", "AuditOut")},
     }
