@@ -25,6 +25,7 @@ from proxy.cli.purge import add_purge_parser, purge_command
 from proxy.cli.review import add_review_parser, review_command
 from proxy.cli.rules import add_rules_parser, rules_command
 from proxy.cli.serve import add_serve_parsers, demo_command, serve_command
+from proxy.cli.staff import add_staff_parsers, api_key_command, staff_command
 from proxy.cli.stats import add_stats_parser, stats_command
 from proxy.errors import ConfigError
 
@@ -40,6 +41,7 @@ PARSERS: Final[tuple[Callable[[Any], None], ...]] = (
     add_certs_parser,
     add_review_parser,
     add_admin_token_parser,
+    add_staff_parsers,
 )
 
 # Top-level command -> handler (argparse requires a command, so the lookup cannot miss)
@@ -53,6 +55,8 @@ COMMANDS: Final[dict[str, Handler]] = {
     "certs": certs_command,
     "review": review_command,
     "admin-token": admin_token_command,
+    "staff": staff_command,
+    "api-key": api_key_command,
 }
 
 

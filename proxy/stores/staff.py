@@ -196,6 +196,12 @@ class StaffStore:
         row = self._conn.execute("SELECT disabled FROM staff WHERE name = ?", (name,)).fetchone()
         return row is not None and not row[0]
 
+    def exists(self, name: str) -> bool:
+        """An account of this name exists (enabled or not)."""
+        return (
+            self._conn.execute("SELECT 1 FROM staff WHERE name = ?", (name,)).fetchone() is not None
+        )
+
     def verify(self, name: str, password: str, code: str, now: datetime) -> Principal | None:
         """The principal when name, password (and code, if enrolled) are right, else None."""
         with self._lock:
@@ -251,7 +257,7 @@ class StaffStore:
             )
         return f"csk_{key_id}_{secret}"
 
-    def keys(self) -> list[ApiKey]:
+    def api_keys(self) -> list[ApiKey]:
         """Every API key, newest first (without secrets)."""
         rows = self._conn.execute(
             "SELECT id, name, role, libraries, revoked FROM api_keys ORDER BY created DESC"

@@ -20,7 +20,6 @@ from aiohttp import web
 
 from proxy.core.staffroles import Principal
 from proxy.logconfig import get_logger
-from proxy.stores.staff import NAME
 from proxy.web.admin.auth import (
     AUTH,
     CHALLENGE,
@@ -97,8 +96,9 @@ async def _staff_sign_in(request: web.Request, form: Mapping[str, object]) -> Pr
     who = await asyncio.to_thread(request.app[STAFF].verify, name.strip(), password, code, now)
     if who is None:
         log.info("admin_login_failed")
-        # Only a well-formed account name is recorded: never whatever was typed (a card?).
-        actor = name.strip() if NAME.match(name.strip()) else "?"
+        # Only an existing account's name is recorded: never whatever was typed (a card?).
+        known = await asyncio.to_thread(request.app[STAFF].exists, name.strip())
+        actor = name.strip() if known else "?"
         await audit(request, "sign_in_failed", actor=actor)
         raise AdminRefused(
             401,

@@ -32,7 +32,7 @@ async def staff_page(request: web.Request) -> web.Response:
     """Accounts and API keys."""
     store = request.app[STAFF]
     accounts = await asyncio.to_thread(store.accounts)
-    keys = await asyncio.to_thread(store.keys)
+    keys = await asyncio.to_thread(store.api_keys)
     page = staff_html(
         accounts,
         keys,
