@@ -3,7 +3,10 @@
 
 Contract: ``main(argv)`` parses the arguments, runs one command through ``COMMANDS`` and
 returns an exit code: 0 success, 1 the command found problems (e.g. invalid rules), 2 usage
-errors (argparse), 130 on Ctrl-C. Errors in config or rules are printed as
+errors (argparse) and operator mistakes the system reports (``OSError``: a port in use, a
+missing folder or file, an unwritable directory) as one ``error: …`` line, 130 on Ctrl-C, and a
+quiet 141 (128 + SIGPIPE, what a shell reports for ``yes | head``) when the reader of stdout
+goes away. ``--version`` prints the version. Errors in config or rules are printed as
 ``file:line: key: message`` lines, never as a traceback. Each command group is a module of
 this package with an ``add_*_parser(commands)`` and a ``*_command(args)`` handler that loads
 the config at the edge (startup.py): serve.py (``serve``, ``demo``), rules.py, patrons.py
@@ -14,6 +17,7 @@ Not here: what the commands do (the modules they call).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -27,6 +31,7 @@ from proxy.cli.rules import add_rules_parser, rules_command
 from proxy.cli.serve import add_serve_parsers, demo_command, serve_command
 from proxy.cli.staff import add_staff_parsers, api_key_command, staff_command
 from proxy.cli.stats import add_stats_parser, stats_command
+from proxy import __version__
 from proxy.errors import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -63,9 +68,10 @@ COMMANDS: Final[dict[str, Handler]] = {
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every command."""
     parser = argparse.ArgumentParser(
-        prog="run_proxy.py",
+        prog="clamshell",
         description="clamshell: a privacy-first authenticating reverse proxy for libraries.",
     )
+    parser.add_argument("--version", action="version", version=f"clamshell {__version__}")
     parser.add_argument("--config", default="proxy.yaml", help="main config (default ./proxy.yaml)")
     parser.add_argument(
         "--log-format",
@@ -90,3 +96,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Python's documented recipe (library/signal.html#note-on-sigpipe): point stdout at
+        # devnull so the interpreter's final flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+    except OSError as exc:
+        print(f"error: {os_message(exc)}", file=sys.stderr)
+        return 2
+
+
+BROKEN_PIPE: Final = 141  # 128 + SIGPIPE
+
+
+def os_message(exc: OSError) -> str:
+    """One line: ``PATH: reason`` for file errors, else the system's message without its
+    ``[Errno N]`` prefix (a bind failure names the address itself)."""
+    if exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    text = " ".join(str(exc).split())
+    return text.split("] ", 1)[1] if text.startswith("[Errno") and "] " in text else text
