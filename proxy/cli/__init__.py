@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from proxy import __version__
 from proxy.cli.admin_token import add_admin_token_parser, admin_token_command
 from proxy.cli.certs import add_certs_parser, certs_command
 from proxy.cli.patrons import add_patrons_parser, patrons_command
@@ -31,7 +32,6 @@ from proxy.cli.rules import add_rules_parser, rules_command
 from proxy.cli.serve import add_serve_parsers, demo_command, serve_command
 from proxy.cli.staff import add_staff_parsers, api_key_command, staff_command
 from proxy.cli.stats import add_stats_parser, stats_command
-from proxy import __version__
 from proxy.errors import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
