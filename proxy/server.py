@@ -1,7 +1,8 @@
 """Run the patron-facing server until interrupted: listeners, signals, clean shutdown.
 
 Contract: ``serve_forever(app, settings)`` binds the listener, installs SIGINT/SIGTERM (stop)
-and SIGHUP (reload rules) handlers, and returns after a clean shutdown. It refuses to run on
+and SIGHUP (reload rules) handlers, tells systemd it is ready once every listener is bound
+(``READY=1`` over ``$NOTIFY_SOCKET``, proxy/sdnotify.py), and returns after a clean shutdown. It refuses to run on
 aiohttp's pure-Python HTTP parser, which differs from the C parser on edge cases
 (CONVENTIONS "Traps").
 Not here: building the app (web/app.py), CLI parsing (proxy/cli/).
@@ -24,6 +25,7 @@ from proxy.connlimit import ConnectionCounter, GatedSite
 from proxy.core.settings import ServerLimits, Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.sdnotify import READY, STOPPING, notify
 from proxy.tlsconfig import reload_cert_chain, server_context
 from proxy.web.admin.app import start_admin
 from proxy.web.app import TASKS
@@ -163,8 +165,12 @@ async def serve_forever(
     try:
         if on_ready is not None:
             await on_ready()
+        # systemd Type=notify: ready once every listener is bound (the rules were loaded
+        # before the app was built).
+        notify(f"{READY}\nSTATUS=serving on {settings.listen.host}:{settings.listen.port}")
         await stop.wait()
     finally:
+        notify(STOPPING)
         log.info("server_stopping")
         if admin is not None:
             await admin.cleanup()  # before the main app closes the stores it reads
