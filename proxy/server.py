@@ -3,8 +3,8 @@
 Contract: ``serve_forever(app, settings)`` binds the listener, installs SIGINT/SIGTERM (stop)
 and SIGHUP (reload rules) handlers, tells systemd it is ready once every listener is bound
 (``READY=1`` over ``$NOTIFY_SOCKET``, proxy/sdnotify.py), and returns after a clean shutdown.
-It refuses to run on aiohttp's pure-Python HTTP parser, which differs from the C parser on edge cases
-(CONVENTIONS "Traps").
+It refuses to run on aiohttp's pure-Python HTTP parser, which differs from the C parser on
+edge cases (CONVENTIONS "Traps").
 Not here: building the app (web/app.py), CLI parsing (proxy/cli/).
 """
 
