@@ -39,6 +39,7 @@ from proxy.core.settings import Library, Settings
 from proxy.core.targets import Target
 from proxy.core.throttle import LoginKeys, Scope, ThrottleVerdict, network_of
 from proxy.logconfig import get_logger
+from proxy.metrics import count_login
 from proxy.stores.blocks import BlockList
 from proxy.stores.patrons import PatronRegistry
 from proxy.web.keys import BLOCKS, CLOCK, REGISTRY, SECRETS, SETTINGS, THROTTLE, USAGE
@@ -77,9 +78,9 @@ async def check_card(
     decision = apply_block(decision, blocked=blocked)  # back-end independent (#18)
     decision = record_outcome(request, keys, verdict, decision)
     outcome = "ok" if isinstance(decision, LoginAccepted) else str(decision.reason)
-    app[USAGE].login(
-        now.date(), library.code if library else "unknown", "throttled" if verdict else outcome
-    )
+    code, outcome = library.code if library else "unknown", "throttled" if verdict else outcome
+    app[USAGE].login(now.date(), code, outcome)
+    count_login(code, outcome)
     return decision
 
 

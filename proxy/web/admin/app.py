@@ -77,6 +77,7 @@ from proxy.web.admin.dashboard import (
     reload_form,
     stylesheet,
 )
+from proxy.web.admin.metrics_view import metrics, scrape_allowed
 from proxy.web.admin.models import ErrorOut
 from proxy.web.admin.pages import ADMIN_CSS, layout, login_page
 from proxy.web.admin.staff_views import (
@@ -129,6 +130,7 @@ ROUTES: Final[tuple[tuple[str, str, Handler, Permission], ...]] = (
     ("POST", "/api/sessions/suspend", api_suspend, "suspend"),
     ("POST", "/api/patrons/block", api_block, "block"),
     ("GET", "/api/audit", api_audit, "audit"),
+    ("GET", "/metrics", metrics, "view_consortium"),
 )
 PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {(m, p): perm for m, p, _, perm in ROUTES}
 
@@ -254,7 +256,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     if unsafe and is_cross_site(headers.get("Origin"), headers.get("Sec-Fetch-Site"), origin):
         log.info("admin_cross_site_refused", method=request.method)
         raise AdminRefused(403, "Cross-site requests to the admin console are refused.")
-    if request.path not in PUBLIC_PATHS:
+    if request.path not in PUBLIC_PATHS and not scrape_allowed(request):
         via, who = await authenticate(request)
         request[PRINCIPAL] = who
         if unsafe and via == "cookie":
