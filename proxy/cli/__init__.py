@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from proxy import __version__
 from proxy.cli.admin_token import add_admin_token_parser, admin_token_command
+from proxy.cli.backup import add_backup_parsers, backup_command, restore_command
 from proxy.cli.certs import add_certs_parser, certs_command
 from proxy.cli.patrons import add_patrons_parser, patrons_command
 from proxy.cli.purge import add_purge_parser, purge_command
@@ -47,6 +48,7 @@ PARSERS: Final[tuple[Callable[[Any], None], ...]] = (
     add_review_parser,
     add_admin_token_parser,
     add_staff_parsers,
+    add_backup_parsers,
 )
 
 # Top-level command -> handler (argparse requires a command, so the lookup cannot miss)
@@ -62,6 +64,8 @@ COMMANDS: Final[dict[str, Handler]] = {
     "admin-token": admin_token_command,
     "staff": staff_command,
     "api-key": api_key_command,
+    "backup": backup_command,
+    "restore": restore_command,
 }
 
 
