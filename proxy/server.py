@@ -124,15 +124,17 @@ async def serve_forever(
     settings: Settings,
     *,
     on_ready: Callable[[], Awaitable[None]] | None = None,
+    on_reload: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; reload rules (and the certificate) on SIGHUP."""
+    """Serve until SIGINT/SIGTERM; reload rules (and the certificate, and ``on_reload``:
+    proxy.yaml's reloadable keys) on SIGHUP."""
     require_c_parser()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     context = tls_context(settings)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: reload(app, settings, context))
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload(app, settings, context, on_reload))
     counter = ConnectionCounter.from_settings(settings.server, settings.trusted_proxies)
     runners = [
         await start_site(
@@ -203,18 +205,26 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def reload(
-    app: web.Application, settings: Settings, context: ssl.SSLContext | None
+    app: web.Application,
+    settings: Settings,
+    context: ssl.SSLContext | None,
+    on_reload: Callable[[], Awaitable[object]] | None = None,
 ) -> asyncio.Task[None]:
     """SIGHUP: start ``reload_now`` as a task and return at once (the loop keeps serving)."""
-    return app[TASKS].spawn(reload_now(app, settings, context), name="sighup_reload")
+    return app[TASKS].spawn(reload_now(app, settings, context, on_reload), name="sighup_reload")
 
 
 async def reload_now(
-    app: web.Application, settings: Settings, context: ssl.SSLContext | None
+    app: web.Application,
+    settings: Settings,
+    context: ssl.SSLContext | None,
+    on_reload: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Reload the vendor rules (in a thread) and the certificate; each keeps the old on
     failure. The rules go through ``Rulebook.reload_async``, the admin API's reload too (R12:
     a reload on the loop stalled every request while many files were parsed)."""
+    if on_reload is not None:
+        await on_reload()  # proxy.yaml first: the rules may name a library it adds
     await app[RULEBOOK].reload_async()
     if context is not None and settings.tls is not None:
         try:

@@ -1,7 +1,8 @@
 """``serve`` and ``demo``: run the proxy, on the config file or on the demo's embedded defaults.
 
 Contract: ``add_serve_parsers(commands)`` adds both commands; ``serve_command(args)`` runs the
-proxy with ``--config`` until interrupted; ``demo_command(args)`` runs the proxy and the demo
+proxy with ``--config`` until interrupted (SIGHUP also re-reads the reloadable keys of
+``--config``: proxy/config_reload.py); ``demo_command(args)`` runs the proxy and the demo
 vendors. Both return 0 on a clean stop. The server and the demo are imported only when run.
 Not here: binding listeners and signals (proxy/server.py), the app (proxy/web/app.py), the demo
 itself (proxy/demo/run.py).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ def add_serve_parsers(commands: Any) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     """``serve``: run with the config file until interrupted."""
+    from proxy.config_reload import reload_config
     from proxy.server import serve_forever, settle_heap
     from proxy.web.app import build_app
 
@@ -45,7 +48,13 @@ def serve_command(args: argparse.Namespace) -> int:
     book = Rulebook.open(settings.rules_dir, codes, settings.proxy_host)
 
     async def run() -> None:
-        await serve_forever(await build_app(settings, book), settings, on_ready=settle_heap)
+        app = await build_app(settings, book)
+        await serve_forever(
+            app,
+            settings,
+            on_ready=settle_heap,
+            on_reload=lambda: reload_config(app, args.config, os.environ),
+        )
 
     asyncio.run(run())
     return 0
