@@ -79,6 +79,13 @@ from proxy.web.admin.dashboard import (
 )
 from proxy.web.admin.metrics_view import metrics, scrape_allowed
 from proxy.web.admin.models import ErrorOut
+from proxy.web.admin.operations import (
+    api_datastores,
+    api_lockouts,
+    api_lockouts_clear,
+    lockouts_clear_form,
+    operations_page,
+)
 from proxy.web.admin.pages import ADMIN_CSS, layout, login_page
 from proxy.web.admin.staff_views import (
     audit_page,
@@ -131,6 +138,11 @@ ROUTES: Final[tuple[tuple[str, str, Handler, Permission], ...]] = (
     ("POST", "/api/patrons/block", api_block, "block"),
     ("GET", "/api/audit", api_audit, "audit"),
     ("GET", "/metrics", metrics, "view_consortium"),
+    ("GET", "/operations", operations_page, "view_consortium"),
+    ("POST", "/operations/lockouts/clear", lockouts_clear_form, "lockouts"),
+    ("GET", "/api/lockouts", api_lockouts, "view_consortium"),
+    ("POST", "/api/lockouts/clear", api_lockouts_clear, "lockouts"),
+    ("GET", "/api/datastores", api_datastores, "view_consortium"),
 )
 PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {(m, p): perm for m, p, _, perm in ROUTES}
 

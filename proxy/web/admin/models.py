@@ -170,3 +170,46 @@ class AuditOut(Out):
     """The newest staff actions first."""
 
     entries: list[AuditEntryOut]
+
+
+class LockoutOut(Out):
+    """A login lockout in force: its scope, the first characters of its keyed hash, its end."""
+
+    scope: Literal["card", "address", "network"]
+    key: str
+    until: datetime
+
+
+class LockoutsOut(Out):
+    """Every login lockout in force (keyed hashes only: they name no card or address)."""
+
+    lockouts: list[LockoutOut]
+
+
+class LockoutClearIn(Out):
+    """Lift the lockouts of one scope whose keyed hash starts with ``key``."""
+
+    scope: Literal["card", "address", "network"]
+    key: str = Field(pattern=r"^[0-9A-Za-z_-]{8,64}$")
+
+
+class ClearedOut(Out):
+    """How many lockouts were lifted."""
+
+    cleared: int
+
+
+class DataStoreOut(Out):
+    """One SQLite file of the data dir."""
+
+    name: str
+    bytes: int
+    wal_bytes: int
+    schema_version: int | None
+    ok: bool
+
+
+class DataStoresOut(Out):
+    """The data dir's SQLite files."""
+
+    stores: list[DataStoreOut]

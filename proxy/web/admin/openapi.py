@@ -19,8 +19,12 @@ from proxy.web.admin.models import (
     AuditOut,
     BlockIn,
     BlockOut,
+    ClearedOut,
+    DataStoresOut,
     ErrorOut,
     HealthOut,
+    LockoutClearIn,
+    LockoutsOut,
     ReloadOut,
     StatsOut,
     SuspendIn,
@@ -78,9 +82,13 @@ def openapi_document() -> dict[str, Any]:
         SuspensionsOut,
         BlockOut,
         AuditOut,
+        LockoutsOut,
+        ClearedOut,
+        DataStoresOut,
     )
+    ins = (SuspendIn, BlockIn, LockoutClearIn)
     _, schemas = models_json_schema(
-        [*((m, "serialization") for m in outs), (SuspendIn, "validation"), (BlockIn, "validation")],
+        [*((m, "serialization") for m in outs), *((m, "validation") for m in ins)],
         ref_template="#/components/schemas/{model}",
     )
     return {
@@ -115,6 +123,7 @@ def _paths() -> dict[str, Any]:
     block = _op(
         "Block the card behind a pseudonym", "BlockOut", 400, 403, 404, requestBody=block_body
     )
+    clear = {"required": True, "content": _content("LockoutClearIn", "")["content"]}
     return {
         "/api/health": {"get": _op("Health", "HealthOut")},
         "/api/vendors": {"get": _op("List vendors", "VendorsOut")},
@@ -124,4 +133,7 @@ def _paths() -> dict[str, Any]:
         "/api/sessions/suspend": {"post": suspend},
         "/api/patrons/block": {"post": block},
         "/api/audit": {"get": _op("Audit log", "AuditOut")},
+        "/api/lockouts": {"get": _op("List lockouts", "LockoutsOut")},
+        "/api/lockouts/clear": {"post": _op("Lift lockouts", "ClearedOut", 400, requestBody=clear)},
+        "/api/datastores": {"get": _op("SQLite files", "DataStoresOut")},
     }

@@ -112,6 +112,7 @@ class DashboardView:
 # The console's pages and the permission each needs (core/staffroles.py); the nav shows those
 # the signed-in role may open.
 NAV: Final[tuple[tuple[str, str, Permission], ...]] = (
+    ("/operations", "Operations", "view_consortium"),
     ("/", "Dashboard", "view"),
     ("/audit", "Audit log", "audit"),
     ("/staff", "Staff", "staff"),

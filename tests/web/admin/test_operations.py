@@ -1,0 +1,66 @@
+"""Operational views: login lockouts (list, lift, audited) and the SQLite files (issue #20)."""
+
+from __future__ import annotations
+
+from proxy.core.throttle import LoginKeys
+from proxy.web.admin.auth import AUTH
+from proxy.web.keys import THROTTLE
+from tests.web.admin.test_app import Console
+
+CARD_KEY = "c" * 40  # an opaque keyed hash, as the login handler makes them
+
+
+def lock_a_card(console: Console) -> None:
+    """Fail logins with one card until it locks."""
+    keys = LoginKeys(card=CARD_KEY, address="a" * 40, network="n" * 40)
+    throttle = console.main[THROTTLE]
+    for _ in range(throttle.limits.card_attempts):
+        throttle.record_failure(keys, console.clock.now)
+
+
+async def test_lockouts_are_listed_by_scope_and_lifted(console: Console) -> None:
+    """A locked card shows by hash prefix; lifting it is audited and unlocks the card."""
+    lock_a_card(console)
+    body = await (await console.client.get("/api/lockouts", headers=console.bearer)).json()
+    cards = [lock for lock in body["lockouts"] if lock["scope"] == "card"]
+    assert cards and cards[0]["key"] == CARD_KEY[:16]
+    resp = await console.client.post(
+        "/api/lockouts/clear", json={"scope": "card", "key": CARD_KEY[:16]}, headers=console.bearer
+    )
+    assert resp.status == 200 and (await resp.json())["cleared"] == 1
+    keys = LoginKeys(card=CARD_KEY, address="x" * 40, network="y" * 40)
+    assert console.main[THROTTLE].blocked(keys, console.clock.now) is None
+    audit = await (await console.client.get("/api/audit", headers=console.bearer)).json()
+    assert any(e["action"] == "lockout_cleared" for e in audit["entries"])
+
+
+async def test_lift_needs_a_long_enough_prefix(console: Console) -> None:
+    """A short prefix (which could lift many lockouts at once) is a 400."""
+    resp = await console.client.post(
+        "/api/lockouts/clear", json={"scope": "card", "key": "c"}, headers=console.bearer
+    )
+    assert resp.status == 400
+
+
+async def test_operations_page_lifts_with_its_button(console: Console) -> None:
+    """The page lists the lockout and its button lifts it (a form post with the CSRF token)."""
+    lock_a_card(console)
+    cookie = await console.login()
+    page = await (await console.client.get("/operations", headers=cookie)).text()
+    assert CARD_KEY[:16] in page and "stats.sqlite3" in page
+    resp = await console.client.post(
+        "/operations/lockouts/clear",
+        data={"csrf": console.admin[AUTH].csrf, "scope": "card", "key": CARD_KEY[:16]},
+        headers={**cookie, "Origin": console.origin},
+        allow_redirects=False,
+    )
+    assert resp.status == 303
+    assert not [s for s, *_ in console.main[THROTTLE].locks(console.clock.now) if s == "card"]
+
+
+async def test_datastores_list_every_sqlite_file(console: Console) -> None:
+    """Each SQLite file of the data dir with its schema version."""
+    body = await (await console.client.get("/api/datastores", headers=console.bearer)).json()
+    names = {s["name"]: s for s in body["stores"]}
+    assert {"stats.sqlite3", "staff.sqlite3", "audit.sqlite3"} <= set(names)
+    assert all(s["ok"] and s["schema_version"] >= 1 for s in names.values())
