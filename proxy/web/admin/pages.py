@@ -162,8 +162,8 @@ def login_page(consortium: str, message: str = "") -> str:
 <input id="code" name="code" inputmode="numeric" autocomplete="one-time-code">
 <button>Sign in</button>
 </form>
-<section aria-labelledby="token-h"><h2 id="token-h">Admin token</h2>
-<p>For the operator: the token is in the environment variable
+<section aria-labelledby="token-h"><h2 id="token-h">For the operator</h2>
+<p>The token is in the environment variable
 <code>CLAMSHELL_ADMIN_TOKEN</code>, or printed by <code>clamshell admin-token</code>.</p>
 <form method="post" action="/login">
 <label for="token">Admin token</label>
