@@ -87,6 +87,12 @@ from proxy.web.admin.operations import (
     operations_page,
 )
 from proxy.web.admin.pages import ADMIN_CSS, layout, login_page
+from proxy.web.admin.sessions_view import (
+    api_end_library,
+    api_end_session,
+    api_sessions_by_library,
+    end_library_form,
+)
 from proxy.web.admin.staff_views import (
     audit_page,
     staff_disable_form,
@@ -143,6 +149,10 @@ ROUTES: Final[tuple[tuple[str, str, Handler, Permission], ...]] = (
     ("GET", "/api/lockouts", api_lockouts, "view_consortium"),
     ("POST", "/api/lockouts/clear", api_lockouts_clear, "lockouts"),
     ("GET", "/api/datastores", api_datastores, "view_consortium"),
+    ("GET", "/api/sessions/libraries", api_sessions_by_library, "view"),
+    ("POST", "/api/sessions/end-library", api_end_library, "suspend"),
+    ("POST", "/api/sessions/end", api_end_session, "suspend"),
+    ("POST", "/operations/sessions/end-library", end_library_form, "suspend"),
 )
 PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {(m, p): perm for m, p, _, perm in ROUTES}
 

@@ -156,6 +156,37 @@ class SuspendIn(Out):
     vendor: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
+class LibrarySessionsOut(Out):
+    """Live sessions of one member library."""
+
+    library: str
+    active: int
+
+
+class SessionsByLibraryOut(Out):
+    """Live sessions per member library (library staff: only theirs)."""
+
+    libraries: list[LibrarySessionsOut]
+
+
+class EndLibraryIn(Out):
+    """End every session of one member library."""
+
+    library: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class EndSessionIn(Out):
+    """End one live session, named by its pseudonymous hash."""
+
+    session_hash: str = Field(pattern=r"^[0-9a-f]{8,64}$")
+
+
+class EndedOut(Out):
+    """How many sessions were ended."""
+
+    ended: int
+
+
 class AuditEntryOut(Out):
     """One staff action: who, when, what (a library and a vendor, hash or case at most)."""
 

@@ -21,11 +21,15 @@ from proxy.web.admin.models import (
     BlockOut,
     ClearedOut,
     DataStoresOut,
+    EndedOut,
+    EndLibraryIn,
+    EndSessionIn,
     ErrorOut,
     HealthOut,
     LockoutClearIn,
     LockoutsOut,
     ReloadOut,
+    SessionsByLibraryOut,
     StatsOut,
     SuspendIn,
     SuspensionOut,
@@ -59,6 +63,10 @@ def _content(model: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ref}}}
 
 
+def _body(model: str) -> dict[str, Any]:
+    return {"required": True, "content": _content(model, "")["content"]}
+
+
 def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -85,8 +93,10 @@ def openapi_document() -> dict[str, Any]:
         LockoutsOut,
         ClearedOut,
         DataStoresOut,
+        SessionsByLibraryOut,
+        EndedOut,
     )
-    ins = (SuspendIn, BlockIn, LockoutClearIn)
+    ins = (SuspendIn, BlockIn, LockoutClearIn, EndLibraryIn, EndSessionIn)
     _, schemas = models_json_schema(
         [*((m, "serialization") for m in outs), *((m, "validation") for m in ins)],
         ref_template="#/components/schemas/{model}",
@@ -136,4 +146,17 @@ def _paths() -> dict[str, Any]:
         "/api/lockouts": {"get": _op("List lockouts", "LockoutsOut")},
         "/api/lockouts/clear": {"post": _op("Lift lockouts", "ClearedOut", 400, requestBody=clear)},
         "/api/datastores": {"get": _op("SQLite files", "DataStoresOut")},
+        "/api/sessions/libraries": {
+            "get": _op("Sessions per library", "SessionsByLibraryOut", 501)
+        },
+        "/api/sessions/end-library": {
+            "post": _op(
+                "End a library's sessions", "EndedOut", 400, 501, requestBody=_body("EndLibraryIn")
+            )
+        },
+        "/api/sessions/end": {
+            "post": _op(
+                "End a session", "EndedOut", 400, 404, 501, requestBody=_body("EndSessionIn")
+            )
+        },
     }

@@ -9,8 +9,8 @@ when it opens read-only and answers; ``GET /operations`` shows both as a page wi
 button per lockout. Who may call them: the route table in app.py.
 Hooks for later work (issues 16, 17): back-end health, unknown-host hits and the link builder
 are meant as their own small modules here, each adding rows to ``ROUTES`` in app.py.
-Not here: the counters themselves (core/throttle.py), sessions per library (the session
-stores cannot count by library yet).
+The page also shows live sessions per library with an "End all" button (sessions_view.py).
+Not here: the counters themselves (core/throttle.py), ending sessions (sessions_view.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from proxy.web.admin.models import (
     LockoutsOut,
 )
 from proxy.web.admin.pages import csrf_field, layout, table, td, when
-from proxy.web.keys import CLOCK, SETTINGS, THROTTLE
+from proxy.web.admin.sessions_view import LibrarySessions, session_counts, sessions_table
+from proxy.web.keys import CLOCK, SESSIONS, SETTINGS, THROTTLE
 
 SHOWN_KEY: Final = 16  # enough to tell lockouts apart and to lift one
 
@@ -125,16 +126,23 @@ async def operations_page(request: web.Request) -> web.Response:
         )
         for s in await asyncio.to_thread(datastore_views, data)
     ]
-    body = table(
-        "Login lockouts",
-        ("Scope", "Keyed hash (start)", "Until (UTC)", "Action"),
-        locks,
-        "No card, address or network is locked out.",
-    ) + table(
-        "SQLite files",
-        ("File", "Bytes", "WAL bytes", "Schema", "State"),
-        stores,
-        "No SQLite files in the data dir.",
+    sessions = ""
+    if isinstance(main[SESSIONS], LibrarySessions):
+        sessions = sessions_table(await session_counts(request), csrf)
+    body = (
+        sessions
+        + table(
+            "Login lockouts",
+            ("Scope", "Keyed hash (start)", "Until (UTC)", "Action"),
+            locks,
+            "No card, address or network is locked out.",
+        )
+        + table(
+            "SQLite files",
+            ("File", "Bytes", "WAL bytes", "Schema", "State"),
+            stores,
+            "No SQLite files in the data dir.",
+        )
     )
     page = layout(
         "Operations",

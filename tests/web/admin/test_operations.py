@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from proxy.core.throttle import LoginKeys
-from proxy.web.admin.auth import AUTH
-from proxy.web.keys import THROTTLE
+from proxy.web.admin.auth import AUTH, STAFF
+from proxy.web.keys import SESSIONS, SUSPENSIONS, THROTTLE
 from tests.web.admin.test_app import Console
 
 CARD_KEY = "c" * 40  # an opaque keyed hash, as the login handler makes them
@@ -64,3 +64,57 @@ async def test_datastores_list_every_sqlite_file(console: Console) -> None:
     names = {s["name"]: s for s in body["stores"]}
     assert {"stats.sqlite3", "staff.sqlite3", "audit.sqlite3"} <= set(names)
     assert all(s["ok"] and s["schema_version"] >= 1 for s in names.values())
+
+
+async def live_session(console: Console, library: str, patron: str) -> str:
+    """A live patron session of ``library``; its store key."""
+    _, session = await console.main[SESSIONS].create(
+        library=library, ptype=None, patron_key=patron, now=console.clock.now
+    )
+    return session.key
+
+
+async def test_sessions_per_library_and_end_all_of_one(console: Console) -> None:
+    """Counts per library; "end all of MAIN" ends MAIN's sessions only, and is audited."""
+    await live_session(console, "MAIN", "p1")
+    await live_session(console, "MAIN", "p2")
+    await live_session(console, "BRANCH", "p3")
+    got = await (await console.client.get("/api/sessions/libraries", headers=console.bearer)).json()
+    assert {c["library"]: c["active"] for c in got["libraries"]} == {"MAIN": 2, "BRANCH": 1}
+    resp = await console.client.post(
+        "/api/sessions/end-library", json={"library": "MAIN"}, headers=console.bearer
+    )
+    assert (await resp.json())["ended"] == 2
+    assert await console.main[SESSIONS].count_active(console.clock.now) == 1
+    audit = await (await console.client.get("/api/audit", headers=console.bearer)).json()
+    assert any(e["action"] == "sessions_ended" and e["library"] == "MAIN" for e in audit["entries"])
+
+
+async def test_end_one_session_by_its_hash(console: Console) -> None:
+    """The pseudonymous hash ends exactly that session; an unknown hash is 404."""
+    key = await live_session(console, "MAIN", "p1")
+    await live_session(console, "MAIN", "p2")
+    session_hash = console.main[SUSPENSIONS].session_hash(key)
+    resp = await console.client.post(
+        "/api/sessions/end", json={"session_hash": session_hash}, headers=console.bearer
+    )
+    assert resp.status == 200 and (await resp.json())["ended"] == 1
+    assert await console.main[SESSIONS].count_active(console.clock.now) == 1
+    again = await console.client.post(
+        "/api/sessions/end", json={"session_hash": session_hash}, headers=console.bearer
+    )
+    assert again.status == 404
+
+
+async def test_library_staff_count_only_their_sessions(console: Console) -> None:
+    """A MAIN account sees MAIN's count only, and cannot end sessions at all."""
+    await live_session(console, "MAIN", "p1")
+    await live_session(console, "BRANCH", "p3")
+    key = console.admin[STAFF].create_key("desk", "library-staff", ("MAIN",), console.clock.now)
+    headers = {"Authorization": f"Bearer {key}"}
+    got = await (await console.client.get("/api/sessions/libraries", headers=headers)).json()
+    assert got["libraries"] == [{"library": "MAIN", "active": 1}]
+    resp = await console.client.post(
+        "/api/sessions/end-library", json={"library": "MAIN"}, headers=headers
+    )
+    assert resp.status == 403
