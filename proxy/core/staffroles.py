@@ -23,7 +23,7 @@ Permission = Literal[
     "audit",  # read the audit log
     "reload",  # reload the vendor rules (and the link builder, issue 17)
     "suspend",  # suspend or end patron sessions (by keyed hash)
-    "block",  # answer an abuse report: block a card behind a pseudonym
+    "block",  # answer an abuse report: block a card behind a pseudonym (scoped: own libraries)
     "lockouts",  # see and clear login lockouts of one's libraries
     "staff",  # manage staff accounts and API keys
 ]
@@ -36,7 +36,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
     "rules-editor": frozenset({"view", "view_consortium", "reload"}),
     # Login lockouts are counted under keyed hashes that name no library, so library staff
     # cannot be shown only theirs: lockouts stay with consortium staff for now.
-    "library-staff": frozenset({"view"}),
+    "library-staff": frozenset({"view", "block"}),  # abuse reports: own cards only
     "auditor": _READ,
 }
 SCOPED_ROLES: Final = frozenset[Role]({"library-staff"})  # must name one or more libraries

@@ -197,6 +197,7 @@ async def api_block(request: web.Request) -> web.Response:
             reported=wanted.pseudonym,
             day=wanted.day,
             details=details,
+            may_block=principal_of(request).sees,
         )
     except CannotTrace as exc:
         raise AdminRefused(404, exc.public_message) from None
