@@ -83,6 +83,7 @@ from proxy.web.admin.operations import (
     api_datastores,
     api_lockouts,
     api_lockouts_clear,
+    api_registry,
     lockouts_clear_form,
     operations_page,
 )
@@ -149,6 +150,7 @@ ROUTES: Final[tuple[tuple[str, str, Handler, Permission], ...]] = (
     ("GET", "/api/lockouts", api_lockouts, "view_consortium"),
     ("POST", "/api/lockouts/clear", api_lockouts_clear, "lockouts"),
     ("GET", "/api/datastores", api_datastores, "view_consortium"),
+    ("GET", "/api/registry", api_registry, "view"),
     ("GET", "/api/sessions/libraries", api_sessions_by_library, "view"),
     ("POST", "/api/sessions/end-library", api_end_library, "suspend"),
     ("POST", "/api/sessions/end", api_end_session, "suspend"),

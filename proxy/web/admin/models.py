@@ -187,6 +187,33 @@ class EndedOut(Out):
     ended: int
 
 
+class LastImportOut(Out):
+    """The last ``patrons import``: when, and its counts."""
+
+    at: datetime
+    imported: int
+    updated: int
+    unchanged: int
+    rejected: int
+    removed: int
+    committed: bool
+
+
+class LibraryRowsOut(Out):
+    """Cards of one member library in the patron registry."""
+
+    library: str
+    rows: int
+
+
+class RegistryOut(Out):
+    """The patron registry: cards per library (library staff: theirs) and the last import
+    (consortium-wide counts: not shown to library staff)."""
+
+    libraries: list[LibraryRowsOut]
+    last_import: LastImportOut | None
+
+
 class AuditEntryOut(Out):
     """One staff action: who, when, what (a library and a vendor, hash or case at most)."""
 

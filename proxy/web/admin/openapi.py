@@ -28,6 +28,7 @@ from proxy.web.admin.models import (
     HealthOut,
     LockoutClearIn,
     LockoutsOut,
+    RegistryOut,
     ReloadOut,
     SessionsByLibraryOut,
     StatsOut,
@@ -95,6 +96,7 @@ def openapi_document() -> dict[str, Any]:
         DataStoresOut,
         SessionsByLibraryOut,
         EndedOut,
+        RegistryOut,
     )
     ins = (SuspendIn, BlockIn, LockoutClearIn, EndLibraryIn, EndSessionIn)
     _, schemas = models_json_schema(
@@ -146,6 +148,7 @@ def _paths() -> dict[str, Any]:
         "/api/lockouts": {"get": _op("List lockouts", "LockoutsOut")},
         "/api/lockouts/clear": {"post": _op("Lift lockouts", "ClearedOut", 400, requestBody=clear)},
         "/api/datastores": {"get": _op("SQLite files", "DataStoresOut")},
+        "/api/registry": {"get": _op("Patron registry status", "RegistryOut")},
         "/api/sessions/libraries": {
             "get": _op("Sessions per library", "SessionsByLibraryOut", 501)
         },

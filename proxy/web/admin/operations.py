@@ -9,6 +9,8 @@ when it opens read-only and answers; ``GET /operations`` shows both as a page wi
 button per lockout. Who may call them: the route table in app.py.
 Hooks for later work (issues 16, 17): back-end health, unknown-host hits and the link builder
 are meant as their own small modules here, each adding rows to ``ROUTES`` in app.py.
+``GET /api/registry`` gives cards per library (library staff: theirs) and the last
+``patrons import``'s counts (consortium-wide roles only).
 The page also shows live sessions per library with an "End all" button (sessions_view.py).
 Not here: the counters themselves (core/throttle.py), ending sessions (sessions_view.py).
 """
@@ -24,6 +26,7 @@ from typing import Final
 
 from aiohttp import web
 
+from proxy.stores.registry_status import last_import
 from proxy.web.admin.api import as_json, parse_body
 from proxy.web.admin.auth import AUTH, MAIN, audit, principal_of
 from proxy.web.admin.dashboard import html
@@ -31,13 +34,16 @@ from proxy.web.admin.models import (
     ClearedOut,
     DataStoreOut,
     DataStoresOut,
+    LastImportOut,
+    LibraryRowsOut,
     LockoutClearIn,
     LockoutOut,
     LockoutsOut,
+    RegistryOut,
 )
 from proxy.web.admin.pages import csrf_field, layout, table, td, when
 from proxy.web.admin.sessions_view import LibrarySessions, session_counts, sessions_table
-from proxy.web.keys import CLOCK, SESSIONS, SETTINGS, THROTTLE
+from proxy.web.keys import CLOCK, REGISTRY, SESSIONS, SETTINGS, THROTTLE
 
 SHOWN_KEY: Final = 16  # enough to tell lockouts apart and to lift one
 
@@ -74,6 +80,42 @@ async def lockouts_clear_form(request: web.Request) -> web.Response:
     request.app[MAIN][THROTTLE].clear(wanted.scope, wanted.key)
     await audit(request, "lockout_cleared", detail=f"{wanted.scope} {wanted.key[:SHOWN_KEY]}")
     return web.Response(status=303, headers={"Location": "/operations"})
+
+
+async def registry_view(request: web.Request) -> RegistryOut:
+    """Cards per library the caller may see; the last import for consortium-wide roles."""
+    main, who = request.app[MAIN], principal_of(request)
+    counts = await asyncio.to_thread(main[REGISTRY].count_by_library)
+    last = last_import(Path(main[SETTINGS].data_dir)) if who.may("view_consortium") else None
+    return RegistryOut(
+        libraries=[
+            LibraryRowsOut(library=lib, rows=n)
+            for lib, n in sorted(counts.items())
+            if who.sees(lib)
+        ],
+        last_import=None
+        if last is None
+        else LastImportOut.model_validate(last, from_attributes=True),
+    )
+
+
+async def api_registry(request: web.Request) -> web.Response:
+    """The patron registry's status."""
+    return as_json(await registry_view(request))
+
+
+def registry_html(view: RegistryOut) -> str:
+    """Cards per library and the last import, as HTML."""
+    rows = [(td(r.library), td(r.rows, num=True)) for r in view.libraries]
+    last = view.last_import
+    summary = (
+        "<p>No <code>patrons import</code> recorded yet.</p>"
+        if last is None
+        else f"<p>Last import {escape(when(last.at))} UTC: {last.imported:,} imported, "
+        f"{last.updated:,} updated, {last.unchanged:,} unchanged, {last.rejected:,} rejected, "
+        f"{last.removed:,} removed{'' if last.committed else ' (nothing committed)'}.</p>"
+    )
+    return table("Patron registry", ("Library", "Cards"), rows, "The registry is empty.") + summary
 
 
 async def api_datastores(request: web.Request) -> web.Response:
@@ -131,6 +173,7 @@ async def operations_page(request: web.Request) -> web.Response:
         sessions = sessions_table(await session_counts(request), csrf)
     body = (
         sessions
+        + registry_html(await registry_view(request))
         + table(
             "Login lockouts",
             ("Scope", "Keyed hash (start)", "Until (UTC)", "Action"),

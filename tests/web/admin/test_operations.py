@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from proxy.core.throttle import LoginKeys
+from proxy.demo.patrons import seed
+from proxy.stores.patron_import import ImportSummary
+from proxy.stores.registry_status import record_import
 from proxy.web.admin.auth import AUTH, STAFF
-from proxy.web.keys import SESSIONS, SUSPENSIONS, THROTTLE
+from proxy.web.keys import REGISTRY, SESSIONS, SETTINGS, SUSPENSIONS, THROTTLE
 from tests.web.admin.test_app import Console
 
 CARD_KEY = "c" * 40  # an opaque keyed hash, as the login handler makes them
@@ -118,3 +123,26 @@ async def test_library_staff_count_only_their_sessions(console: Console) -> None
         "/api/sessions/end-library", json={"library": "MAIN"}, headers=headers
     )
     assert resp.status == 403
+
+
+async def test_registry_status_per_library_and_last_import(console: Console) -> None:
+    """Cards per library; the last import's counts for the consortium, not for one library."""
+    settings = console.main[SETTINGS]
+    seed(console.main[REGISTRY], settings, console.clock.now.date())
+    record_import(
+        Path(settings.data_dir),
+        ImportSummary(imported=6, rejected=2, committed=True),
+        console.clock.now,
+    )
+    body = await (await console.client.get("/api/registry", headers=console.bearer)).json()
+    counts = {r["library"]: r["rows"] for r in body["libraries"]}
+    assert sum(counts.values()) == console.main[REGISTRY].count() and "MAIN" in counts
+    assert body["last_import"]["rejected"] == 2 and body["last_import"]["imported"] == 6
+    key = console.admin[STAFF].create_key("desk", "library-staff", ("MAIN",), console.clock.now)
+    mine = await (
+        await console.client.get("/api/registry", headers={"Authorization": f"Bearer {key}"})
+    ).json()
+    assert [r["library"] for r in mine["libraries"]] == ["MAIN"] and mine["last_import"] is None
+    cookie = await console.login()
+    page = await (await console.client.get("/operations", headers=cookie)).text()
+    assert "Patron registry" in page and "2 rejected" in page
