@@ -4,19 +4,24 @@ Contract: ``build_admin_app(main)`` returns an app that reads the main app's res
 sessions, stats, suspensions, clock) through ``main[KEY]`` and owns none of them;
 ``start_admin(main)`` binds ``settings.admin.listen`` when enabled (logging
 ``admin_listening_publicly`` off loopback) and returns the runner for the caller to clean up.
-Every path but ``/login``, ``/logout`` and ``/admin.css`` needs the admin token, as
-``Authorization: Bearer <token>`` (compared in constant time) or the HttpOnly SameSite=Strict
-cookie the login form sets, holding only a server-side console session's random id; otherwise
-401 with ``WWW-Authenticate: Bearer``. Any method but GET/HEAD is refused with 403 when
-cross-site (Origin / Sec-Fetch-Site, core/csrf.py), and, when authenticated by the cookie,
-without the page's CSRF token. Wrong method: 405. Every response carries a strict CSP (no
-script at all), ``X-Frame-Options: DENY``, no referrer, no caching.
+Every path but ``/login``, ``/logout`` and ``/admin.css`` needs a credential — the admin
+token or a staff API key as ``Authorization: Bearer …``, or the HttpOnly SameSite=Strict
+cookie the login form sets (a staff account or the token), holding only a server-side console
+session's random id; otherwise 401 with ``WWW-Authenticate: Bearer`` — and the permission its
+row in ``ROUTES`` names (403 otherwise; issue #20). ``GET /metrics`` is also open to the
+addresses in ``admin.metrics_allow``. The staff accounts and the audit log are opened in the
+data dir at start-up and closed at cleanup (``staff_stores``).
+Any method but GET/HEAD is refused with 403 when cross-site (Origin / Sec-Fetch-Site,
+core/csrf.py), and, when authenticated by the cookie, without the page's CSRF token. Wrong
+method: 405. Every response carries a strict CSP (no script at all), ``X-Frame-Options:
+DENY``, no referrer, no caching.
 Here: the routes, the listener, and the middleware (``guard`` for the rules above, ``boundary``,
 the one place refusals and failures become responses: JSON under /api/, else a page).
 Privacy: only aggregates, rule files and pseudonymous session hashes are shown; no endpoint can
 name a patron, a card, a session token or what anyone read (DESIGN P3).
 Not here: the token and credential checks (auth.py), the JSON API (api.py, models.py, views.py,
-openapi.py), the HTML handlers (dashboard.py), HTML and the SVG chart (pages.py), the reload
+openapi.py), the HTML handlers (dashboard.py, staff_views.py, operations.py,
+sessions_view.py, metrics_view.py), HTML and the SVG chart (pages.py), the reload
 itself (proxy/rulebook.py), counting (core/usage.py), binding the patron listener and signals
 (proxy/server.py).
 """
