@@ -53,6 +53,12 @@ class Metrics:
             ("vendor",),
             registry=reg,
         )
+        self.rewritten = Counter(
+            "clamshell_rewritten_bytes",
+            "Vendor body bytes that went through host rewriting, by vendor rule.",
+            ("vendor",),
+            registry=reg,
+        )
         self.upstream = Histogram(
             "clamshell_upstream_seconds",
             "Time to the vendor's response headers, by vendor rule.",
@@ -117,6 +123,11 @@ def count_response(vendor: str, status: int, size: int) -> None:
     """One relayed response."""
     METRICS.requests.labels(vendor=vendor, status_class=status_class(status)).inc()
     METRICS.bytes.labels(vendor=vendor).inc(size)
+
+
+def count_rewrite(vendor: str, size: int) -> None:
+    """A body rewritten on its way to the patron (bytes as read from the vendor)."""
+    METRICS.rewritten.labels(vendor=vendor).inc(size)
 
 
 def observe_upstream(vendor: str, seconds: float) -> None:

@@ -79,6 +79,7 @@ async def test_metrics_count_requests_logins_and_latency(
     assert value("clamshell_relayed_requests_total", vendor="acme") >= 3
     assert value("clamshell_relayed_requests_total", vendor="acme", status_class="2xx") >= 1
     assert value("clamshell_relayed_bytes_total", vendor="acme") > 0
+    assert value("clamshell_rewritten_bytes_total", vendor="acme") > 0  # HTML pages
     assert value("clamshell_upstream_seconds_count", vendor="acme") >= 3
     assert value("clamshell_logins_total", library="MAIN", outcome="ok") == 1
     assert value("clamshell_logins_total") == 2
