@@ -1,22 +1,25 @@
-"""HTML, CSS and the inline SVG usage chart of the admin console.
+"""HTML and CSS of the admin console: the layout (with the role's navigation), the sign-in
+form, the dashboard, and the table helpers other console pages use.
 
 Contract: pure functions from plain values to ``str`` HTML; every value that came from a rule
 file, the stats store or a request is escaped here. The pages need no JavaScript and no
 external resource: styles come from ``/admin.css`` (same origin), the chart is inline SVG
 styled by class, so they render offline under ``default-src 'none'; style-src 'self'``.
-Not here: authentication (auth.py), where the numbers come from (views.py).
+Not here: authentication (auth.py), where the numbers come from (views.py), the SVG chart
+(chart.py), the staff, audit and operations pages (staff_pages.py, operations.py).
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from html import escape
 from string import Template
 from typing import TYPE_CHECKING, Final
+
+from proxy.web.admin.chart import day_label, legend, series_by_vendor, usage_chart
 
 if TYPE_CHECKING:
     from proxy.core.staffroles import Permission, Principal
@@ -58,12 +61,6 @@ ul.legend svg { width: 2rem; height: 0.6rem; vertical-align: middle; }
 .s4 { stroke: #e69f00; } .s5 { stroke: #56b4e9; stroke-dasharray: 7 3; }
 .s6 { stroke: #000; stroke-dasharray: 2 3; } .s7 { stroke: #7f7f7f; stroke-dasharray: 10 3 2 3; }
 """
-PALETTE_SIZE: Final = 8  # classes .s0-.s7 above (Okabe-Ito colours, told apart by dashes too)
-OTHERS: Final = "other vendors"
-WIDTH, HEIGHT = 720, 280
-LEFT, RIGHT, TOP, BOTTOM = 64, 28, 24, 44  # room for the labels at the edges
-PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-
 LAYOUT: Final = Template("""<!doctype html>
 <html lang="en">
 <head>
@@ -82,14 +79,6 @@ $body
 </body>
 </html>
 """)
-
-
-@dataclass(frozen=True, slots=True)
-class Series:
-    """One line of the chart: a label and one value per day."""
-
-    label: str
-    values: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,122 +260,15 @@ def _status(status: str) -> str:
 
 
 def _usage_section(view: DashboardView) -> str:
-    title = f"Requests per vendor per day ({_day(view.days[0])} – {_day(view.days[-1])}, UTC)"
+    first, last = day_label(view.days[0]), day_label(view.days[-1])
+    title = f"Requests per vendor per day ({first} – {last}, UTC)"
     if view.usage is None:
         return f"<section><h2>{title}</h2><p>Statistics are not being recorded.</p></section>"
     series = series_by_vendor(view.usage, view.days)
     if not any(any(s.values) for s in series):
         return f"<section><h2>{title}</h2><p>No usage recorded in this period.</p></section>"
     chart = usage_chart(view.days, series)
-    return f"<section><h2>{title}</h2>{chart}{_legend(series)}{_totals(view.usage)}</section>"
-
-
-def series_by_vendor(rows: Sequence[UsageRowOut], days: tuple[date, ...]) -> list[Series]:
-    """Requests per vendor per day (libraries summed); the busiest vendors get their own line."""
-    index = {day: i for i, day in enumerate(days)}
-    per_vendor: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
-    for row in rows:
-        if row.day in index:
-            per_vendor[row.vendor][index[row.day]] += row.requests
-    ranked = sorted(per_vendor.items(), key=lambda item: (-sum(item[1]), item[0]))
-    keep, rest = ranked[: PALETTE_SIZE - 1], ranked[PALETTE_SIZE - 1 :]
-    if len(rest) == 1:
-        keep, rest = ranked, []
-    series = [Series(vendor, tuple(values)) for vendor, values in keep]
-    if rest:
-        series.append(
-            Series(OTHERS, tuple(sum(col) for col in zip(*(v for _, v in rest), strict=True)))
-        )
-    return series
-
-
-def axis_step(peak: int, ticks: int = 4) -> int:
-    """A round step (1, 2 or 5 × 10^k) so that about ``ticks`` steps cover ``peak``."""
-    raw = max(peak, ticks) / ticks
-    exp = int(10 ** math.floor(math.log10(raw)))
-    return next(m * exp for m in (1, 2, 5, 10) if m * exp >= raw)
-
-
-def compact(value: int) -> str:
-    """1234 → '1,234'; 12500 → '12.5k'; 3400000 → '3.4M' (axis labels stay short)."""
-    if value < 10_000:
-        return f"{value:,}"
-    if value < 1_000_000:
-        return f"{value / 1000:.1f}".rstrip("0").rstrip(".") + "k"
-    return f"{value / 1_000_000:.1f}".rstrip("0").rstrip(".") + "M"
-
-
-def usage_chart(days: tuple[date, ...], series: Sequence[Series]) -> str:
-    """An SVG line chart: one polyline per series, gridlines, labelled axes."""
-    peak = max((max(s.values, default=0) for s in series), default=0)
-    step = axis_step(peak)
-    top = step * max(1, math.ceil(peak / step))
-
-    def x(i: int) -> float:
-        return LEFT + i * PLOT_W / max(len(days) - 1, 1)
-
-    def y(v: int) -> float:
-        return TOP + PLOT_H * (1 - v / top)
-
-    desc = f"{len(series)} line(s), {_day(days[0])} to {_day(days[-1])}; busiest day {peak:,}."
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        'aria-labelledby="chart-title chart-desc" xmlns="http://www.w3.org/2000/svg">',
-        '<title id="chart-title">Requests per vendor per day</title>',
-        f'<desc id="chart-desc">{escape(desc)}</desc>',
-        *_y_axis(top, step, y),
-        *_x_axis(days, x),
-    ]
-    for i, s in enumerate(series):
-        points = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in enumerate(s.values))
-        label = f"{s.label}: {sum(s.values):,} requests"
-        parts.append(
-            f'<polyline class="series s{i % PALETTE_SIZE}" points="{points}">'
-            f"<title>{escape(label)}</title></polyline>"
-        )
-    return "".join(parts) + "</svg>"
-
-
-def _y_axis(top: int, step: int, y: Callable[[int], float]) -> list[str]:
-    out = [
-        f'<text class="title" x="{LEFT}" y="{TOP - 8}">Requests per day</text>',
-        f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + PLOT_H}"/>',
-    ]
-    for value in range(0, top + 1, step):
-        at = f"{y(value):.1f}"
-        out.append(f'<line class="grid" x1="{LEFT}" y1="{at}" x2="{WIDTH - RIGHT}" y2="{at}"/>')
-        out.append(
-            f'<text x="{LEFT - 6}" y="{at}" text-anchor="end" dy="4">{compact(value)}</text>'
-        )
-    return out
-
-
-def _x_axis(days: tuple[date, ...], x: Callable[[int], float]) -> list[str]:
-    base = TOP + PLOT_H
-    out = [f'<line class="axis" x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}"/>']
-    for i, day in enumerate(days):
-        if (len(days) - 1 - i) % 7 == 0:  # weekly ticks, ending on the newest day
-            out.append(
-                f'<line class="axis" x1="{x(i):.1f}" y1="{base}" x2="{x(i):.1f}" y2="{base + 4}"/>'
-            )
-            out.append(
-                f'<text x="{x(i):.1f}" y="{base + 16}" text-anchor="middle">{_day(day)}</text>'
-            )
-    out.append(
-        f'<text class="title" x="{LEFT + PLOT_W / 2:.0f}" y="{HEIGHT - 6}" '
-        'text-anchor="middle">Day (UTC)</text>'
-    )
-    return out
-
-
-def _legend(series: Sequence[Series]) -> str:
-    items = "".join(
-        f'<li><svg viewBox="0 0 32 8" aria-hidden="true"><line class="series s{i % PALETTE_SIZE}"'
-        f' x1="2" y1="4" x2="30" y2="4"/></svg> {escape(s.label)} '
-        f"({sum(s.values):,} requests)</li>"
-        for i, s in enumerate(series)
-    )
-    return f'<ul class="legend" aria-label="Legend">{items}</ul>'
+    return f"<section><h2>{title}</h2>{chart}{legend(series)}{_totals(view.usage)}</section>"
 
 
 def _totals(rows: Sequence[UsageRowOut]) -> str:
@@ -466,10 +348,6 @@ def _reload_table(rows: Sequence[ReloadOut]) -> str:
     ]
     head = ("When (UTC)", "Result", "Rules", "Problems")
     return '<section id="reloads">' + table("Recent rule reloads", head, cells, "") + "</section>"
-
-
-def _day(day: date) -> str:
-    return f"{day.day} {day:%b}"
 
 
 def when(at: datetime) -> str:
