@@ -14,6 +14,7 @@ Not here: ending the sessions (the caller owns the session store), printing (pro
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
@@ -78,8 +79,13 @@ def block_by_pseudonym(
     reported: str,
     day: date,
     details: BlockDetails,
+    may_block: Callable[[str], bool] | None = None,
 ) -> BlockResult:
-    """Trace the reported pseudonym to a card and block that card."""
+    """Trace the reported pseudonym to a card and block that card.
+
+    ``may_block(library)`` (#20): library staff may block only their own libraries' cards; a
+    card of another library is answered like no match, so it reveals nothing about it.
+    """
     rule = index.by_id.get(vendor_id)
     if rule is None:
         raise CannotTrace(f"no vendor rule with id {vendor_id!r}")
@@ -98,9 +104,9 @@ def block_by_pseudonym(
             "that period can no longer be traced to anyone"
         )
     patron_key = pseudonym.trace(key, vendor_id, reported, registry.card_hashes())
-    if patron_key is None:
+    library = None if patron_key is None else registry.library_of(patron_key) or "unknown"
+    if patron_key is None or library is None or (may_block and not may_block(library)):
         raise CannotTrace("no card in the registry matches that pseudonym for that date")
-    library = registry.library_of(patron_key) or "unknown"
     case = details.case or f"CASE-{day:%Y%m%d}-{secrets.token_hex(4).upper()}"
     reason = (details.reason or f"abuse report from {vendor_id}")[:REASON_MAX]
     blocks.add(Block(patron_key, library, case, reason, details.by, details.now, details.expires))

@@ -21,6 +21,7 @@ from pathlib import Path
 from proxy.core.snapshot import RuleSnapshot, SnapshotCompiler
 from proxy.errors import ConfigError
 from proxy.logconfig import get_logger
+from proxy.metrics import count_reload
 from proxy.rules_loader import LoadedRules, load_rules
 
 log = get_logger("rules")
@@ -84,7 +85,9 @@ class Rulebook:
     async def reload_async(self) -> ReloadResult:
         """``reload`` off the event loop (file reads go through a thread): the one reload
         entry point of the running server, for SIGHUP and the admin console alike (R12)."""
-        return await asyncio.to_thread(self.reload)
+        result = await asyncio.to_thread(self.reload)
+        count_reload(result.ok)
+        return result
 
     def attach(self, compiler: SnapshotCompiler) -> RuleSnapshot:
         """Compile the current rules now and every reloaded set from now on."""

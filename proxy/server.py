@@ -1,9 +1,10 @@
 """Run the patron-facing server until interrupted: listeners, signals, clean shutdown.
 
 Contract: ``serve_forever(app, settings)`` binds the listener, installs SIGINT/SIGTERM (stop)
-and SIGHUP (reload rules) handlers, and returns after a clean shutdown. It refuses to run on
-aiohttp's pure-Python HTTP parser, which differs from the C parser on edge cases
-(CONVENTIONS "Traps").
+and SIGHUP (reload rules) handlers, tells systemd it is ready once every listener is bound
+(``READY=1`` over ``$NOTIFY_SOCKET``, proxy/sdnotify.py), and returns after a clean shutdown.
+It refuses to run on aiohttp's pure-Python HTTP parser, which differs from the C parser on
+edge cases (CONVENTIONS "Traps").
 Not here: building the app (web/app.py), CLI parsing (proxy/cli/).
 """
 
@@ -24,6 +25,7 @@ from proxy.connlimit import ConnectionCounter, GatedSite
 from proxy.core.settings import ServerLimits, Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.sdnotify import READY, STOPPING, notify
 from proxy.stores.backends import broadcast_reload
 from proxy.tlsconfig import reload_cert_chain, server_context
 from proxy.web.admin.app import start_admin
@@ -127,8 +129,10 @@ async def serve_forever(
     *,
     on_ready: Callable[[], Awaitable[None]] | None = None,
     worker: int | None = None,
+    on_reload: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; reload rules (and the certificate) on SIGHUP.
+    """Serve until SIGINT/SIGTERM; reload rules (and the certificate, and ``on_reload``:
+    proxy.yaml's reloadable keys) on SIGHUP.
 
     ``worker``: this process is worker number ``worker`` of a supervisor (proxy/workers.py):
     its listeners share their ports with the other workers (``reuse_port``), and only worker 0
@@ -140,7 +144,7 @@ async def serve_forever(
     context = tls_context(settings)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: reload(app, settings, context))
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload(app, settings, context, on_reload))
     counter = ConnectionCounter.from_settings(settings.server, settings.trusted_proxies)
     runners = [
         await start_site(
@@ -176,8 +180,12 @@ async def serve_forever(
     try:
         if on_ready is not None:
             await on_ready()
+        # systemd Type=notify: ready once every listener is bound (the rules were loaded
+        # before the app was built).
+        notify(f"{READY}\nSTATUS=serving on {settings.listen.host}:{settings.listen.port}")
         await stop.wait()
     finally:
+        notify(STOPPING)
         log.info("server_stopping")
         if admin is not None:
             await admin.cleanup()  # before the main app closes the stores it reads
@@ -210,18 +218,26 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def reload(
-    app: web.Application, settings: Settings, context: ssl.SSLContext | None
+    app: web.Application,
+    settings: Settings,
+    context: ssl.SSLContext | None,
+    on_reload: Callable[[], Awaitable[object]] | None = None,
 ) -> asyncio.Task[None]:
     """SIGHUP: start ``reload_now`` as a task and return at once (the loop keeps serving)."""
-    return app[TASKS].spawn(reload_now(app, settings, context), name="sighup_reload")
+    return app[TASKS].spawn(reload_now(app, settings, context, on_reload), name="sighup_reload")
 
 
 async def reload_now(
-    app: web.Application, settings: Settings, context: ssl.SSLContext | None
+    app: web.Application,
+    settings: Settings,
+    context: ssl.SSLContext | None,
+    on_reload: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Reload the vendor rules (in a thread) and the certificate; each keeps the old on
     failure. The rules go through ``Rulebook.reload_async``, the admin API's reload too (R12:
     a reload on the loop stalled every request while many files were parsed)."""
+    if on_reload is not None:
+        await on_reload()  # proxy.yaml first: the rules may name a library it adds
     await app[RULEBOOK].reload_async()
     await broadcast_reload(app[STATE])  # #15: every other node and worker reloads too
     if context is not None and settings.tls is not None:

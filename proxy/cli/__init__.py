@@ -3,7 +3,10 @@
 
 Contract: ``main(argv)`` parses the arguments, runs one command through ``COMMANDS`` and
 returns an exit code: 0 success, 1 the command found problems (e.g. invalid rules), 2 usage
-errors (argparse), 130 on Ctrl-C. Errors in config or rules are printed as
+errors (argparse) and operator mistakes the system reports (``OSError``: a port in use, a
+missing folder or file, an unwritable directory) as one ``error: …`` line, 130 on Ctrl-C, and a
+quiet 141 (128 + SIGPIPE, what a shell reports for ``yes | head``) when the reader of stdout
+goes away. ``--version`` prints the version. Errors in config or rules are printed as
 ``file:line: key: message`` lines, never as a traceback. Each command group is a module of
 this package with an ``add_*_parser(commands)`` and a ``*_command(args)`` handler that loads
 the config at the edge (startup.py): serve.py (``serve``, ``demo``), rules.py, patrons.py
@@ -14,17 +17,21 @@ Not here: what the commands do (the modules they call).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from proxy import __version__
 from proxy.cli.admin_token import add_admin_token_parser, admin_token_command
+from proxy.cli.backup import add_backup_parsers, backup_command, restore_command
 from proxy.cli.certs import add_certs_parser, certs_command
 from proxy.cli.patrons import add_patrons_parser, patrons_command
 from proxy.cli.purge import add_purge_parser, purge_command
 from proxy.cli.review import add_review_parser, review_command
 from proxy.cli.rules import add_rules_parser, rules_command
 from proxy.cli.serve import add_serve_parsers, demo_command, serve_command
+from proxy.cli.staff import add_staff_parsers, api_key_command, staff_command
 from proxy.cli.stats import add_stats_parser, stats_command
 from proxy.errors import ConfigError
 
@@ -40,6 +47,8 @@ PARSERS: Final[tuple[Callable[[Any], None], ...]] = (
     add_certs_parser,
     add_review_parser,
     add_admin_token_parser,
+    add_staff_parsers,
+    add_backup_parsers,
 )
 
 # Top-level command -> handler (argparse requires a command, so the lookup cannot miss)
@@ -53,15 +62,20 @@ COMMANDS: Final[dict[str, Handler]] = {
     "certs": certs_command,
     "review": review_command,
     "admin-token": admin_token_command,
+    "staff": staff_command,
+    "api-key": api_key_command,
+    "backup": backup_command,
+    "restore": restore_command,
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every command."""
     parser = argparse.ArgumentParser(
-        prog="run_proxy.py",
+        prog="clamshell",
         description="clamshell: a privacy-first authenticating reverse proxy for libraries.",
     )
+    parser.add_argument("--version", action="version", version=f"clamshell {__version__}")
     parser.add_argument("--config", default="proxy.yaml", help="main config (default ./proxy.yaml)")
     parser.add_argument(
         "--log-format",
@@ -86,3 +100,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Python's documented recipe (library/signal.html#note-on-sigpipe): point stdout at
+        # devnull so the interpreter's final flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+    except OSError as exc:
+        print(f"error: {os_message(exc)}", file=sys.stderr)
+        return 2
+
+
+BROKEN_PIPE: Final = 141  # 128 + SIGPIPE
+
+
+def os_message(exc: OSError) -> str:
+    """One line: ``PATH: reason`` for file errors, else the system's message without its
+    ``[Errno N]`` prefix (a bind failure names the address itself)."""
+    if exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    text = " ".join(str(exc).split())
+    return text.split("] ", 1)[1] if text.startswith("[Errno") and "] " in text else text

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Final
 
@@ -47,6 +47,7 @@ from proxy.stores.patron_import import (
     import_csv,
 )
 from proxy.stores.patrons import PatronRecord, PatronRegistry
+from proxy.stores.registry_status import record_import
 
 # Refusal -> what staff are told (patrons get core/login.py's MESSAGES instead)
 STAFF_REASONS: Final[dict[Refusal, str]] = {
@@ -147,6 +148,7 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
             max_remove=args.max_remove,
             fmt=CsvFormat(DELIMITERS[args.delimiter], args.date_format),
         )
+    record_import(Path(settings.data_dir), summary, datetime.now(UTC))  # #20: console status
     for problem in summary.problems:
         print(problem, file=sys.stderr)
     if summary.unlisted_problems:

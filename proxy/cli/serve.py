@@ -3,7 +3,8 @@
 Contract: ``add_serve_parsers(commands)`` adds both commands; ``serve_command(args)`` runs the
 proxy with ``--config`` until interrupted — in this process, or as ``--workers N`` supervised
 worker processes (proxy/workers.py) — holding the data_dir lock (a second server on the same
-data_dir exits 2 naming the PID that holds it); ``demo_command(args)`` runs the proxy and the demo
+data_dir exits 2 naming the PID that holds it); SIGHUP also re-reads the reloadable keys of
+``--config`` (proxy/config_reload.py); ``demo_command(args)`` runs the proxy and the demo
 vendors. Both return 0 on a clean stop. The server and the demo are imported only when run.
 Not here: binding listeners and signals (proxy/server.py), the app (proxy/web/app.py), the demo
 itself (proxy/demo/run.py).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,20 +72,22 @@ def serve_command(args: argparse.Namespace) -> int:
     from proxy.workers import WorkersNeedRedis, check_workers, supervise, worker_count
 
     settings = configured(args)
+    config = Path(args.config)
     if args.worker is not None:  # a supervisor's worker: the supervisor holds the lock
-        return serve_one(settings, worker=args.worker)
+        return serve_one(settings, config, worker=args.worker)
     count = worker_count(settings.workers, args.workers)
     try:
         check_workers(count, settings)
         with hold_data_dir(Path(settings.data_dir)):
-            return supervise(sys.argv, count) if count > 1 else serve_one(settings)
+            return supervise(sys.argv, count) if count > 1 else serve_one(settings, config)
     except (DataDirLocked, WorkersNeedRedis) as exc:
         print(f"serve: {exc}", file=sys.stderr)
         return 2
 
 
-def serve_one(settings: Settings, *, worker: int | None = None) -> int:
-    """Serve in this process until SIGINT/SIGTERM."""
+def serve_one(settings: Settings, config: Path, *, worker: int | None = None) -> int:
+    """Serve in this process until SIGINT/SIGTERM (SIGHUP also re-reads ``config``)."""
+    from proxy.config_reload import reload_config
     from proxy.server import serve_forever, settle_heap
     from proxy.web.app import build_app
 
@@ -92,7 +96,13 @@ def serve_one(settings: Settings, *, worker: int | None = None) -> int:
 
     async def run() -> None:
         app = await build_app(settings, book)
-        await serve_forever(app, settings, on_ready=settle_heap, worker=worker)
+        await serve_forever(
+            app,
+            settings,
+            on_ready=settle_heap,
+            worker=worker,
+            on_reload=lambda: reload_config(app, config, os.environ),
+        )
 
     asyncio.run(run())
     return 0

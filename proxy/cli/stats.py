@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from proxy.cli.startup import configured
 from proxy.core.settings import Settings
+from proxy.stores.audit import AuditLog
 from proxy.stores.stats import StatsStore, UsageRow
 
 USAGE_COLUMNS = [f.name for f in dataclasses.fields(UsageRow)]
@@ -84,7 +85,18 @@ def run_stats_export(args: argparse.Namespace, settings: Settings) -> int:
     else:
         with Path(args.out).open("w", encoding="utf-8", newline="") as out:
             write_rows(out, args.format, rows, logins, table=args.table)
+    record_export(settings, args)
     return 0
+
+
+def record_export(settings: Settings, args: argparse.Namespace) -> None:
+    """The audit log's entry for an export (#20): the table and the period, nothing more."""
+    log = AuditLog.open(Path(settings.data_dir), timedelta(days=settings.admin.audit_days))
+    try:
+        detail = f"{args.table} {args.granularity} {args.start}..{args.end}"
+        log.record("cli", "stats_exported", datetime.now(UTC), detail=detail)
+    finally:
+        log.close()
 
 
 def write_rows(

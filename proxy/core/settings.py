@@ -227,6 +227,10 @@ class Admin(Frozen):
     # A console sign-in (server-side session) ends after this idle time or this age.
     session_idle_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
     session_hours: Annotated[int, Field(ge=1, le=24 * 7)] = 8
+    # Staff actions (issue #20) are kept this long in data_dir/audit.sqlite3.
+    audit_days: Annotated[int, Field(ge=1, le=3660)] = 365
+    # /metrics without an API key from these addresses (e.g. the Prometheus host).
+    metrics_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 class ServerLimits(Frozen):

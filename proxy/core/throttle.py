@@ -227,6 +227,21 @@ class Throttle:
             self._logins.popitem(last=False)
         return count < self.limits.card_logins_per_minute
 
+    def locks(self, now: datetime) -> list[tuple[Scope, str, datetime]]:
+        """The card, address and network locks in force: (scope, opaque key, until) (#20)."""
+        return [
+            (scope, key, counter.locked_until)
+            for (scope, key), counter in self._keyed.items()
+            if counter.locked_until is not None and counter.locked(now)
+        ]
+
+    def clear(self, scope: Scope, key_prefix: str) -> int:
+        """Staff lift: forget the counters of ``scope`` whose key starts with the prefix."""
+        found = [k for k in self._keyed if k[0] == scope and k[1].startswith(key_prefix)]
+        for k in found:
+            del self._keyed[k]
+        return len(found)
+
     def expire(self, now: datetime) -> int:
         """Drop counters that can no longer count or lock anything; returns how many."""
         horizon = max(2 * self.limits.window, self.limits.lockout)

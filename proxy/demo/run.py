@@ -116,5 +116,5 @@ def admin_lines(settings: Settings) -> str:
     if not settings.admin.enabled:
         return ""
     listen = settings.admin.listen
-    command = f"python run_proxy.py admin-token --data-dir {shlex.quote(settings.data_dir)}"
+    command = f"clamshell admin-token --data-dir {shlex.quote(settings.data_dir)}"
     return f"  Admin console:   http://{listen.host}:{listen.port}/\n  Admin token:     {command}\n"

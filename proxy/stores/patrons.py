@@ -278,6 +278,14 @@ class PatronRegistry:
         with self._lock:
             return int(self._conn.execute("SELECT count(*) FROM patrons").fetchone()[0])
 
+    def count_by_library(self) -> dict[str, int]:
+        """Cards per member library (the admin console's registry status, #20)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT library, count(*) FROM patrons GROUP BY library"
+            ).fetchall()
+        return {str(lib): int(n) for lib, n in rows}
+
     def _select(self, card_hash: str) -> tuple[object, ...] | None:
         with self._lock:
             row = self._conn.execute(SELECT_ONE, (card_hash,)).fetchone()

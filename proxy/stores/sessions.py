@@ -215,6 +215,22 @@ class MemorySessionStore:
         """Keys (token hashes) of the live sessions, for staff actions by pseudonymous hash."""
         return [k for k, s in self._live.items() if not s.expired(now, self.idle)]
 
+    async def count_by_library(self, now: datetime) -> dict[str, int]:
+        """Live sessions per member library (the admin console's operations page, #20)."""
+        counts: dict[str, int] = {}
+        for s in self._live.values():
+            if not s.expired(now, self.idle):
+                counts[s.library] = counts.get(s.library, 0) + 1
+        return counts
+
+    async def delete_by_library(self, library: str) -> int:
+        """End every session of one member library (staff: "end all sessions of X")."""
+        return await self._remove([k for k, s in self._live.items() if s.library == library])
+
+    async def delete_keys(self, keys: list[str]) -> int:
+        """End the sessions with these store keys (staff: end one session by its hash)."""
+        return await self._remove([k for k in keys if k in self._live])
+
     async def flush(self) -> int:
         """Nothing to persist in memory."""
         return 0

@@ -7,6 +7,11 @@ and the requested durability, applies the schema when the file is new or older, 
 R15: a corrupt file must stop the start, not answer 500 to every login) or is from a newer
 clamshell. ``StoreError`` is a ``ConfigError``, so the CLI prints its one line without a
 traceback, and the stores' own error classes derive from it.
+Schema migrations (issue #20): ``migrations`` maps a version N to the SQL that upgrades a file
+from N-1 to N. A file older than ``version`` is stepped one version at a time, each step in its
+own transaction together with its ``PRAGMA user_version`` (a failed step leaves the file at the
+last good version); a version with no step re-applies ``schema`` (``CREATE … IF NOT EXISTS``:
+new tables only), what every version so far needed. A new file gets ``schema`` directly.
 ``synchronous=FULL`` for security-relevant state, ``NORMAL`` for statistics (CONVENTIONS
 "Traps": NORMAL survives kill -9 but can lose recent commits on power loss).
 Not here: any table's meaning.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -45,6 +51,7 @@ def open_db(
     secure_delete: bool = False,
     what: str = "store",
     error: type[StoreError] = StoreError,
+    migrations: Mapping[int, str] | None = None,
 ) -> sqlite3.Connection:
     """Open (creating if needed) one SQLite store file.
 
@@ -52,6 +59,7 @@ def open_db(
         secure_delete: overwrite deleted rows with zeros (keys, pseudonym secrets).
         what: how error messages name the file ("the patron registry").
         error: the store's own error class, raised with the file's path in the message.
+        migrations: version N → SQL upgrading a file from N-1 to N.
     """
     ensure_private_dir(path.parent)
     if not path.exists():  # SQLite gives -wal and -shm the database file's mode
@@ -67,13 +75,20 @@ def open_db(
         current = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if current > version:
             raise error(f"{path}: schema version {current} is newer than this clamshell")
-        if current < version:
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {schema} PRAGMA user_version = {int(version)}; COMMIT;"
-            )
+        for step, sql in migration_steps(current, version, schema, migrations or {}):
+            conn.executescript(f"BEGIN IMMEDIATE; {sql} PRAGMA user_version = {step}; COMMIT;")
     except sqlite3.DatabaseError as exc:
         raise error(f"{path}: cannot open {what}: {exc}") from None
     return conn
+
+
+def migration_steps(
+    current: int, version: int, schema: str, migrations: Mapping[int, str]
+) -> list[tuple[int, str]]:
+    """The (version, SQL) steps from ``current`` to ``version``, in order."""
+    if current == 0:
+        return [(version, schema)] if version > 0 else []
+    return [(step, migrations.get(step, schema)) for step in range(current + 1, version + 1)]
 
 
 def _quick_check(conn: sqlite3.Connection, path: Path, what: str, error: type[StoreError]) -> None:

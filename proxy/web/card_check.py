@@ -51,6 +51,7 @@ from proxy.core.throttle import LoginKeys, Scope, ThrottleVerdict, network_of
 from proxy.ilsauth.backends import CardCheckUnavailable
 from proxy.ilsauth.chain import ask_in_order
 from proxy.logconfig import get_logger
+from proxy.metrics import count_login
 from proxy.stores.blocks import BlockList
 from proxy.stores.patrons import PatronRegistry
 from proxy.web.keys import (
@@ -105,9 +106,9 @@ async def check_card(
     decision = apply_block(decision, blocked=blocked)  # back-end independent (#18)
     decision = await record_outcome(request, keys, verdict, decision)
     outcome = "ok" if isinstance(decision, LoginAccepted) else str(decision.reason)
-    app[USAGE].login(
-        now.date(), library.code if library else "unknown", "throttled" if verdict else outcome
-    )
+    code, outcome = library.code if library else "unknown", "throttled" if verdict else outcome
+    app[USAGE].login(now.date(), code, outcome)
+    count_login(code, outcome)
     return decision
 
 

@@ -17,6 +17,8 @@ and timeouts (upstream/client.py).
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import hdrs, web
 
 from proxy.accesslog import SESSION_KEY, UPSTREAM_URL_KEY, VENDOR_KEY
@@ -24,6 +26,7 @@ from proxy.core.abuse import LimitCrossed, action_for
 from proxy.core.decision import SUSPENDED, Deny, Forward, Redirect, RequestView, decide
 from proxy.core.usage import is_download_answer
 from proxy.logconfig import get_logger
+from proxy.metrics import count_response, observe_upstream
 from proxy.upstream.client import UpstreamResponse
 from proxy.web.exchange import Exchange
 from proxy.web.keys import CLOCK, RELAY, RULEBOOK
@@ -115,7 +118,9 @@ async def forward(ex: Exchange) -> web.StreamResponse:
     stores, plan, now = ex.stores, ex.plan, ex.now
     keys, limits = plan.accounting, plan.limits
     await refuse_if_over(ex)
+    started = time.perf_counter()
     upstream = await send_upstream(ex)
+    observe_upstream(keys.vendor, time.perf_counter() - started)
     meter = BodyMeter(stores.abuse, keys.subject, limits, now)
     sent: Sent | None = None
     crossed: LimitCrossed | None = None
@@ -132,6 +137,7 @@ async def forward(ex: Exchange) -> web.StreamResponse:
         upstream.release()  # an unread body closes the vendor connection rather than reuse it
     if sent is not None:
         account(stores.usage, keys, sent.size, download, now)
+        count_response(keys.vendor, upstream.status, sent.size)
     crossed = crossed or meter.crossed
     if crossed is not None:
         await suspend(stores.suspensions, keys, crossed, limits, now)

@@ -35,6 +35,7 @@ from proxy.core.rules import VendorRule
 from proxy.core.usage import UsageCounters
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.metrics import count_abuse_trip
 from proxy.stores.sessions import Session
 from proxy.stores.suspensions import Suspensions
 
@@ -209,6 +210,7 @@ async def suspend(
     """Suspend the card (or only log, for account sharing in ``log`` mode); the rows are
     written in a worker thread, the suspension takes effect at once in memory."""
     subject, vendor = keys.subject, keys.vendor
+    count_abuse_trip(crossed.limit)
     if action_for(crossed, limits) == "log":
         entry = book.mark(subject, vendor, crossed.limit, now, action="logged")
         log.warning("usage_limit_logged", vendor=vendor, limit=crossed.limit)

@@ -29,6 +29,7 @@ from proxy.core.responseplan import Leave, ResponseHead, plan_response
 from proxy.core.settings import Settings
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.metrics import count_rewrite
 from proxy.rules_loader import is_public_suffix
 from proxy.upstream.client import UpstreamResponse, iter_body, read_small
 from proxy.upstream.errors import UpstreamError
@@ -90,6 +91,7 @@ async def respond(ex: Exchange, upstream: UpstreamResponse, meter: BodyMeter | N
         max_decoded=snapshot.max_decoded,
     )
     size = await send_rewritten(request, response, upstream, plan.rule.id, body, meter)
+    count_rewrite(plan.rule.id, size)
     return Sent(response, size, body.rewriter.referenced_hosts)
 
 

@@ -61,7 +61,7 @@ def test_token_form_signs_in_to_the_dashboard(browsing: Browsing, stack: Stack) 
     page.goto(f"{stack.admin_url}/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
     page.get_by_label("Admin token").fill(stack.admin_token)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in with the token").click()
     assert_dashboard(browsing)
 
 

@@ -30,9 +30,9 @@ def test_item7_demo_banner_command_prints_the_demo_consoles_token(
     assert f"Admin console:   http://{listen.host}:{listen.port}/" in out
     (line,) = [x for x in out.splitlines() if "admin-token" in x]
     command = shlex.split(line.split(":", 1)[1])
-    assert command[:3] == ["python", "run_proxy.py", "admin-token"]
+    assert command[:2] == ["clamshell", "admin-token"]  # the console script (#20)
     result = subprocess.run(  # run where no proxy.yaml exists, as after `demo`
-        [sys.executable, str(REPO / "run_proxy.py"), *command[2:]],
+        [sys.executable, str(REPO / "run_proxy.py"), *command[1:]],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -167,3 +167,20 @@ async def test_destroyed_epoch_key_makes_old_pseudonyms_untraceable(tmp_path: Pa
     report = await purge_all(stores, settings, then + timedelta(days=40))
     assert report.epoch_keys_destroyed == 1
     assert epochs.existing(epoch) is None
+
+
+def test_stats_export_is_in_the_audit_log(config: Path, tmp_path: Path) -> None:
+    """An export is recorded (#20): who (the CLI), the table and the period."""
+    from datetime import timedelta
+
+    from proxy.stores.audit import AuditLog
+
+    assert (
+        cli(config, "stats", "export", "--from", "2026-11-01", "--to", "2026-11-30").returncode == 0
+    )
+    log = AuditLog.open(tmp_path / "data", timedelta(days=365))
+    entries = log.recent()
+    log.close()
+    assert [(e.actor, e.action, e.detail) for e in entries] == [
+        ("cli", "stats_exported", "usage day 2026-11-01..2026-11-30")
+    ]

@@ -29,9 +29,11 @@ from proxy.abuse_report import BlockDetails, CannotTrace, block_by_pseudonym, bl
 from proxy.logconfig import get_logger
 from proxy.stores.backends import broadcast_reload
 from proxy.stores.suspensions import Suspension, Suspensions
-from proxy.web.admin.auth import MAIN, AdminRefused
+from proxy.web.admin.auth import AUDIT, MAIN, AdminRefused, audit, principal_of
 from proxy.web.admin.models import (
     FILTER_MAX,
+    AuditEntryOut,
+    AuditOut,
     BlockIn,
     BlockOut,
     HealthOut,
@@ -115,19 +117,22 @@ async def api_vendors(request: web.Request) -> web.Response:
 
 async def api_stats(request: web.Request) -> web.Response:
     """Aggregate usage, logins and third-party hosts for a period."""
-    main = request.app[MAIN]
+    main, who = request.app[MAIN], principal_of(request)
     q = parse_stats_query(request.query, main[CLOCK]().date())
+    if q.library is not None and not who.sees(q.library):
+        raise AdminRefused(403, "Your account does not cover this library.")
     usage = await usage_rows(main, q.start, q.end, vendor=q.vendor, library=q.library)
     logins = await asyncio.to_thread(main[STATS].logins, q.start, q.end)
-    third = await third_party_rows(main, q.start, q.end, per_vendor=None)
+    # Third-party counts are consortium-wide: library staff do not get them.
+    third = [] if who.scoped else await third_party_rows(main, q.start, q.end, per_vendor=None)
     body = StatsOut(
         from_=q.start,
         to=q.end,
-        usage=usage,
+        usage=[u for u in usage if who.sees(u.library)],
         logins=[
             LoginCountOut(day=d, library=lib, outcome=o, count=n)
             for d, lib, o, n in logins
-            if q.library in (None, lib)
+            if q.library in (None, lib) and who.sees(lib)
         ],
         third_parties=[t for t in third if q.vendor in (None, t.vendor)],
     )
@@ -138,6 +143,7 @@ async def api_reload(request: web.Request) -> web.Response:
     """Reload the rules: 200 with the result, or 422 listing the problems (old rules kept)."""
     result = await request.app[MAIN][RULEBOOK].reload_async()
     await broadcast_reload(request.app[MAIN][STATE])  # #15: every node reloads
+    await audit(request, "rules_reloaded", detail="ok" if result.ok else "refused")
     return as_json(reload_view(result), status=200 if result.ok else 422)
 
 
@@ -167,6 +173,7 @@ async def api_suspend(request: web.Request) -> web.Response:
     if entry is None:
         raise AdminRefused(404, "No live session has this hash (it may have ended).")
     log.info("session_suspended_by_staff", vendor=wanted.vendor, session_hash=entry.session_hash)
+    await audit(request, "session_suspended", detail=f"{wanted.vendor} {entry.session_hash}")
     return as_json(suspension_view(entry))
 
 
@@ -193,10 +200,12 @@ async def api_block(request: web.Request) -> web.Response:
             reported=wanted.pseudonym,
             day=wanted.day,
             details=details,
+            may_block=principal_of(request).sees,
         )
     except CannotTrace as exc:
         raise AdminRefused(404, exc.public_message) from None
     ended = await main[SESSIONS].delete_by_patron(result.patron_key)
+    await audit(request, "card_blocked", library=result.library, detail=result.case)
     return as_json(BlockOut(library=result.library, case=result.case, sessions_ended=ended))
 
 
@@ -261,3 +270,11 @@ def _filter_param(query: Mapping[str, str], name: str) -> str | None:
     if value is not None and not 1 <= len(value) <= FILTER_MAX:
         raise AdminRefused(400, f"'{name}' must be 1 to {FILTER_MAX} characters.")
     return value
+
+
+async def api_audit(request: web.Request) -> web.Response:
+    """The newest staff actions (who, when, what)."""
+    entries = await asyncio.to_thread(request.app[AUDIT].recent, 200)
+    return as_json(
+        AuditOut(entries=[AuditEntryOut.model_validate(e, from_attributes=True) for e in entries])
+    )

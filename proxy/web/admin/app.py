@@ -4,19 +4,24 @@ Contract: ``build_admin_app(main)`` returns an app that reads the main app's res
 sessions, stats, suspensions, clock) through ``main[KEY]`` and owns none of them;
 ``start_admin(main)`` binds ``settings.admin.listen`` when enabled (logging
 ``admin_listening_publicly`` off loopback) and returns the runner for the caller to clean up.
-Every path but ``/login``, ``/logout`` and ``/admin.css`` needs the admin token, as
-``Authorization: Bearer <token>`` (compared in constant time) or the HttpOnly SameSite=Strict
-cookie the login form sets, holding only a server-side console session's random id; otherwise
-401 with ``WWW-Authenticate: Bearer``. Any method but GET/HEAD is refused with 403 when
-cross-site (Origin / Sec-Fetch-Site, core/csrf.py), and, when authenticated by the cookie,
-without the page's CSRF token. Wrong method: 405. Every response carries a strict CSP (no
-script at all), ``X-Frame-Options: DENY``, no referrer, no caching.
+Every path but ``/login``, ``/logout`` and ``/admin.css`` needs a credential — the admin
+token or a staff API key as ``Authorization: Bearer …``, or the HttpOnly SameSite=Strict
+cookie the login form sets (a staff account or the token), holding only a server-side console
+session's random id; otherwise 401 with ``WWW-Authenticate: Bearer`` — and the permission its
+row in ``ROUTES`` names (403 otherwise; issue #20). ``GET /metrics`` is also open to the
+addresses in ``admin.metrics_allow``. The staff accounts and the audit log are opened in the
+data dir at start-up and closed at cleanup (``staff_stores``).
+Any method but GET/HEAD is refused with 403 when cross-site (Origin / Sec-Fetch-Site,
+core/csrf.py), and, when authenticated by the cookie, without the page's CSRF token. Wrong
+method: 405. Every response carries a strict CSP (no script at all), ``X-Frame-Options:
+DENY``, no referrer, no caching.
 Here: the routes, the listener, and the middleware (``guard`` for the rules above, ``boundary``,
 the one place refusals and failures become responses: JSON under /api/, else a page).
 Privacy: only aggregates, rule files and pseudonymous session hashes are shown; no endpoint can
 name a patron, a card, a session token or what anyone read (DESIGN P3).
 Not here: the token and credential checks (auth.py), the JSON API (api.py, models.py, views.py,
-openapi.py), the HTML handlers (dashboard.py), HTML and the SVG chart (pages.py), the reload
+openapi.py), the HTML handlers (dashboard.py, staff_views.py, operations.py,
+sessions_view.py, metrics_view.py), HTML and the SVG chart (pages.py), the reload
 itself (proxy/rulebook.py), counting (core/usage.py), binding the patron listener and signals
 (proxy/server.py).
 """
@@ -27,7 +32,7 @@ import ipaddress
 import os
 import re
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from html import escape
 from pathlib import Path
@@ -36,9 +41,13 @@ from typing import Any, Final
 from aiohttp import web
 
 from proxy.core.csrf import is_cross_site
+from proxy.core.staffroles import Permission
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
+from proxy.stores.audit import AuditLog
+from proxy.stores.staff import StaffStore
 from proxy.web.admin.api import (
+    api_audit,
     api_block,
     api_health,
     api_openapi,
@@ -49,9 +58,12 @@ from proxy.web.admin.api import (
     api_vendors,
 )
 from proxy.web.admin.auth import (
+    AUDIT,
     AUTH,
     CONSOLE_SESSIONS,
     MAIN,
+    PRINCIPAL,
+    STAFF,
     STYLES,
     TOKEN_ENV,
     AdminAuth,
@@ -71,9 +83,30 @@ from proxy.web.admin.dashboard import (
     reload_form,
     stylesheet,
 )
-from proxy.web.admin.links import add_link_routes
+from proxy.web.admin.links import api_database_starts, api_links, api_unknown_hosts, links_page
+from proxy.web.admin.metrics_view import metrics, scrape_allowed
 from proxy.web.admin.models import ErrorOut
+from proxy.web.admin.operations import (
+    api_datastores,
+    api_lockouts,
+    api_lockouts_clear,
+    api_registry,
+    lockouts_clear_form,
+    operations_page,
+)
 from proxy.web.admin.pages import ADMIN_CSS, layout, login_page
+from proxy.web.admin.sessions_view import (
+    api_end_library,
+    api_end_session,
+    api_sessions_by_library,
+    end_library_form,
+)
+from proxy.web.admin.staff_views import (
+    audit_page,
+    staff_disable_form,
+    staff_enable_form,
+    staff_page,
+)
 from proxy.web.edge_headers import SERVER_NAME, hide_server_version
 from proxy.web.errors import check_framing, checked_host
 from proxy.web.keys import SETTINGS
@@ -99,6 +132,45 @@ SECURITY_HEADERS: Final = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Every protected route and the permission it needs (core/staffroles.py). One table, so a
+# test can walk every route with every role; a route missing here cannot be reached.
+ROUTES: Final[tuple[tuple[str, str, Handler, Permission], ...]] = (
+    ("GET", "/", dashboard, "view"),
+    ("POST", "/reload", reload_form, "reload"),
+    ("GET", "/staff", staff_page, "staff"),
+    ("POST", "/staff/disable", staff_disable_form, "staff"),
+    ("POST", "/staff/enable", staff_enable_form, "staff"),
+    ("GET", "/audit", audit_page, "audit"),
+    ("GET", "/api/openapi.json", api_openapi, "view"),
+    ("GET", "/api/health", api_health, "view_consortium"),
+    ("GET", "/api/vendors", api_vendors, "view"),
+    ("GET", "/api/stats", api_stats, "view"),
+    ("POST", "/api/reload", api_reload, "reload"),
+    ("GET", "/api/suspensions", api_suspensions, "view_consortium"),
+    ("POST", "/api/sessions/suspend", api_suspend, "suspend"),
+    ("POST", "/api/patrons/block", api_block, "block"),
+    ("GET", "/api/audit", api_audit, "audit"),
+    ("GET", "/metrics", metrics, "view_consortium"),
+    ("GET", "/operations", operations_page, "view_consortium"),
+    ("POST", "/operations/lockouts/clear", lockouts_clear_form, "lockouts"),
+    ("GET", "/api/lockouts", api_lockouts, "view_consortium"),
+    ("POST", "/api/lockouts/clear", api_lockouts_clear, "lockouts"),
+    ("GET", "/api/datastores", api_datastores, "view_consortium"),
+    ("GET", "/api/registry", api_registry, "view"),
+    ("GET", "/api/sessions/libraries", api_sessions_by_library, "view"),
+    ("POST", "/api/sessions/end-library", api_end_library, "suspend"),
+    ("POST", "/api/sessions/end", api_end_session, "suspend"),
+    ("POST", "/operations/sessions/end-library", end_library_form, "suspend"),
+    ("GET", "/api/auth-backends", api_auth_backends, "view_consortium"),  # #16
+    # #17: the link builder and what patrons followed (no patron data, but every library's)
+    ("GET", "/links", links_page, "view_consortium"),
+    ("GET", "/api/links", api_links, "view_consortium"),
+    ("GET", "/api/unknown-hosts", api_unknown_hosts, "view_consortium"),
+    ("GET", "/api/database-starts", api_database_starts, "view_consortium"),
+)
+PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {(m, p): perm for m, p, _, perm in ROUTES}
+
 # --- app, listener ----------------------------------------------------------------------
 
 
@@ -115,23 +187,25 @@ def build_admin_app(
     )
     admin[STYLES] = PORTAL_CSS.read_text("utf-8") + ADMIN_CSS
     admin.on_response_prepare.append(add_security_headers)
-    admin.router.add_get("/", dashboard)
     admin.router.add_get("/admin.css", stylesheet)
     admin.router.add_get("/login", login_form)
     admin.router.add_post("/login", login_submit)
     admin.router.add_post("/logout", logout)
-    admin.router.add_post("/reload", reload_form)
-    admin.router.add_get("/api/openapi.json", api_openapi)
-    admin.router.add_get("/api/health", api_health)
-    admin.router.add_get("/api/auth-backends", api_auth_backends)  # #16
-    admin.router.add_get("/api/vendors", api_vendors)
-    admin.router.add_get("/api/stats", api_stats)
-    admin.router.add_post("/api/reload", api_reload)
-    admin.router.add_get("/api/suspensions", api_suspensions)
-    admin.router.add_post("/api/sessions/suspend", api_suspend)
-    admin.router.add_post("/api/patrons/block", api_block)
-    add_link_routes(admin)  # #17: link builder and unknown hosts (web/admin/links.py)
+    for method, path, handler, _ in ROUTES:
+        admin.router.add_route(method, path, handler)
+    admin.cleanup_ctx.append(staff_stores)
     return admin
+
+
+async def staff_stores(admin: web.Application) -> AsyncIterator[None]:
+    """Open the staff accounts and the audit log in the data dir; close them on shutdown."""
+    settings = admin[MAIN][SETTINGS]
+    data = Path(settings.data_dir)
+    admin[STAFF] = StaffStore.open(data)
+    admin[AUDIT] = AuditLog.open(data, timedelta(days=settings.admin.audit_days))
+    yield
+    admin[STAFF].close()
+    admin[AUDIT].close()
 
 
 async def start_admin(main: web.Application) -> web.AppRunner | None:
@@ -219,12 +293,24 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     if unsafe and is_cross_site(headers.get("Origin"), headers.get("Sec-Fetch-Site"), origin):
         log.info("admin_cross_site_refused", method=request.method)
         raise AdminRefused(403, "Cross-site requests to the admin console are refused.")
-    if request.path not in PUBLIC_PATHS:
-        via = authenticate(request)
+    if request.path not in PUBLIC_PATHS and not scrape_allowed(request):
+        via, who = await authenticate(request)
+        request[PRINCIPAL] = who
         if unsafe and via == "cookie":
             await require_csrf(request)
+        needed = PERMISSIONS.get(route_key(request))
+        if needed is not None and not who.may(needed):
+            log.info("admin_forbidden", role=who.role, permission=needed)
+            raise AdminRefused(403, "Your role does not allow this.")
     response: web.StreamResponse = await handler(request)
     return response
+
+
+def route_key(request: web.Request) -> tuple[str, str]:
+    """(method, route path) of the matched route; HEAD is a GET (RFC 9110 §9.3.2)."""
+    method = "GET" if request.method == "HEAD" else request.method
+    resource = request.match_info.route.resource
+    return method, resource.canonical if resource is not None else request.path
 
 
 def check_host(request: web.Request) -> None:

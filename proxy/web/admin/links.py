@@ -1,13 +1,13 @@
 """Admin console: the link builder and the unknown hosts (#17), self-contained.
 
-Contract: ``add_link_routes(admin)`` registers ``GET /links`` (an HTML form: paste a vendor
+Contract: the handlers of ``GET /links`` (an HTML form: paste a vendor
 URL, get the proxied link, the covering rule and database and each member library's licence,
 or the domain to add; then the hosts patrons were sent to that no rule covers, per host over
 the last 30 days), ``GET /api/links?url=`` (the same report as JSON) and ``GET
 /api/unknown-hosts?days=`` (``[{host, hits}]``) and ``GET /api/database-starts?days=``
 (``[{vendor, database, library, starts}]``: starting points followed, per database where the
-link said which, else per platform). The console's middleware (app.py) guards
-them like every other path: token or console session, no script, no caching. Nothing here
+link said which, else per platform). They are rows of the console's ROUTES table (app.py), guarded
+like every other path: token or console session, no script, no caching. Nothing here
 names a patron: unknown hosts are counted per host per day only.
 Not here: the report (core/links.py), counting (core/usage.py, stores/stats.py).
 """
@@ -24,7 +24,15 @@ from aiohttp import web
 
 from proxy.core.links import LinkReport, link_report
 from proxy.rules_loader import is_public_suffix
-from proxy.web.admin.auth import MAIN
+from proxy.web.admin.api import as_json
+from proxy.web.admin.auth import MAIN, AdminRefused
+from proxy.web.admin.models import (
+    DatabaseStartOut,
+    DatabaseStartsOut,
+    LinkReportOut,
+    UnknownHostOut,
+    UnknownHostsOut,
+)
 from proxy.web.keys import CLOCK, HOSTMAP, RULEBOOK, SETTINGS, STATS
 
 UNKNOWN_DAYS: Final = 30
@@ -60,7 +68,15 @@ async def database_starts(main: web.Application, days: int) -> list[tuple[str, s
     )
 
 
+def _only(request: web.Request, *allowed: str) -> None:
+    """A typo such as ``?day=`` is refused, not silently ignored (as ``/api/stats`` does)."""
+    unknown = sorted(set(request.query) - set(allowed))
+    if unknown:
+        raise AdminRefused(400, f"Unknown query parameter(s): {', '.join(map(repr, unknown))}.")
+
+
 def _days(request: web.Request) -> int | None:
+    _only(request, "days")
     raw = request.query.get("days", str(UNKNOWN_DAYS))
     return int(raw) if raw.isdigit() and 1 <= int(raw) <= 400 else None
 
@@ -71,16 +87,19 @@ async def api_database_starts(request: web.Request) -> web.Response:
     if days is None:
         return web.json_response({"error": "days must be 1 to 400"}, status=400)
     rows = await database_starts(request.app[MAIN], days)
-    keys = ("vendor", "database", "library", "starts")
-    return web.json_response([dict(zip(keys, row, strict=True)) for row in rows])
+    out = DatabaseStartsOut(
+        [DatabaseStartOut(vendor=v, database=d, library=lib, starts=n) for v, d, lib, n in rows]
+    )
+    return as_json(out)
 
 
 async def api_links(request: web.Request) -> web.Response:
     """``GET /api/links?url=``: the link report as JSON."""
+    _only(request, "url")
     url = request.query.get("url", "")
     if not url:
         return web.json_response({"error": "url is required"}, status=400)
-    return web.json_response(asdict(report_for(request.app[MAIN], url)))
+    return as_json(LinkReportOut(**asdict(report_for(request.app[MAIN], url))))
 
 
 async def api_unknown_hosts(request: web.Request) -> web.Response:
@@ -89,7 +108,7 @@ async def api_unknown_hosts(request: web.Request) -> web.Response:
     if days is None:
         return web.json_response({"error": "days must be 1 to 400"}, status=400)
     rows = await unknown_hosts(request.app[MAIN], days)
-    return web.json_response([{"host": host, "hits": hits} for host, hits in rows])
+    return as_json(UnknownHostsOut([UnknownHostOut(host=h, hits=n) for h, n in rows]))
 
 
 async def links_page(request: web.Request) -> web.Response:
@@ -155,11 +174,3 @@ def _unknown_html(rows: list[tuple[str, int]]) -> str:
         "licensed database to its rule.</p>"
         f"<table><tr><th>Host</th><th>Times</th></tr>{items}</table>"
     )
-
-
-def add_link_routes(admin: web.Application) -> None:
-    """Register the link builder and unknown-host routes."""
-    admin.router.add_get("/links", links_page)
-    admin.router.add_get("/api/links", api_links)
-    admin.router.add_get("/api/unknown-hosts", api_unknown_hosts)
-    admin.router.add_get("/api/database-starts", api_database_starts)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 FILTER_MAX: Final = 64  # the longest ``vendor`` / ``library`` filter of ``/api/stats``
 CASE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # a block's case number (#18)
@@ -174,3 +174,158 @@ class BackendsOut(Out):
     """#16: every library's live back-ends (SIP2, LDAP) as this process has seen them."""
 
     backends: list[BackendHealthOut]
+
+
+class LibrarySessionsOut(Out):
+    """Live sessions of one member library."""
+
+    library: str
+    active: int
+
+
+class SessionsByLibraryOut(Out):
+    """Live sessions per member library (library staff: only theirs)."""
+
+    libraries: list[LibrarySessionsOut]
+
+
+class EndLibraryIn(Out):
+    """End every session of one member library."""
+
+    library: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class EndSessionIn(Out):
+    """End one live session, named by its pseudonymous hash."""
+
+    session_hash: str = Field(pattern=r"^[0-9a-f]{8,64}$")
+
+
+class EndedOut(Out):
+    """How many sessions were ended."""
+
+    ended: int
+
+
+class LastImportOut(Out):
+    """The last ``patrons import``: when, and its counts."""
+
+    at: datetime
+    imported: int
+    updated: int
+    unchanged: int
+    rejected: int
+    removed: int
+    committed: bool
+
+
+class LibraryRowsOut(Out):
+    """Cards of one member library in the patron registry."""
+
+    library: str
+    rows: int
+
+
+class RegistryOut(Out):
+    """The patron registry: cards per library (library staff: theirs) and the last import
+    (consortium-wide counts: not shown to library staff)."""
+
+    libraries: list[LibraryRowsOut]
+    last_import: LastImportOut | None
+
+
+class AuditEntryOut(Out):
+    """One staff action: who, when, what (a library and a vendor, hash or case at most)."""
+
+    at: datetime
+    actor: str
+    action: str
+    library: str
+    detail: str
+
+
+class AuditOut(Out):
+    """The newest staff actions first."""
+
+    entries: list[AuditEntryOut]
+
+
+class LockoutOut(Out):
+    """A login lockout in force: its scope, the first characters of its keyed hash, its end."""
+
+    scope: Literal["card", "address", "network"]
+    key: str
+    until: datetime
+
+
+class LockoutsOut(Out):
+    """Every login lockout in force (keyed hashes only: they name no card or address)."""
+
+    lockouts: list[LockoutOut]
+
+
+class LockoutClearIn(Out):
+    """Lift the lockouts of one scope whose keyed hash starts with ``key``."""
+
+    scope: Literal["card", "address", "network"]
+    key: str = Field(pattern=r"^[0-9A-Za-z_-]{8,64}$")
+
+
+class ClearedOut(Out):
+    """How many lockouts were lifted."""
+
+    cleared: int
+
+
+class DataStoreOut(Out):
+    """One SQLite file of the data dir."""
+
+    name: str
+    bytes: int
+    wal_bytes: int
+    schema_version: int | None
+    ok: bool
+
+
+class DataStoresOut(Out):
+    """The data dir's SQLite files."""
+
+    stores: list[DataStoreOut]
+
+
+class LinkReportOut(Out):
+    """#17: what the proxy makes of one vendor URL (core/links.py ``LinkReport``)."""
+
+    url: str
+    covered: bool
+    link: str  # the proxied starting point, /login?url=…
+    rule_id: str
+    database_id: str
+    title: str
+    licensed: dict[str, bool]  # member library code → licensed
+    why: str  # why not covered
+    suggestion: str  # the domain to add to a rule when not covered
+
+
+class UnknownHostOut(Out):
+    """#17 (EZproxy needhost): a host no rule covers and how often patrons were sent there."""
+
+    host: str
+    hits: int
+
+
+class UnknownHostsOut(RootModel[list[UnknownHostOut]]):
+    """#17: the most hit unknown hosts of the period."""
+
+
+class DatabaseStartOut(Out):
+    """#17: starting points followed, per database (or platform) and member library."""
+
+    vendor: str
+    database: str
+    library: str
+    starts: int
+
+
+class DatabaseStartsOut(RootModel[list[DatabaseStartOut]]):
+    """#17: database starts over the period."""

@@ -16,23 +16,36 @@ from pydantic.json_schema import models_json_schema
 
 from proxy.web.admin.models import (
     FILTER_MAX,
+    AuditOut,
     BackendsOut,
     BlockIn,
     BlockOut,
+    ClearedOut,
+    DatabaseStartsOut,
+    DataStoresOut,
+    EndedOut,
+    EndLibraryIn,
+    EndSessionIn,
     ErrorOut,
     HealthOut,
+    LinkReportOut,
+    LockoutClearIn,
+    LockoutsOut,
+    RegistryOut,
     ReloadOut,
+    SessionsByLibraryOut,
     StatsOut,
     SuspendIn,
     SuspensionOut,
     SuspensionsOut,
+    UnknownHostsOut,
     VendorsOut,
 )
 
 REASONS: Final = {
     400: "The request is not valid.",
     401: "The admin token is missing or wrong.",
-    403: "Cross-site request refused.",
+    403: "Cross-site request refused, or the caller's role does not allow it.",
     404: "No such vendor or live session.",
     501: "The session store cannot look sessions up by hash.",
 }
@@ -40,7 +53,7 @@ REASONS: Final = {
 
 def _op(summary: str, ok: str, *errors: int, **extra: Any) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": _content(ok, "OK")}
-    for status in (*errors, 401):
+    for status in sorted({*errors, 401, 403}):
         responses[str(status)] = _content("ErrorOut", REASONS[status])
     return {
         "summary": summary,
@@ -53,6 +66,10 @@ def _op(summary: str, ok: str, *errors: int, **extra: Any) -> dict[str, Any]:
 def _content(model: str, description: str) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{model}"}
     return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+
+def _body(model: str) -> dict[str, Any]:
+    return {"required": True, "content": _content(model, "")["content"]}
 
 
 def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -78,9 +95,20 @@ def openapi_document() -> dict[str, Any]:
         SuspensionsOut,
         BlockOut,
         BackendsOut,
+        AuditOut,
+        LockoutsOut,
+        ClearedOut,
+        DataStoresOut,
+        SessionsByLibraryOut,
+        EndedOut,
+        RegistryOut,
+        LinkReportOut,
+        UnknownHostsOut,
+        DatabaseStartsOut,
     )
+    ins = (SuspendIn, BlockIn, LockoutClearIn, EndLibraryIn, EndSessionIn)
     _, schemas = models_json_schema(
-        [*((m, "serialization") for m in outs), (SuspendIn, "validation"), (BlockIn, "validation")],
+        [*((m, "serialization") for m in outs), *((m, "validation") for m in ins)],
         ref_template="#/components/schemas/{model}",
     )
     return {
@@ -115,6 +143,9 @@ def _paths() -> dict[str, Any]:
     block = _op(
         "Block the card behind a pseudonym", "BlockOut", 400, 403, 404, requestBody=block_body
     )
+    days = [_query("days", "Days back from today, 1 to 400 (default 30).", pattern="^[0-9]+$")]
+    url = {**_query("url", "A vendor URL.", minLength=1), "required": True}
+    clear = {"required": True, "content": _content("LockoutClearIn", "")["content"]}
     return {
         "/api/health": {"get": _op("Health", "HealthOut")},
         "/api/auth-backends": {"get": _op("Card-check back-ends' health", "BackendsOut")},
@@ -124,4 +155,29 @@ def _paths() -> dict[str, Any]:
         "/api/suspensions": {"get": _op("List suspensions", "SuspensionsOut")},
         "/api/sessions/suspend": {"post": suspend},
         "/api/patrons/block": {"post": block},
+        "/api/audit": {"get": _op("Audit log", "AuditOut")},
+        "/api/lockouts": {"get": _op("List lockouts", "LockoutsOut")},
+        "/api/lockouts/clear": {"post": _op("Lift lockouts", "ClearedOut", 400, requestBody=clear)},
+        "/api/datastores": {"get": _op("SQLite files", "DataStoresOut")},
+        "/api/registry": {"get": _op("Patron registry status", "RegistryOut")},
+        "/api/sessions/libraries": {
+            "get": _op("Sessions per library", "SessionsByLibraryOut", 501)
+        },
+        "/api/sessions/end-library": {
+            "post": _op(
+                "End a library's sessions", "EndedOut", 400, 501, requestBody=_body("EndLibraryIn")
+            )
+        },
+        "/api/links": {"get": _op("Link report", "LinkReportOut", 400, parameters=[url])},
+        "/api/unknown-hosts": {
+            "get": _op("Unknown hosts", "UnknownHostsOut", 400, parameters=days)
+        },
+        "/api/database-starts": {
+            "get": _op("Database starts", "DatabaseStartsOut", 400, parameters=days)
+        },
+        "/api/sessions/end": {
+            "post": _op(
+                "End a session", "EndedOut", 400, 404, 501, requestBody=_body("EndSessionIn")
+            )
+        },
     }

@@ -1,24 +1,28 @@
-"""HTML, CSS and the inline SVG usage chart of the admin console.
+"""HTML and CSS of the admin console: the layout (with the role's navigation), the sign-in
+form, the dashboard, and the table helpers other console pages use.
 
 Contract: pure functions from plain values to ``str`` HTML; every value that came from a rule
 file, the stats store or a request is escaped here. The pages need no JavaScript and no
 external resource: styles come from ``/admin.css`` (same origin), the chart is inline SVG
 styled by class, so they render offline under ``default-src 'none'; style-src 'self'``.
-Not here: authentication (auth.py), where the numbers come from (views.py).
+Not here: authentication (auth.py), where the numbers come from (views.py), the SVG chart
+(chart.py), the staff, audit and operations pages (staff_pages.py, operations.py).
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from html import escape
 from string import Template
 from typing import TYPE_CHECKING, Final
 
+from proxy.web.admin.chart import day_label, legend, series_by_vendor, usage_chart
+
 if TYPE_CHECKING:
+    from proxy.core.staffroles import Permission, Principal
     from proxy.web.admin.models import (
         ReloadOut,
         SuspensionOut,
@@ -30,6 +34,8 @@ if TYPE_CHECKING:
 ADMIN_CSS: Final = """
 main.admin { max-width: 72rem; }
 header.site form { display: inline; float: right; margin: 0; }
+nav.console ul { list-style: none; display: flex; flex-wrap: wrap; gap: 1rem; padding: 0 1rem; }
+p.who { color: #444; }
 header.site button { margin: 0; padding: 0.2rem 0.8rem; background: #fff; color: var(--accent); }
 section { margin-top: 2rem; }
 .summary { display: flex; flex-wrap: wrap; gap: 1rem; padding: 0; list-style: none; }
@@ -55,12 +61,6 @@ ul.legend svg { width: 2rem; height: 0.6rem; vertical-align: middle; }
 .s4 { stroke: #e69f00; } .s5 { stroke: #56b4e9; stroke-dasharray: 7 3; }
 .s6 { stroke: #000; stroke-dasharray: 2 3; } .s7 { stroke: #7f7f7f; stroke-dasharray: 10 3 2 3; }
 """
-PALETTE_SIZE: Final = 8  # classes .s0-.s7 above (Okabe-Ito colours, told apart by dashes too)
-OTHERS: Final = "other vendors"
-WIDTH, HEIGHT = 720, 280
-LEFT, RIGHT, TOP, BOTTOM = 64, 28, 24, 44  # room for the labels at the edges
-PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-
 LAYOUT: Final = Template("""<!doctype html>
 <html lang="en">
 <head>
@@ -71,6 +71,7 @@ LAYOUT: Final = Template("""<!doctype html>
 </head>
 <body>
 <header class="site"><a class="brand" href="/">$consortium · proxy admin</a>$logout</header>
+$nav
 <main id="main" class="admin">
 <h1>$title</h1>
 $body
@@ -81,52 +82,83 @@ $body
 
 
 @dataclass(frozen=True, slots=True)
-class Series:
-    """One line of the chart: a label and one value per day."""
-
-    label: str
-    values: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class DashboardView:
     """Everything the dashboard shows (all of it aggregate or pseudonymous)."""
 
     consortium: str
     csrf: str
-    active_sessions: int
+    active_sessions: int | None  # None: not shown to this role
     vendors: Sequence[VendorOut]
     reloads: Sequence[ReloadOut]  # newest first
     days: tuple[date, ...]
     usage: Sequence[UsageRowOut] | None  # None: statistics are not recorded
     third_parties: Sequence[ThirdPartyOut]
     suspensions: Sequence[SuspensionOut]
-    login_alarms: int = 0  # R4: global failed-login alarms since start
+    login_alarms: int | None = 0  # R4: global failed-login alarms since start
+    who: Principal | None = None
 
 
-def layout(title: str, body: str, *, consortium: str, csrf: str = "") -> str:
+# The console's pages and the permission each needs (core/staffroles.py); the nav shows those
+# the signed-in role may open.
+NAV: Final[tuple[tuple[str, str, Permission], ...]] = (
+    ("/operations", "Operations", "view_consortium"),
+    ("/", "Dashboard", "view"),
+    ("/audit", "Audit log", "audit"),
+    ("/staff", "Staff", "staff"),
+)
+
+
+def layout(
+    title: str, body: str, *, consortium: str, csrf: str = "", who: Principal | None = None
+) -> str:
     """Wrap already-safe ``body`` HTML; a logout button appears when ``csrf`` is given."""
     logout = (
-        f'<form method="post" action="/logout">{_csrf_field(csrf)}<button>Sign out</button></form>'
+        f'<form method="post" action="/logout">{csrf_field(csrf)}<button>Sign out</button></form>'
         if csrf
         else ""
     )
     return LAYOUT.substitute(
-        title=escape(title), consortium=escape(consortium), body=body, logout=logout
+        title=escape(title), consortium=escape(consortium), body=body, logout=logout, nav=_nav(who)
+    )
+
+
+def _nav(who: Principal | None) -> str:
+    if who is None:
+        return ""
+    links = "".join(
+        f'<li><a href="{href}">{escape(label)}</a></li>'
+        for href, label, perm in NAV
+        if who.may(perm)
+    )
+    scope = f" for {', '.join(sorted(who.libraries))}" if who.scoped else ""
+    return (
+        f'<nav class="console" aria-label="Console"><ul>{links}</ul>'
+        f'<p class="who">Signed in as {escape(who.name)} '
+        f"({escape(who.role)}{escape(scope)})</p></nav>"
     )
 
 
 def login_page(consortium: str, message: str = "") -> str:
-    """The token form (for people; scripts send ``Authorization: Bearer``)."""
+    """The staff sign-in form, and the admin token form (scripts send ``Authorization: Bearer``)."""
     alert = f'<p class="message" role="alert">{escape(message)}</p>' if message else ""
-    body = f"""{alert}<p>Paste the admin token. It is in the environment variable
-<code>CLAMSHELL_ADMIN_TOKEN</code>, or derived from <code>admin.token</code> in the data
-directory (see the README).</p>
+    body = f"""{alert}<form method="post" action="/login" aria-labelledby="staff-h">
+<h2 id="staff-h">Staff account</h2>
+<label for="name">Name</label>
+<input id="name" name="name" autocomplete="username" required>
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required>
+<label for="code">One-time code (if your account has one)</label>
+<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code">
+<button>Sign in</button>
+</form>
+<section aria-labelledby="token-h"><h2 id="token-h">For the operator</h2>
+<p>The token is in the environment variable
+<code>CLAMSHELL_ADMIN_TOKEN</code>, or printed by <code>clamshell admin-token</code>.</p>
 <form method="post" action="/login">
 <label for="token">Admin token</label>
-<input type="password" id="token" name="token" autocomplete="current-password" required>
-<button>Sign in</button>
-</form>"""
+<input type="password" id="token" name="token" autocomplete="off" required>
+<button>Sign in with the token</button>
+</form></section>"""
     return layout("Sign in", body, consortium=consortium)
 
 
@@ -141,35 +173,49 @@ def dashboard_page(view: DashboardView) -> str:
         _suspension_table(view.suspensions),
         _reload_table(view.reloads),
     )
-    return layout("Dashboard", "\n".join(parts), consortium=view.consortium, csrf=view.csrf)
+    return layout(
+        "Dashboard", "\n".join(parts), consortium=view.consortium, csrf=view.csrf, who=view.who
+    )
 
 
-def _csrf_field(csrf: str) -> str:
+def csrf_field(csrf: str) -> str:
     return f'<input type="hidden" name="csrf" value="{escape(csrf, quote=True)}">'
 
 
 def _summary(view: DashboardView) -> str:
     last = view.reloads[0] if view.reloads else None
     state = "—" if last is None else ("ok" if last.ok else "failed")
-    return f"""<ul class="summary">
-<li><strong>{view.active_sessions:,}</strong>active sessions</li>
-<li><strong>{len(view.vendors)}</strong>vendor rules in use</li>
-<li><strong>{view.login_alarms:,}</strong>failed-login alarms</li>
-<li><strong class="{"ok" if last and last.ok else "bad"}">{state}</strong>last rules reload</li>
-</ul>
-<form method="post" action="/reload">{_csrf_field(view.csrf)}<button>Reload rules</button></form>"""
+    items = [
+        f"<li><strong>{view.active_sessions:,}</strong>active sessions</li>"
+        if view.active_sessions is not None
+        else "",
+        f"<li><strong>{len(view.vendors)}</strong>vendor rules in use</li>",
+        f"<li><strong>{view.login_alarms:,}</strong>failed-login alarms</li>"
+        if view.login_alarms is not None
+        else "",
+        f'<li><strong class="{"ok" if last and last.ok else "bad"}">{state}</strong>'
+        "last rules reload</li>",
+    ]
+    may_reload = view.who is None or view.who.may("reload")
+    button = (
+        f'<form method="post" action="/reload">{csrf_field(view.csrf)}'
+        "<button>Reload rules</button></form>"
+        if may_reload
+        else ""
+    )
+    return f'<ul class="summary">{"".join(items)}</ul>{button}'
 
 
 def _reload_alert(last: ReloadOut) -> str:
     if last.ok:
         return ""
     items = "".join(f"<li>{escape(p)}</li>" for p in last.problems)
-    return f"""<div class="message" role="alert"><p>The last reload at {_when(last.at)} found
+    return f"""<div class="message" role="alert"><p>The last reload at {when(last.at)} found
 {len(last.problems)} problem(s); the previous {last.rule_count} rule(s) stay in use.</p>
 <ul class="problems">{items}</ul></div>"""
 
 
-def _table(caption: str, head: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> str:
+def table(caption: str, head: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> str:
     if not rows:
         return f"<h2>{escape(caption)}</h2><p>{escape(empty)}</p>"
     th = "".join(f'<th scope="col"{_num(h)}>{escape(h)}</th>' for h in head)
@@ -185,7 +231,7 @@ def _num(head: str) -> str:
     return ' class="num"' if head in numeric or head.endswith("(30 days)") else ""
 
 
-def _td(value: object, *, num: bool = False, cls: str = "") -> str:
+def td(value: object, *, num: bool = False, cls: str = "") -> str:
     text = f"{value:,}" if num and isinstance(value, int) else str(value)
     classes = " ".join(c for c in ("num" if num else "", cls) if c)
     return f'<td class="{classes}">{escape(text)}</td>' if classes else f"<td>{escape(text)}</td>"
@@ -194,142 +240,35 @@ def _td(value: object, *, num: bool = False, cls: str = "") -> str:
 def _vendor_table(vendors: Sequence[VendorOut]) -> str:
     rows = [
         (
-            _td(v.id),
-            _td(v.title),
-            _td(v.hosts, num=True),
-            _td(v.domains, num=True),
-            _td(v.source),
+            td(v.id),
+            td(v.title),
+            td(v.hosts, num=True),
+            td(v.domains, num=True),
+            td(v.source),
             _status(v.status),
         )
         for v in vendors
     ]
     head = ("Vendor", "Title", "Hosts", "Domains", "Rule file", "Status")
-    return "<section>" + _table("Vendors", head, rows, "No vendor rules are loaded.") + "</section>"
+    return "<section>" + table("Vendors", head, rows, "No vendor rules are loaded.") + "</section>"
 
 
 def _status(status: str) -> str:
     if status == "ok":
-        return _td("ok", cls="ok")
-    return _td("file has errors — previous version in use", cls="bad")
+        return td("ok", cls="ok")
+    return td("file has errors — previous version in use", cls="bad")
 
 
 def _usage_section(view: DashboardView) -> str:
-    title = f"Requests per vendor per day ({_day(view.days[0])} – {_day(view.days[-1])}, UTC)"
+    first, last = day_label(view.days[0]), day_label(view.days[-1])
+    title = f"Requests per vendor per day ({first} – {last}, UTC)"
     if view.usage is None:
         return f"<section><h2>{title}</h2><p>Statistics are not being recorded.</p></section>"
     series = series_by_vendor(view.usage, view.days)
     if not any(any(s.values) for s in series):
         return f"<section><h2>{title}</h2><p>No usage recorded in this period.</p></section>"
     chart = usage_chart(view.days, series)
-    return f"<section><h2>{title}</h2>{chart}{_legend(series)}{_totals(view.usage)}</section>"
-
-
-def series_by_vendor(rows: Sequence[UsageRowOut], days: tuple[date, ...]) -> list[Series]:
-    """Requests per vendor per day (libraries summed); the busiest vendors get their own line."""
-    index = {day: i for i, day in enumerate(days)}
-    per_vendor: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
-    for row in rows:
-        if row.day in index:
-            per_vendor[row.vendor][index[row.day]] += row.requests
-    ranked = sorted(per_vendor.items(), key=lambda item: (-sum(item[1]), item[0]))
-    keep, rest = ranked[: PALETTE_SIZE - 1], ranked[PALETTE_SIZE - 1 :]
-    if len(rest) == 1:
-        keep, rest = ranked, []
-    series = [Series(vendor, tuple(values)) for vendor, values in keep]
-    if rest:
-        series.append(
-            Series(OTHERS, tuple(sum(col) for col in zip(*(v for _, v in rest), strict=True)))
-        )
-    return series
-
-
-def axis_step(peak: int, ticks: int = 4) -> int:
-    """A round step (1, 2 or 5 × 10^k) so that about ``ticks`` steps cover ``peak``."""
-    raw = max(peak, ticks) / ticks
-    exp = int(10 ** math.floor(math.log10(raw)))
-    return next(m * exp for m in (1, 2, 5, 10) if m * exp >= raw)
-
-
-def compact(value: int) -> str:
-    """1234 → '1,234'; 12500 → '12.5k'; 3400000 → '3.4M' (axis labels stay short)."""
-    if value < 10_000:
-        return f"{value:,}"
-    if value < 1_000_000:
-        return f"{value / 1000:.1f}".rstrip("0").rstrip(".") + "k"
-    return f"{value / 1_000_000:.1f}".rstrip("0").rstrip(".") + "M"
-
-
-def usage_chart(days: tuple[date, ...], series: Sequence[Series]) -> str:
-    """An SVG line chart: one polyline per series, gridlines, labelled axes."""
-    peak = max((max(s.values, default=0) for s in series), default=0)
-    step = axis_step(peak)
-    top = step * max(1, math.ceil(peak / step))
-
-    def x(i: int) -> float:
-        return LEFT + i * PLOT_W / max(len(days) - 1, 1)
-
-    def y(v: int) -> float:
-        return TOP + PLOT_H * (1 - v / top)
-
-    desc = f"{len(series)} line(s), {_day(days[0])} to {_day(days[-1])}; busiest day {peak:,}."
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        'aria-labelledby="chart-title chart-desc" xmlns="http://www.w3.org/2000/svg">',
-        '<title id="chart-title">Requests per vendor per day</title>',
-        f'<desc id="chart-desc">{escape(desc)}</desc>',
-        *_y_axis(top, step, y),
-        *_x_axis(days, x),
-    ]
-    for i, s in enumerate(series):
-        points = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in enumerate(s.values))
-        label = f"{s.label}: {sum(s.values):,} requests"
-        parts.append(
-            f'<polyline class="series s{i % PALETTE_SIZE}" points="{points}">'
-            f"<title>{escape(label)}</title></polyline>"
-        )
-    return "".join(parts) + "</svg>"
-
-
-def _y_axis(top: int, step: int, y: Callable[[int], float]) -> list[str]:
-    out = [
-        f'<text class="title" x="{LEFT}" y="{TOP - 8}">Requests per day</text>',
-        f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + PLOT_H}"/>',
-    ]
-    for value in range(0, top + 1, step):
-        at = f"{y(value):.1f}"
-        out.append(f'<line class="grid" x1="{LEFT}" y1="{at}" x2="{WIDTH - RIGHT}" y2="{at}"/>')
-        out.append(
-            f'<text x="{LEFT - 6}" y="{at}" text-anchor="end" dy="4">{compact(value)}</text>'
-        )
-    return out
-
-
-def _x_axis(days: tuple[date, ...], x: Callable[[int], float]) -> list[str]:
-    base = TOP + PLOT_H
-    out = [f'<line class="axis" x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}"/>']
-    for i, day in enumerate(days):
-        if (len(days) - 1 - i) % 7 == 0:  # weekly ticks, ending on the newest day
-            out.append(
-                f'<line class="axis" x1="{x(i):.1f}" y1="{base}" x2="{x(i):.1f}" y2="{base + 4}"/>'
-            )
-            out.append(
-                f'<text x="{x(i):.1f}" y="{base + 16}" text-anchor="middle">{_day(day)}</text>'
-            )
-    out.append(
-        f'<text class="title" x="{LEFT + PLOT_W / 2:.0f}" y="{HEIGHT - 6}" '
-        'text-anchor="middle">Day (UTC)</text>'
-    )
-    return out
-
-
-def _legend(series: Sequence[Series]) -> str:
-    items = "".join(
-        f'<li><svg viewBox="0 0 32 8" aria-hidden="true"><line class="series s{i % PALETTE_SIZE}"'
-        f' x1="2" y1="4" x2="30" y2="4"/></svg> {escape(s.label)} '
-        f"({sum(s.values):,} requests)</li>"
-        for i, s in enumerate(series)
-    )
-    return f'<ul class="legend" aria-label="Legend">{items}</ul>'
+    return f"<section><h2>{title}</h2>{chart}{legend(series)}{_totals(view.usage)}</section>"
 
 
 def _totals(rows: Sequence[UsageRowOut]) -> str:
@@ -337,62 +276,62 @@ def _totals(rows: Sequence[UsageRowOut]) -> str:
     for r in rows:
         for i, value in enumerate((r.requests, r.sessions, r.downloads, r.bytes)):
             sums[r.vendor][i] += value
-    table = [
+    cells = [
         (
-            _td(v),
-            _td(t[0], num=True),
-            _td(t[1], num=True),
-            _td(t[2], num=True),
-            _td(round(t[3] / 1e6, 1), num=True),
+            td(v),
+            td(t[0], num=True),
+            td(t[1], num=True),
+            td(t[2], num=True),
+            td(round(t[3] / 1e6, 1), num=True),
         )
         for v, t in sorted(sums.items())
     ]
     head = ("Vendor", "Requests", "Sessions", "Downloads", "MB")
-    return _table("Totals for the period", head, table, "")
+    return table("Totals for the period", head, cells, "")
 
 
 def _third_party_status(row: ThirdPartyOut) -> str:
     """#18.8: blocked (the browser never asked it), reached (it did), or both in the period."""
     if row.blocked and not row.referenced:
-        return _td("blocked", cls="ok")
+        return td("blocked", cls="ok")
     if row.referenced and not row.blocked:
-        return _td("reached the browser", cls="bad")
-    return _td("partly blocked", cls="bad")
+        return td("reached the browser", cls="bad")
+    return td("partly blocked", cls="bad")
 
 
 def _third_party_table(rows: Sequence[ThirdPartyOut]) -> str:
     cells = [
         (
-            _td(r.vendor),
-            _td(r.host),
+            td(r.vendor),
+            td(r.host),
             _third_party_status(r),
-            _td(r.referenced, num=True),
-            _td(r.blocked, num=True),
+            td(r.referenced, num=True),
+            td(r.blocked, num=True),
         )
         for r in rows
     ]
     head = ("Vendor", "Third-party host", "Status", "Not blocked (30 days)", "Blocked (30 days)")
     empty = "No third-party hosts seen in vendor pages in the last 30 days."
     return (
-        "<section>" + _table("Top third-party hosts per vendor", head, cells, empty) + "</section>"
+        "<section>" + table("Top third-party hosts per vendor", head, cells, empty) + "</section>"
     )
 
 
 def _suspension_table(rows: Sequence[SuspensionOut]) -> str:
     cells = [
         (
-            _td(s.session_hash),
-            _td(s.vendor),
-            _td(s.limit),
-            _td(_when(s.since)),
-            _td(_when(s.until) if s.until else "until lifted"),
+            td(s.session_hash),
+            td(s.vendor),
+            td(s.limit),
+            td(when(s.since)),
+            td(when(s.until) if s.until else "until lifted"),
         )
         for s in rows
     ]
     head = ("Session (pseudonymous)", "Vendor", "Limit crossed", "Since (UTC)", "Until (UTC)")
     return (
         "<section>"
-        + _table("Suspended sessions", head, cells, "No session is suspended.")
+        + table("Suspended sessions", head, cells, "No session is suspended.")
         + ("</section>")
     )
 
@@ -400,20 +339,16 @@ def _suspension_table(rows: Sequence[SuspensionOut]) -> str:
 def _reload_table(rows: Sequence[ReloadOut]) -> str:
     cells = [
         (
-            _td(_when(r.at)),
-            _td("ok" if r.ok else "failed", cls="ok" if r.ok else "bad"),
-            _td(r.rule_count, num=True),
-            _td("; ".join(r.problems) or "—"),
+            td(when(r.at)),
+            td("ok" if r.ok else "failed", cls="ok" if r.ok else "bad"),
+            td(r.rule_count, num=True),
+            td("; ".join(r.problems) or "—"),
         )
         for r in rows
     ]
     head = ("When (UTC)", "Result", "Rules", "Problems")
-    return '<section id="reloads">' + _table("Recent rule reloads", head, cells, "") + "</section>"
+    return '<section id="reloads">' + table("Recent rule reloads", head, cells, "") + "</section>"
 
 
-def _day(day: date) -> str:
-    return f"{day.day} {day:%b}"
-
-
-def _when(at: datetime) -> str:
+def when(at: datetime) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S}"

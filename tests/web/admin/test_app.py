@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient
 from proxy.core.usage import Drained, UsageDelta
 from proxy.rulebook import Rulebook
 from proxy.stores.sessions import MemorySessionStore, Session
-from proxy.web.admin.app import SECURITY_HEADERS, build_admin_app, is_loopback, start_admin
+from proxy.web.admin.app import ROUTES, SECURITY_HEADERS, build_admin_app, is_loopback, start_admin
 from proxy.web.admin.auth import (
     AUTH,
     COOKIE,
@@ -491,16 +491,9 @@ async def test_openapi_document_describes_every_endpoint(console: Console) -> No
     """/api/openapi.json is OpenAPI 3.1 with the API's paths and model components."""
     doc = await (await console.client.get("/api/openapi.json", headers=console.bearer)).json()
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) == {
-        "/api/health",
-        "/api/auth-backends",
-        "/api/vendors",
-        "/api/stats",
-        "/api/reload",
-        "/api/suspensions",
-        "/api/sessions/suspend",
-        "/api/patrons/block",
-    }
+    api = {p for _, p, _, _ in ROUTES if p.startswith("/api/") and p != "/api/openapi.json"}
+    assert "/api/stats" in api
+    assert set(doc["paths"]) == api
     assert {"StatsOut", "SuspendIn", "ErrorOut", "BlockIn", "BlockOut"} <= set(
         doc["components"]["schemas"]
     )

@@ -67,3 +67,11 @@ async def test_database_starts_are_summed_per_database(console: Console) -> None
     ]
     bad = await console.client.get("/api/database-starts?days=0", headers=console.bearer)
     assert bad.status == 400
+
+
+async def test_link_apis_refuse_unknown_query_parameters(console: Console) -> None:  # noqa: F811
+    """A typo such as ?day= is a 400 naming the parameter, not a silently default period."""
+    for path in ("/api/unknown-hosts?day=7", "/api/database-starts?x=1", "/api/links?u=a"):
+        resp = await console.client.get(path, headers=console.bearer)
+        assert resp.status == 400, path
+        assert "Unknown query parameter" in (await resp.json())["error"]
