@@ -233,6 +233,13 @@ class ServerLimits(Frozen):
     max_connections: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
 
 
+class Pages(Frozen):
+    """#21: the patron pages' override folder (templates and/or brand.yaml); None = defaults."""
+
+    dir: str | None = None
+    default_language: Literal["en", "es", "pt"] = "en"  # when Accept-Language matches none
+
+
 class Settings(Frozen):
     """Everything in proxy.yaml."""
 
@@ -263,6 +270,7 @@ class Settings(Frozen):
     server: ServerLimits = ServerLimits()
     upstream: Upstream = Upstream()
     login: LoginLimits = LoginLimits()
+    pages: Pages = Pages()  # #21: branding, template overrides, default language
 
     @field_validator("public_url")
     @classmethod

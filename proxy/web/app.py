@@ -44,7 +44,7 @@ from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.tasks import TaskOwner
 from proxy.upstream.client import UpstreamClient
-from proxy.web import login, portal
+from proxy.web import brand_assets, login, portal
 from proxy.web.edge_headers import add_edge_headers, mark_relayed
 from proxy.web.errors import Handler, checked_host, error_boundary
 from proxy.web.keys import (
@@ -55,6 +55,7 @@ from proxy.web.keys import (
     HOSTMAP,
     IN_FLIGHT,
     JARS,
+    PAGES,
     PSEUDONYMS,
     REGISTRY,
     RELAY,
@@ -71,6 +72,8 @@ from proxy.web.keys import (
     ProxySecrets,
     RelayStores,
 )
+from proxy.web.page_response import switch_language
+from proxy.web.pages import Pages, load_pages
 from proxy.web.relay import relay_handler
 from proxy.web.relay_guard import StallWatcher
 from proxy.web.relay_request import install_expect_handler
@@ -117,6 +120,7 @@ async def build_app(
     app = web.Application(middlewares=[error_boundary, host_dispatch], client_max_size=2**20)
     app[SETTINGS], app[RULEBOOK], app[CLOCK] = settings, rulebook, clock
     app[HOSTMAP] = hostmap = HostMap(settings.proxy_host, settings.proxy_port)
+    app[PAGES] = Pages(await asyncio.to_thread(load_pages, settings.pages.dir))  # #21
     # One compiled RuleSnapshot per (re)load; the relay reads the live one once per request.
     rulebook.attach(functools.partial(compile_snapshot, hostmap=hostmap, settings=settings))
     await open_resources(app, settings, overrides)
@@ -127,6 +131,8 @@ async def build_app(
     app.on_response_prepare.append(add_edge_headers)
     portal.add_routes(app)
     login.add_routes(app)
+    brand_assets.add_routes(app)
+    app.router.add_post("/language", switch_language)
     app.router.add_static("/static", STATIC_DIR, append_version=False)
     portal.add_catch_all(app)
     install_expect_handler(app)  # after the last route: mapped hosts' 100 waits for the relay

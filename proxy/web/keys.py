@@ -29,6 +29,7 @@ from proxy.stores.sessions import SessionStore
 from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.upstream.client import UpstreamClient
+from proxy.web.pages import Pages
 from proxy.web.relay_guard import StallWatcher
 
 
@@ -76,3 +77,4 @@ STALLS: web.AppKey[StallWatcher] = web.AppKey("stalls", StallWatcher)  # R3: slo
 SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)
 PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseudonyms)
 RELAY: web.AppKey[RelayStores] = web.AppKey("relay", RelayStores)  # built from the above
+PAGES: web.AppKey[Pages] = web.AppKey("pages", Pages)  # #21: templates, brand, catalogues
