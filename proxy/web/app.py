@@ -24,6 +24,7 @@ from aiohttp import web
 
 from proxy.core.abuse import AbuseMonitor
 from proxy.core.cookiejar import JarRegistry
+from proxy.core.disclosure import Disclosures
 from proxy.core.hostmap import HostMap
 from proxy.core.inflight import InFlight
 from proxy.core.pseudonym import SessionPseudonyms
@@ -44,7 +45,7 @@ from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.tasks import TaskOwner
 from proxy.upstream.client import UpstreamClient
-from proxy.web import brand_assets, login, portal
+from proxy.web import brand_assets, login, portal, transparency
 from proxy.web.edge_headers import add_edge_headers, mark_relayed
 from proxy.web.errors import Handler, checked_host, error_boundary
 from proxy.web.keys import (
@@ -55,6 +56,7 @@ from proxy.web.keys import (
     HOSTMAP,
     IN_FLIGHT,
     JARS,
+    DISCLOSURES,
     PAGES,
     PSEUDONYMS,
     REGISTRY,
@@ -132,6 +134,7 @@ async def build_app(
     portal.add_routes(app)
     login.add_routes(app)
     brand_assets.add_routes(app)
+    transparency.add_routes(app)
     app.router.add_post("/language", switch_language)
     app.router.add_static("/static", STATIC_DIR, append_version=False)
     portal.add_catch_all(app)
@@ -162,6 +165,7 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[IN_FLIGHT] = InFlight()
     app[STALLS] = StallWatcher(settings.relay.client_write_seconds)
     app[PSEUDONYMS] = SessionPseudonyms()
+    app[DISCLOSURES] = Disclosures()  # #21: the transparency page's facts, in memory
     suspended_for = timedelta(minutes=settings.limits.suspension_minutes)
     app[SUSPENSIONS] = await asyncio.to_thread(
         Suspensions.open, data, app[SECRETS].pepper, suspended_for
@@ -171,6 +175,7 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
         app[ABUSE].forget,
         app[SUSPENSIONS].forget,
         app[PSEUDONYMS].forget,
+        app[DISCLOSURES].forget,
     )
     for forget in forgetters:
         app[SESSIONS].add_delete_listener(forget)  # DESIGN P5: all of it dies with the session
@@ -193,6 +198,7 @@ def relay_stores(app: web.Application) -> RelayStores:
         app[USAGE],
         app[IN_FLIGHT],
         app[STALLS],
+        app[DISCLOSURES],
     )
 
 

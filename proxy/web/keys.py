@@ -15,6 +15,7 @@ from aiohttp import web
 
 from proxy.core.abuse import AbuseMonitor
 from proxy.core.cookiejar import JarRegistry
+from proxy.core.disclosure import Disclosures
 from proxy.core.hostmap import HostMap
 from proxy.core.inflight import InFlight
 from proxy.core.pseudonym import SessionPseudonyms
@@ -55,6 +56,7 @@ class RelayStores:
     usage: UsageCounters
     in_flight: InFlight
     stalls: StallWatcher
+    disclosures: Disclosures  # #21: what each vendor got, per session (transparency page)
 
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
@@ -78,3 +80,4 @@ SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)
 PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseudonyms)
 RELAY: web.AppKey[RelayStores] = web.AppKey("relay", RelayStores)  # built from the above
 PAGES: web.AppKey[Pages] = web.AppKey("pages", Pages)  # #21: templates, brand, catalogues
+DISCLOSURES: web.AppKey[Disclosures] = web.AppKey("disclosures", Disclosures)  # #21

@@ -133,7 +133,8 @@ async def forward(ex: Exchange) -> web.StreamResponse:
     if sent is None:  # a download or a body over the limit: refused before it was sent
         raise Refused(SUSPENDED)
     if sent.third_parties:
-        count_third_parties(stores.usage, keys.vendor, plan.rule, sent.third_parties, now)
+        blocked = count_third_parties(stores.usage, keys.vendor, plan.rule, sent.third_parties, now)
+        stores.disclosures.blocked(ex.session.key, plan.rule.id, blocked)
     return sent.response
 
 

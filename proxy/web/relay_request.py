@@ -78,6 +78,9 @@ async def send_upstream(ex: Exchange) -> UpstreamResponse:
         headers.append(("Cookie", cookie))
     if plan.pseudonym is not None:
         headers.append((plan.pseudonym.header, pseudonym_value(stores, plan, session)))
+    stores.disclosures.sent(  # #21: the transparency page shows the patron what was sent
+        session.key, rule.id, headers, plan.pseudonym.header if plan.pseudonym else None
+    )
     body = await request_body(request, ex.snapshot, plan, stores.settings.timeouts)
     if not isinstance(body, bytes) and request.content_length is not None:
         headers.append(("Content-Length", str(request.content_length)))  # counted by the stream
