@@ -17,8 +17,6 @@ case "${1:-}" in
     "$PY" -m babel.messages.frontend update -i "$POT" -d proxy/locales -D messages \
       --no-fuzzy-matching --ignore-obsolete ;;
   check)
-    "$PY" -m babel.messages.frontend compile -d proxy/locales -D messages --statistics \
-      --directory proxy/locales -o /dev/null 2>&1 || true
     "$PY" -c "from proxy.web.i18n import untranslated; import sys; bad = untranslated(); \
 print('\n'.join(bad) or 'every message is translated'); sys.exit(1 if bad else 0)" ;;
   *)

@@ -89,3 +89,21 @@ def load_catalogues(
 def N_(message: str) -> str:  # noqa: N802 — gettext's conventional "mark only" name
     """Mark ``message`` for extraction; it is translated where it is shown (``_(…)``)."""
     return message
+
+
+def untranslated(directory: Path = LOCALES_DIR) -> list[str]:
+    """``lang: msgid`` for every message of the template catalogue a language lacks
+    (empty, fuzzy or missing); ``scripts/catalogues.sh check`` and the tests use it."""
+    with (directory / f"{DOMAIN}.pot").open("rb") as handle:
+        wanted = [m.id for m in read_po(handle) if m.id]
+    out = []
+    for language in LANGUAGES[1:]:
+        with (directory / language / "LC_MESSAGES" / f"{DOMAIN}.po").open("rb") as handle:
+            catalog = read_po(handle, locale=language)
+        for msgid in wanted:
+            message = catalog.get(msgid)
+            strings = message.string if message is not None else ""
+            filled = all(strings) if isinstance(strings, tuple) else bool(strings)
+            if message is None or message.fuzzy or not filled:
+                out.append(f"{language}: {msgid if isinstance(msgid, str) else msgid[0]}")
+    return out

@@ -16,11 +16,12 @@ Not here: recording what was sent (web/relay_request.py → core/disclosure.py).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
 from proxy.core import csrf
+from proxy.core.keyedhash import keyed_hash
 from proxy.core.rules import VendorRule
 from proxy.core.settings import Settings
 from proxy.errors import ClamshellError
@@ -40,7 +41,7 @@ class ActionRefused(ClamshellError):
 
     status_hint = 403
     public_message = N_("This button had expired. Please open the privacy page and try again.")
-CSRF_PURPOSE = "privacy:"  # the token is bound to the session and to this page
+CSRF_PURPOSE: Final = "privacy-csrf"  # the token is bound to the session and to this page
 
 
 def keeps(settings: Settings) -> dict[str, Any]:
@@ -82,7 +83,12 @@ def vendor_rows(request: web.Request, session: Session) -> list[dict[str, Any]]:
 
 def token_for(request: web.Request, session: Session) -> str:
     """The CSRF token of this session's buttons."""
-    return csrf.issue(request.app[SECRETS].csrf_key, CSRF_PURPOSE + session.key)
+    return csrf.issue(request.app[SECRETS].csrf_key, csrf_nonce(request, session))
+
+
+def csrf_nonce(request: web.Request, session: Session) -> str:
+    """A nonce derived from the session (the page never shows the session's own key)."""
+    return keyed_hash(request.app[SECRETS].csrf_key, CSRF_PURPOSE, session.key)
 
 
 async def privacy_page(request: web.Request) -> web.Response:
@@ -111,8 +117,7 @@ async def checked_post(request: web.Request) -> tuple[Session | None, dict[str, 
     )
     if session is None or cross:
         return None, {}
-    nonce = CSRF_PURPOSE + session.key
-    if not csrf.verify(request.app[SECRETS].csrf_key, nonce, form.get("csrf")):
+    if not csrf.verify(request.app[SECRETS].csrf_key, csrf_nonce(request, session), form.get("csrf")):
         return None, {}
     return session, form
 
