@@ -29,7 +29,7 @@ from proxy.web.admin.app import start_admin
 from proxy.web.app import TASKS
 from proxy.web.edge_headers import SERVER_NAME, hide_server_version
 from proxy.web.errors import BadRequestShape, checked_host
-from proxy.web.keys import RULEBOOK
+from proxy.web.keys import PAGES, RULEBOOK
 
 log = get_logger("server")
 # CPython's defaults are (700, 10, 10); a relayed request allocates a few hundred objects.
@@ -206,10 +206,11 @@ def reload(
 async def reload_now(
     app: web.Application, settings: Settings, context: ssl.SSLContext | None
 ) -> None:
-    """Reload the vendor rules (in a thread) and the certificate; each keeps the old on
-    failure. The rules go through ``Rulebook.reload_async``, the admin API's reload too (R12:
-    a reload on the loop stalled every request while many files were parsed)."""
+    """Reload the vendor rules (in a thread), the patron pages and the certificate; each
+    keeps the old on failure. The rules go through ``Rulebook.reload_async``, the admin API's
+    reload too (R12: a reload on the loop stalled every request while many files were parsed)."""
     await app[RULEBOOK].reload_async()
+    await asyncio.to_thread(app[PAGES].reload)  # #21: templates and brand; old kept on error
     if context is not None and settings.tls is not None:
         try:
             # On the loop: two small files, and the context is in use by handshakes here.

@@ -32,8 +32,7 @@ async def brand_css(request: web.Request) -> web.Response:
     brand = request.app[PAGES].current.brand
     colours = brand.for_library(request.query.get("library")).colours
     css = (
-        f":root {{ --accent: {colours.accent}; --ink: {colours.ink}; "
-        f"--paper: {colours.paper}; }}\n"
+        f":root {{ --accent: {colours.accent}; --ink: {colours.ink}; --paper: {colours.paper}; }}\n"
     )
     return web.Response(text=css, content_type="text/css", headers=CACHE)
 
@@ -45,9 +44,7 @@ async def brand_logo(request: web.Request) -> web.FileResponse:
     if pages.directory is None or name not in pages.brand.logos():
         raise NotFound()
     kind = LOGO_TYPES[name.rsplit(".", 1)[1].lower()]
-    return web.FileResponse(
-        pages.directory / name, headers={**CACHE, "Content-Type": kind}
-    )
+    return web.FileResponse(pages.directory / name, headers={**CACHE, "Content-Type": kind})
 
 
 def add_routes(app: web.Application) -> None:

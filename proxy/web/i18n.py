@@ -86,7 +86,7 @@ def load_catalogues(
     return catalogues
 
 
-def N_(message: str) -> str:  # noqa: N802 — gettext's conventional "mark only" name
+def N_(message: str) -> str:
     """Mark ``message`` for extraction; it is translated where it is shown (``_(…)``)."""
     return message
 

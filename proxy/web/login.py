@@ -22,8 +22,8 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from proxy.core import csrf
-from proxy.core.clientaddr import IPAddress, IPNetwork, client_address, in_networks
 from proxy.core.cards import library_for_barcode, normalize_barcode
+from proxy.core.clientaddr import IPAddress, IPNetwork, client_address, in_networks
 from proxy.core.login import LoginRefused
 from proxy.core.settings import Library, Settings
 from proxy.core.targets import NotOurDatabase, Target, resolve_target

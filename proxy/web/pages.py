@@ -65,12 +65,12 @@ def make_environment(
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # compiled once at load: an edit shows only after a good reload
+        cache_size=-1,  # never evicted, so never re-read from a folder being edited
     )
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.filters["date"] = lambda value: format_date(value, format="long", locale=language)
-    env.filters["datetime"] = lambda value: format_datetime(
-        value, format="short", locale=language
-    )
+    env.filters["datetime"] = lambda value: format_datetime(value, format="short", locale=language)
     env.filters["number"] = lambda value: format_decimal(value, locale=language)
     env.filters["isodate"] = lambda value: format_date(
         date.fromisoformat(value), format="long", locale=language
@@ -122,7 +122,10 @@ def load_pages(directory: Path | str | None) -> PageSet:
     brand = load_brand(folder)
     catalogues = load_catalogues()
     envs = {lang: make_environment(folder, lang, catalogues[lang]) for lang in LANGUAGES}
-    problems = compile_all(envs["en"], template_names(folder))
+    names = template_names(folder)
+    problems = compile_all(envs["en"], names)
+    for env in envs.values():  # each language compiles its own copy now, not on first use
+        problems = problems or compile_all(env, names)
     if problems:
         raise ConfigError(problems)
     return PageSet(envs, brand, folder)
@@ -141,7 +144,7 @@ class Pages:
             self.current = load_pages(self.current.directory)
         except ConfigError as exc:
             self.problems = tuple(str(p) for p in exc.problems)
-            log.error("pages_reload_failed", problems=len(exc.problems))
+            log.error("pages_reload_failed", problems=list(self.problems))  # file:line: what
             return False
         self.problems = ()
         log.info("pages_reloaded")

@@ -41,6 +41,8 @@ class ActionRefused(ClamshellError):
 
     status_hint = 403
     public_message = N_("This button had expired. Please open the privacy page and try again.")
+
+
 CSRF_PURPOSE: Final = "privacy-csrf"  # the token is bound to the session and to this page
 
 
@@ -117,7 +119,9 @@ async def checked_post(request: web.Request) -> tuple[Session | None, dict[str, 
     )
     if session is None or cross:
         return None, {}
-    if not csrf.verify(request.app[SECRETS].csrf_key, csrf_nonce(request, session), form.get("csrf")):
+    if not csrf.verify(
+        request.app[SECRETS].csrf_key, csrf_nonce(request, session), form.get("csrf")
+    ):
         return None, {}
     return session, form
 

@@ -73,7 +73,7 @@ async def test_another_patrons_session_never_shows(stack: Stack) -> None:
 
 
 async def test_forget_cookies_then_the_vendor_sees_none(stack: Stack) -> None:
-    """"Forget my cookies" empties the jar: the vendor's next request carries no Cookie."""
+    """ "Forget my cookies" empties the jar: the vendor's next request carries no Cookie."""
     auth = await signed_in(stack)
     await acme_cookie_dance(stack, auth)
     token = TOKEN.search(await privacy(stack, auth))
@@ -122,7 +122,7 @@ async def test_page_is_portal_only_and_unframeable(stack: Stack) -> None:
 
 
 async def test_end_everywhere_ends_every_session_of_the_card(stack: Stack) -> None:
-    """"End my session everywhere" ends the other browsers' sessions of the same card too."""
+    """ "End my session everywhere" ends the other browsers' sessions of the same card too."""
     phone = await signed_in(stack, "adult card")
     laptop = await signed_in(stack, "adult card")
     token = TOKEN.search(await privacy(stack, laptop))
@@ -135,7 +135,9 @@ async def test_end_everywhere_ends_every_session_of_the_card(stack: Stack) -> No
     )
     assert resp.status == 302
     for auth in (phone, laptop):
-        menu = await stack.client.get("/menu", headers={**PORTAL_HOST, **auth}, allow_redirects=False)
+        menu = await stack.client.get(
+            "/menu", headers={**PORTAL_HOST, **auth}, allow_redirects=False
+        )
         assert menu.status == 302 and menu.headers["Location"] == "/login"
 
 
