@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from datetime import timedelta
 from typing import Final
 from urllib.parse import quote, unquote
 
@@ -24,11 +25,11 @@ from aiohttp import web
 from proxy.core import csrf
 from proxy.core.cards import library_for_barcode, normalize_barcode
 from proxy.core.clientaddr import IPAddress, IPNetwork, client_address, in_networks
-from proxy.core.login import LoginRefused
+from proxy.core.login import LoginRefused, Refusal
 from proxy.core.settings import Library, Settings
 from proxy.core.targets import NotOurDatabase, Target, resolve_target
 from proxy.logconfig import get_logger, truncate_ip
-from proxy.web.card_check import check_card
+from proxy.web.card_check import check_card, login_keys
 from proxy.web.keys import (
     CLOCK,
     HOSTMAP,
@@ -36,6 +37,7 @@ from proxy.web.keys import (
     SECRETS,
     SESSIONS,
     SETTINGS,
+    THROTTLE,
 )
 from proxy.web.login_body import read_login_form
 from proxy.web.logout import logout, logout_page
@@ -125,6 +127,7 @@ def auto_login_library(request: web.Request) -> Library | None:
 SECRET_KINDS: Final = {frozenset({"pin"}): "pin", frozenset({"last_name"}): "last_name"}
 SECRET_INPUTMODE: Final = {"pin": "numeric", "last_name": "text", "either": "text"}
 CSRF_EXPIRED: Final = "csrf"  # the form's own refusal, beside core.login's Refusal values
+UNRECOGNISED: Final = Refusal.UNRECOGNISED
 
 
 def secret_kind(settings: Settings, library: Library | None) -> str:
@@ -132,6 +135,16 @@ def secret_kind(settings: Settings, library: Library | None) -> str:
     else 'either'."""
     kinds = {library.login_with} if library else {lib.login_with for lib in settings.libraries}
     return SECRET_KINDS.get(frozenset(kinds or {"pin"}), "either")
+
+
+def lock_remaining(request: web.Request, card: str) -> timedelta | None:
+    """How long this card number / address / network stays locked, if it is (#21: the page
+    says when to try again). Locks count typed card numbers whether or not a card exists, so
+    saying so reveals nothing about the card; the refusal's words stay a wrong PIN's."""
+    keys = login_keys(request, normalize_barcode(card), client_ip(request))
+    now = request.app[CLOCK]()
+    verdict = request.app[THROTTLE].blocked(keys, now)
+    return verdict.until - now if verdict is not None else None
 
 
 def form_library(settings: Settings, code: str, card: str) -> Library | None:
@@ -152,6 +165,7 @@ def render_form(
     reason: str = "",
     card: str = "",
     library_code: str = "",
+    locked_for: timedelta | None = None,
     status: int = 200,
 ) -> web.Response:
     """The login form, with a CSRF token bound to ``nonce`` (set as a cookie); after an error
@@ -172,6 +186,7 @@ def render_form(
         reason=str(refusal.reason) if refusal else reason,
         details=dict(refusal.details) if refusal else {},
         database=target.rule.title if target else "",
+        locked_for=locked_for,
     )
     response.set_cookie(
         CSRF_COOKIE,
@@ -250,6 +265,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             refusal=decision,
             card=card,
             library_code=code,
+            locked_for=lock_remaining(request, card) if decision.reason is UNRECOGNISED else None,
         )
     log.info("login_succeeded", library=decision.library)
     return await start_session(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import jinja2
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_timedelta
 from babel.numbers import format_decimal
 from babel.support import NullTranslations
 from pydantic import ValidationError
@@ -72,6 +72,9 @@ def make_environment(
     env.filters["date"] = lambda value: format_date(value, format="long", locale=language)
     env.filters["datetime"] = lambda value: format_datetime(value, format="short", locale=language)
     env.filters["number"] = lambda value: format_decimal(value, locale=language)
+    env.filters["duration"] = lambda value: format_timedelta(
+        value, threshold=1.1, format="long", locale=language
+    )
     env.filters["isodate"] = lambda value: format_date(
         date.fromisoformat(value), format="long", locale=language
     )

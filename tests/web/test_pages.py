@@ -231,3 +231,18 @@ async def test_shipped_pages_render_in_every_language(stack: Stack) -> None:
             resp = await stack.client.get(path, headers={**HOST, "Accept-Language": language})
             assert f'<html lang="{language}"' in await resp.text(), (language, path)
     assert stack.app[PAGES].current.directory is None
+
+
+async def test_lockout_says_when_to_try_again_without_telling_cards_apart(stack: Stack) -> None:
+    """A locked card number is told the wait and whom to ask, in the same words whether the
+    card exists or not (locks count typed numbers, not cards)."""
+    known, unknown = stack.card("adult card").barcode, "21234999999999"
+    pages = []
+    for barcode in (known, unknown):
+        for _ in range(stack.settings.throttle.card_attempts):
+            await post_login(stack.client, barcode, "0000")
+        locked = await post_login(stack.client, barcode, "0000", **{"Accept-Language": "es"})
+        pages.append(await locked.text())
+    assert "dentro de 15 minutos" in pages[0] and "Pregunte en su biblioteca" in pages[0]
+    mask = re.compile(r'name="(?:csrf|card)" value="[^"]+"')
+    assert mask.sub("", pages[0]) == mask.sub("", pages[1])
