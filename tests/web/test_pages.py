@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,10 +13,11 @@ from babel.messages.pofile import read_po
 
 from proxy.errors import ConfigError
 from proxy.web.i18n import LANGUAGES, LOCALES_DIR, choose_language, untranslated
+from proxy.web.i18n_extract import public_texts
 from proxy.web.keys import PAGES
 from proxy.web.page_response import local_path
 from proxy.web.pages import Pages, load_pages
-from tests.web.conftest import PORTAL, PUBLIC, Stack, StackFactory
+from tests.web.conftest import PORTAL, PUBLIC, REPO, Stack, StackFactory
 from tests.web.helpers import HOST, post_login
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -246,3 +250,53 @@ async def test_lockout_says_when_to_try_again_without_telling_cards_apart(stack:
     assert "dentro de 15 minutos" in pages[0] and "Pregunte en su biblioteca" in pages[0]
     mask = re.compile(r'name="(?:csrf|card)" value="[^"]+"')
     assert mask.sub("", pages[0]) == mask.sub("", pages[1])
+
+
+def test_catalogue_template_is_up_to_date(tmp_path: Path) -> None:
+    """messages.pot holds exactly what extraction finds today (run catalogues.sh extract)."""
+    out = tmp_path / "messages.pot"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "-F",
+            "proxy/locales/babel.cfg",
+            "-k",
+            "_",
+            "-k",
+            "N_",
+            "--no-location",
+            "-o",
+            str(out),
+            ".",
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    with out.open("rb") as fresh, (LOCALES_DIR / "messages.pot").open("rb") as committed:
+        assert {m.id for m in read_po(fresh)} == {m.id for m in read_po(committed)}
+
+
+def test_extraction_finds_patron_facing_constants() -> None:
+    """public_message values, *_MESSAGE constants and Deny texts are extracted; others not."""
+    source = (
+        'class E:\n    public_message = "Shown to patrons."\n'
+        'BUSY_MESSAGE: Final = ("Busy " "now.")\n'
+        'X = Deny(404, "Not ours.", "no_rule")\n'
+        'log.info("not for patrons")\n'
+    )
+    found = {text for _, text in public_texts(ast.parse(source))}
+    assert found == {"Shown to patrons.", "Busy now.", "Not ours."}
+
+
+async def test_vendor_host_errors_are_translated(stack: Stack) -> None:
+    """A refusal on a mapped host shows its title and message in the browser's language."""
+    resp = await stack.client.get(
+        "/x", headers={"Host": f"nosuch-vendor-test.{PORTAL}", "Accept-Language": "pt-BR"}
+    )
+    html = await resp.text()
+    assert '<html lang="pt"' in html
+    assert "Este endereço não é de nenhuma das nossas bases de dados licenciadas." in html
