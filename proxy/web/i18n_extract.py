@@ -18,14 +18,14 @@ from typing import IO, Any
 
 from babel.messages.extract import extract_python
 
-Extracted = tuple[int, str | None, Any, list[str]]
+Extracted = tuple[Any, ...]  # (line, function name, message, comments), as babel yields them
 
 
 def extract(
     fileobj: IO[bytes],
     keywords: Mapping[str, Any],
     comment_tags: Collection[str],
-    options: dict[str, Any],
+    options: Any,
 ) -> Iterator[Extracted]:
     """babel's Python extraction, then the patron-facing constants (see the module doc)."""
     source = fileobj.read()
