@@ -24,6 +24,14 @@ from proxy.web.i18n import LANG_COOKIE, LANGUAGE_NAMES, LANGUAGES, choose_langua
 from proxy.web.keys import PAGES, SETTINGS
 
 ONE_YEAR_S: Final = 365 * 24 * 3600
+# The signed-in patron's library, noted by the relay so that an error page it leads to (a
+# refusal on a vendor host) wears that library's brand; None on the portal until known.
+PAGE_LIBRARY: Final = web.RequestKey("clamshell_page_library", str)
+
+
+def note_library(request: web.Request, library: str) -> None:
+    """The patron's library is known for this request's pages."""
+    request[PAGE_LIBRARY] = library
 
 
 def language_of(request: web.Request) -> str:
@@ -56,6 +64,7 @@ def render(request: web.Request, name: str, *, library: str | None = None, **val
     """Template ``name`` with the common context of every page."""
     settings, pages = request.app[SETTINGS], request.app[PAGES].current
     language = language_of(request)
+    library = library or request.get(PAGE_LIBRARY)
     look = pages.brand.for_library(library)
     return pages.render(
         name,

@@ -28,6 +28,7 @@ from proxy.upstream.client import UpstreamResponse
 from proxy.web.exchange import Exchange
 from proxy.web.keys import CLOCK, RELAY, RULEBOOK
 from proxy.web.login import client_network
+from proxy.web.page_response import note_library
 from proxy.web.relay_guard import (
     BodyMeter,
     LimitReached,
@@ -53,6 +54,8 @@ async def relay_handler(request: web.Request, host: str) -> web.StreamResponse:
     app = request.app
     snapshot, now, stores = app[RULEBOOK].snapshot, app[CLOCK](), app[RELAY]
     session = await current_session(request)
+    if session is not None:
+        note_library(request, session.library)  # #21: a refusal page wears its library's brand
     suspended = session is not None and is_suspended(stores.suspensions, session, now)
     decision = decide(view_of(request, host), session, now, snapshot, suspended=suspended)
     if isinstance(decision, Forward) and session is not None:

@@ -300,3 +300,19 @@ async def test_vendor_host_errors_are_translated(stack: Stack) -> None:
     html = await resp.text()
     assert '<html lang="pt"' in html
     assert "Este endereço não é de nenhuma das nossas bases de dados licenciadas." in html
+
+
+async def test_refusal_on_a_vendor_host_wears_the_patrons_library_brand(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    """WEST's patron refused BigDB (not licensed) sees Westfield's name and colours."""
+    folder = write_folder(tmp_path / "pages")
+    stack = await make_stack(pages={"dir": str(folder)})
+    card = stack.card("logs in with last name")
+    login = await post_login(stack.client, card.barcode, card.secret)
+    auth = {"Cookie": f"clamshell_session={login.cookies['clamshell_session'].value}"}
+    resp = await stack.client.get("/", headers={"Host": f"search-bigdb-test.{PORTAL}", **auth})
+    html = await resp.text()
+    assert resp.status == 403
+    assert '<a class="brand" href="http://proxy.localhost:8080/">Westfield College Library' in html
+    assert "/brand.css?library=WEST" in html
