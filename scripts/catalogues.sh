@@ -6,7 +6,8 @@
 # No .mo files: proxy/web/i18n.py compiles each .po in memory at start-up (docs/customising.md).
 set -eu
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python3}"
+PY="${PYTHON:-.venv/bin/python}"
+[ -x "$PY" ] || PY=python3
 POT=proxy/locales/messages.pot
 case "${1:-}" in
   extract)
