@@ -122,11 +122,15 @@ def load_pages(directory: Path | str | None) -> PageSet:
     folder = Path(directory) if directory else None
     if folder is not None and not folder.is_dir():
         raise ConfigError([Problem(str(folder), None, "pages.dir", "not a folder")])
-    brand = load_brand(folder)
+    problems: list[Problem] = []
+    try:
+        brand = load_brand(folder)
+    except ConfigError as exc:  # reported with the templates' problems, all at once
+        brand, problems = Brand(), list(exc.problems)
     catalogues = load_catalogues()
     envs = {lang: make_environment(folder, lang, catalogues[lang]) for lang in LANGUAGES}
     names = template_names(folder)
-    problems = compile_all(envs["en"], names)
+    problems += compile_all(envs["en"], names)
     for env in envs.values():  # each language compiles its own copy now, not on first use
         problems = problems or compile_all(env, names)
     if problems:
