@@ -10,7 +10,6 @@ Not here: loading and validating (web/pages.py).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from proxy.cli.startup import settings_of
