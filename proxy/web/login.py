@@ -187,6 +187,7 @@ def render_form(
         details=dict(refusal.details) if refusal else {},
         database=target.rule.title if target else "",
         locked_for=locked_for,
+        form_library=library.code if library else "",
     )
     response.set_cookie(
         CSRF_COOKIE,
