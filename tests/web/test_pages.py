@@ -12,6 +12,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from proxy.errors import ConfigError
+from proxy.server import reload_now
 from proxy.web.i18n import LANGUAGES, LOCALES_DIR, choose_language, untranslated
 from proxy.web.i18n_extract import public_texts
 from proxy.web.keys import PAGES
@@ -317,3 +318,19 @@ async def test_refusal_on_a_vendor_host_wears_the_patrons_library_brand(
     assert resp.status == 403
     assert '<a class="brand" href="http://proxy.localhost:8080/">Westfield College Library' in html
     assert "/brand.css?library=WEST" in html
+
+
+async def test_sighup_reload_swaps_pages_and_keeps_them_on_error(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    """The SIGHUP reload picks up an edited template; a broken edit leaves the last good one."""
+    folder = write_folder(tmp_path / "pages", **{"home.html": "one"})
+    stack = await make_stack(pages={"dir": str(folder)})
+    (folder / "home.html").write_text("two")
+    assert await (await stack.client.get("/", headers=HOST)).text() == "one"  # compiled once
+    await reload_now(stack.app, stack.settings, None)
+    assert await (await stack.client.get("/", headers=HOST)).text() == "two"
+    (folder / "home.html").write_text("{% if %}")
+    await reload_now(stack.app, stack.settings, None)
+    assert await (await stack.client.get("/", headers=HOST)).text() == "two"
+    assert stack.app[PAGES].problems[0].startswith(f"{folder / 'home.html'}:1:")
