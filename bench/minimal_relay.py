@@ -6,12 +6,17 @@ Contract: ``python -m bench.minimal_relay --port P --upstream http://127.0.0.1:U
 a few headers each way. It does no policy at all: no host mapping, no session, no header
 allow-list, no cookie jar, no log line. ``bench/relay.py`` compares the proxy against it:
 whatever the proxy costs beyond this is the price of its policy.
+With ``--rewrite-regex PROXY_SUFFIX`` it also rewrites HTML the cheapest way one could: the
+whole body read, then one compiled regex pass for ``https?://host`` with a dict lookup per
+match (``host`` → ``host-with-dashes.PROXY_SUFFIX``): the reference row of issue 19. It
+misses every other spelling (``//host``, ``\\/\\/``, percent-encoded…) and checks nothing.
 Not here: anything a real proxy must do (see proxy/web/relay.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import AsyncIterator
 from typing import Final
 
@@ -29,6 +34,24 @@ RESPONSE_HEADERS: Final = (
 )
 CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("client", aiohttp.ClientSession)  # noqa: TID251
 UPSTREAM: web.AppKey[str] = web.AppKey("upstream", str)
+REWRITE: web.AppKey[str] = web.AppKey("rewrite", str)  # proxy suffix; "" = no rewriting
+URL: Final = re.compile(rb"https?://([a-z0-9.-]+)")
+
+
+def regex_pass(body: bytes, suffix: str, cache: dict[bytes, bytes]) -> bytes:
+    """One compiled regex over the body; a dict lookup per match."""
+
+    def mapped(match: re.Match[bytes]) -> bytes:
+        host = match[1]
+        found = cache.get(host)
+        if found is None:
+            found = cache[host] = b"http://" + host.replace(b".", b"-") + suffix.encode()
+        return found
+
+    return URL.sub(mapped, body)
+
+
+MAPPED: dict[bytes, bytes] = {}
 
 
 async def relay(request: web.Request) -> web.StreamResponse:
@@ -45,6 +68,14 @@ async def relay(request: web.Request) -> web.StreamResponse:
         for name in RESPONSE_HEADERS:
             if name in upstream.headers:
                 response.headers[name] = upstream.headers[name]
+        suffix = request.app[REWRITE]
+        if suffix and upstream.content_type == "text/html":
+            body = regex_pass(await upstream.read(), suffix, MAPPED)
+            response.headers[hdrs.CONTENT_LENGTH] = str(len(body))
+            await response.prepare(request)
+            await response.write(body)
+            await response.write_eof()
+            return response
         await response.prepare(request)
         async for chunk in upstream.content.iter_any():
             await response.write(chunk)
@@ -65,10 +96,11 @@ async def client_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[CLIENT].close()
 
 
-def build_app(upstream: str) -> web.Application:
+def build_app(upstream: str, rewrite: str = "") -> web.Application:
     """The relay application."""
     app = web.Application()
     app[UPSTREAM] = upstream.rstrip("/")
+    app[REWRITE] = rewrite
     app.cleanup_ctx.append(client_ctx)
     app.router.add_route("*", "/{tail:.*}", relay)
     return app
@@ -79,9 +111,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="origin, e.g. http://127.0.0.1:9001")
+    help_text = "rewrite HTML with one regex pass, e.g. .proxy.localhost:8080"
+    parser.add_argument("--rewrite-regex", default="", metavar="PROXY_SUFFIX", help=help_text)
     args = parser.parse_args(argv)
     web.run_app(
-        build_app(args.upstream), host="127.0.0.1", port=args.port, access_log=None, print=None
+        build_app(args.upstream, args.rewrite_regex),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        print=None,
     )
 
 

@@ -38,6 +38,7 @@ import concurrent.futures
 import contextlib
 import http.client
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -58,6 +59,8 @@ from types import FrameType
 from typing import Final
 from urllib.parse import urlencode
 
+from bench.linkdense import link_dense_page
+
 ROOT: Final = Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "bench" / "results"
 BIN: Final = Path(sys.executable).parent
@@ -65,7 +68,9 @@ SERVER_CPU, LOAD_CPU = 0, 1
 WWW, CDN = "www.acmejournals.test", "cdn.acmejournals.test"
 CARD_BODY, PIN = "2123400000001", "4321"  # MAIN: prefix 21234, 14 digits with the Luhn digit
 PDF_SIZE: Final = 2**20
+LINKS, LINKS_SIZE = "100k-links", 100_000  # bench/linkdense.py with the demo vendor's hosts
 HTML_MARK: Final = "<title>Browse — Acme Journal Archive</title>".encode()  # the 2 KB page's
+UVLOOP_MAIN: Final = "import sys, uvloop; uvloop.install(); import proxy.cli; proxy.cli.main()"
 SAMPLER_FLAG: Final = "--cpu-sampler"  # internal: -m bench.relay --cpu-sampler OUT MODULE -- ARGS
 SAMPLE_S: Final = 0.002  # one CPU-time sample every 2 ms of CPU
 WRK_MARK: Final = "BENCH-JSON "
@@ -303,7 +308,8 @@ def check_target(run: Run, target: Target, page: Page) -> None:
     """
     status, _, body = fetch(target.port, page.path, target.host_for(page), cookie=target.cookie)
     if target.rewrites and page.path.endswith(".html"):
-        mapped = status == 200 and HTML_MARK in body and b"https://" + WWW.encode() not in body
+        mark = HTML_MARK if page.name != LINKS else b"<title>Search results</title>"
+        mapped = status == 200 and mark in body and b"https://" + WWW.encode() not in body
         if mapped:
             run.notes.append(f"{target.name} rewrites the {page.name} page: {len(page.body):,} "
                              f"bytes from the upstream, {len(body):,} to the client")  # fmt: skip
@@ -433,11 +439,14 @@ def write_pages(root: Path) -> list[Page]:
     html = small_page().encode()
     pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
     pdf += noise(1, PDF_SIZE - len(pdf))  # pass-through bytes; validity does not matter
+    links = link_dense_page(LINKS_SIZE, hosts=(WWW, CDN))
     (root / "pdf").mkdir(parents=True)
     (root / "page-2k.html").write_bytes(html)
+    (root / "links-100k.html").write_bytes(links)
     (root / "pdf" / "article-1.pdf").write_bytes(pdf)
     return [
         Page("2k-html", "/page-2k.html", WWW, html),
+        Page(LINKS, "/links-100k.html", WWW, links),
         Page("1m-pdf", "/pdf/article-1.pdf", CDN, pdf),
     ]
 
@@ -466,15 +475,19 @@ def start_upstream(run: Run) -> tuple[Target, list[Page]]:
 def start_minimal(
     run: Run, up: int, *, name: str = "minimal", sampler: Path | None = None
 ) -> Target:
-    """bench/minimal_relay.py (with ``sampler``: under ``sampled_main``)."""
+    """bench/minimal_relay.py (with ``sampler``: under ``sampled_main``); ``minimal+regex``
+    rewrites HTML with one regex pass."""
     port = free_port()
     args = ["--port", str(port), "--upstream", f"http://127.0.0.1:{up}"]
+    rewrite = name == "minimal+regex"
+    if rewrite:
+        args += ["--rewrite-regex", f".proxy.localhost:{port}"]
     argv = [sys.executable, "-m", "bench.minimal_relay", *args]
     if sampler is not None:
         argv = sampler_argv("bench.minimal_relay", sampler, args)
     proc = start(run, name, argv, cpu=SERVER_CPU)
     wait_listening(run, name, proc, port)
-    return Target("minimal", port, lambda: [proc.pid])
+    return Target(name.removesuffix("-sampled"), port, lambda: [proc.pid], rewrites=rewrite)
 
 
 def start_mitmproxy(run: Run, up: int) -> Target:
@@ -602,17 +615,21 @@ def start_proxy(
 ) -> Target:
     """``run_proxy.py serve`` as an admin would start it, with one patron logged in.
 
-    ``clamshell+rewrite`` keeps the demo rule's body rewriting. With ``sampler``,
-    ``proxy.cli.main`` runs under ``sampled_main`` instead (profiling only).
+    ``clamshell+rewrite`` keeps the demo rule's body rewriting; ``clamshell+uvloop`` runs
+    the same proxy on uvloop's event loop (``uvloop.install()`` before ``proxy.cli.main``,
+    to measure whether the optional loop pays). With ``sampler``, ``proxy.cli.main`` runs
+    under ``sampled_main`` instead (profiling only).
     """
     port = free_port()
-    rewrite = name.endswith("+rewrite")
+    rewrite = name.removesuffix("-sampled").endswith("+rewrite")
     config = write_proxy_config(run.tmp / name, port, up, rewrite=rewrite)
     import_card(run, config)
     cli = ["--config", str(config), "--log-format", "json", "serve"]
     argv = [sys.executable, "run_proxy.py", *cli]
     if sampler is not None:
         argv = sampler_argv("proxy.cli", sampler, cli)
+    elif name == "clamshell+uvloop":
+        argv = [sys.executable, "-c", UVLOOP_MAIN, *cli]
     proc = start(run, name, argv, cpu=SERVER_CPU)
     wait_listening(run, name, proc, port)
     cookie = log_in(port, csrf_pair(port))
@@ -859,6 +876,25 @@ def verdicts(base: dict[tuple[str, str, int], Result], c: int) -> list[str]:
     ]
 
 
+def rewrite_verdicts(base: dict[tuple[str, str, int], Result], c: int) -> list[str]:
+    """Issue 19's targets: the link-dense page rewritten, and CPU per pass-through request."""
+    lines = []
+    me, floor = base.get(("clamshell+rewrite", LINKS, c)), base.get(("minimal+regex", LINKS, c))
+    if me and floor:
+        share, cpu_share = me.rps / floor.rps, floor.cpu_us / me.cpu_us
+        lines.append(
+            f"- {LINKS} rewritten ({c} conns): req/s ≥ 1.0× the minimal relay + one regex "
+            f"pass: {share:.2f}× — {met(share >= 1.0)} (by CPU per request: {cpu_share:.2f}×)"
+        )
+    plain = base.get(("clamshell", "2k-html", c))
+    if plain:
+        lines.append(
+            f"- 2 KB pass-through: ≤ 130 µs CPU per request: {plain.cpu_us:,.0f} µs — "
+            f"{met(plain.cpu_us <= 130)} (absolute: depends on the machine's load)"
+        )
+    return lines or ["- targets not evaluated (rows missing)"]
+
+
 def met(ok: bool) -> str:
     """The verdict word."""
     return "met" if ok else "**MISSED**"
@@ -908,7 +944,9 @@ def report(run: Run, results: list[Result], memory: list[str], prof: list[str]) 
     failed = [f"{r.target} {r.page} ({r.errors})" for r in results if r.errors]
     if failed:
         run.notes.append("rows with errors (non-2xx or socket errors): " + ", ".join(failed))
-    parts += ["## Targets (issue 4)", *verdicts(base, run.args.connection_counts[0]), *memory]
+    c = run.args.connection_counts[0]
+    parts += ["## Targets (issue 4)", *verdicts(base, c)]
+    parts += ["", "## Targets (issue 19)", *rewrite_verdicts(base, c), "", "## Memory", *memory]
     parts += ["", *(f"Note: {n}" for n in dict.fromkeys(run.notes))]
     if prof:
         parts += ["", "## Profiles (2 KB page, 64 connections)", "", *prof]
@@ -929,19 +967,70 @@ def require_tools() -> None:
 
 def bench(run: Run, stamp: str) -> str:
     """Start the upstream and every target, measure in rounds, then memory; the report."""
-    upstream, pages = start_upstream(run)
+    upstream, all_pages = start_upstream(run)
     up = upstream.port
-    minimal, mitm = start_minimal(run, up), start_mitmproxy(run, up)
-    nginx = start_nginx_relay(run, up)
-    proxy, rewriting = start_proxy(run, up), start_proxy(run, up, name="clamshell+rewrite")
-    targets = [upstream, minimal, proxy, rewriting, mitm, nginx]
-    results = rounds(run, targets, pages)
+    starters: dict[str, Callable[[], Target]] = {
+        "direct": lambda: upstream,
+        "minimal": lambda: start_minimal(run, up),
+        "minimal+regex": lambda: start_minimal(run, up, name="minimal+regex"),
+        "clamshell": lambda: start_proxy(run, up),
+        "clamshell+rewrite": lambda: start_proxy(run, up, name="clamshell+rewrite"),
+        "clamshell+uvloop": lambda: start_proxy(run, up, name="clamshell+uvloop"),
+        "mitmproxy": lambda: start_mitmproxy(run, up),
+        "nginx": lambda: start_nginx_relay(run, up),
+    }
+    optional = [] if importlib.util.find_spec("uvloop") else ["clamshell+uvloop"]
+    wanted = run.args.targets or [name for name in starters if name not in optional]
+    unknown = [name for name in wanted if name not in starters]
+    if unknown:
+        raise BenchError(
+            f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(starters)}"
+        )
+    targets = {name: starters[name]() for name in starters if name in wanted}
+    pages = [p for p in all_pages if not run.args.pages or p.name in run.args.pages]
+    results = rounds(run, list(targets.values()), pages)
     memory = []
-    if run.args.sessions:
+    if run.args.sessions and "clamshell" in targets:
+        proxy = targets["clamshell"]
         memory = live_sessions(run, proxy.pids()[0], proxy.port)
         memory += in_process_sessions(run.args.sessions)
+    if run.args.rewritten_pages:
+        links = next(p for p in all_pages if p.name == LINKS)
+        memory += rewrite_memory(run, up, links, run.args.rewritten_pages)
     prof = profiles(run, up, pages, stamp) if run.args.profile else []
     return report(run, median_rows(results), memory, prof)
+
+
+def rewrite_memory(run: Run, up: int, page: Page, n: int) -> list[str]:
+    """RSS of a fresh rewriting proxy with one session: after start, then after 1,000 and
+    ``n`` rewritten pages (one keep-alive connection), current and peak (VmHWM)."""
+    target = start_proxy(run, up, name="fresh+rewrite")
+    pid = target.pids()[0]
+    conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
+    headers = {"Host": target.host_for(page), "Cookie": target.cookie or ""}
+    figures = [f"after start {rss_mib(pid):.1f} MiB (peak {hwm_mib(pid):.1f})"]
+    done, started = 0, time.monotonic()
+    try:
+        for checkpoint in sorted({min(1000, n), n}):
+            for _ in range(checkpoint - done):
+                conn.request("GET", page.path, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise BenchError(f"rewritten page: status {response.status}")
+            done = checkpoint
+            figures.append(f"after {done:,} pages {rss_mib(pid):.1f} MiB (peak {hwm_mib(pid):.1f})")
+    finally:
+        conn.close()
+    seconds = time.monotonic() - started
+    return [f"- fresh rewriting proxy, one session, the {page.name} page over one connection "
+            f"({seconds:.0f} s): " + "; ".join(figures)]  # fmt: skip
+
+
+def hwm_mib(pid: int) -> float:
+    """Peak resident set size of a process (VmHWM), from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -955,13 +1044,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="profile the proxy (extra runs)")
     parser.add_argument("--sessions", type=int, default=10_000, help="live sessions (0: skip)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    parser.add_argument("--targets", type=names, default=[], help="comma-separated (all)")
+    parser.add_argument("--pages", type=names, default=[], help="comma-separated (all)")
+    pages_help = "100 KB pages through clamshell+rewrite for memory (0: skip)"
+    parser.add_argument("--rewritten-pages", type=int, default=10_000, help=pages_help)
     args = parser.parse_args(argv)
     args.warmup = 2
     if args.quick:
         args.duration, args.warmup, args.rounds = 3, 1, 1
         args.sessions = min(args.sessions, 1000)
+        args.rewritten_pages = min(args.rewritten_pages, 1000)
     args.connection_counts = [args.connections, *([1] if args.single else [])]
     return args
+
+
+def names(text: str) -> list[str]:
+    """``a,b`` → ``["a", "b"]``."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 @contextlib.contextmanager

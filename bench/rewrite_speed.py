@@ -12,9 +12,13 @@ with a Python that has the bench-only packages (they are not runtime dependencie
 ``redis``: keep it out of the project's own virtualenv.) A contender whose package is
 missing is reported as such and skipped.
 
-Contenders, all on the same pages (../shared/realworld/vendor-pages) and the same rules
-(tests/test_realworld_pages.py), fed in 64 KB chunks where they stream:
+Two page sets, one table each: the real pages (../shared/realworld/vendor-pages) and the
+generated link-dense page (bench/linkdense.py: 100 KB, ~500 absolute vendor links plus
+protocol-relative, srcset, CSS ``url()``, JSON-escaped and percent-encoded forms: a search
+results list, the kind of page patrons load most). Same rules (tests/test_realworld_pages.py)
+for every contender, fed in 64 KB chunks where they stream:
   * clamshell: ``HostRewriter`` with ``third_party: report`` (the rule default), HTML;
+  * clamshell, third_party allow: the same without third-party counting;
   * clamshell + codecs: the relay's whole body path for a gzip page and a browser's
     Accept-Encoding: gunzip → rewrite → re-encode (``Encoder.for_accept``);
   * pywb: ``pywb.rewrite.html_rewriter.HTMLRewriter`` (archival URL rewriting of every URL,
@@ -26,12 +30,15 @@ Contenders, all on the same pages (../shared/realworld/vendor-pages) and the sam
     all figures drop; the ratios are what to compare.
 Rounds interleave the contenders so that load from other processes hits them alike; the
 table shows the median per-round throughput (CPU time) and the median per-round ratio.
+``--breakdown`` instead prints each stage's cost on the link-dense page alone (best of 60+
+CPU timings: the profile in numbers, robust on a shared machine).
 Not a test: nothing here asserts. Prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import re
 import statistics
@@ -40,9 +47,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.linkdense import link_dense_page
 from proxy.contentcoding import Decoder, Encoder
 from proxy.core.hostmap import HostMap
-from proxy.core.rewrite import HostRewriter
+from proxy.core.rewrite import HostRewriter, ThirdParty
 from proxy.core.urlmap import UrlMapper
 from tests.test_realworld_pages import PAGES_DIR, realworld_index, realworld_rewriter
 
@@ -53,12 +61,12 @@ URL_ATTRIBUTES = ("href", "src", "action", "poster", "data", "formaction", "back
 Contender = Callable[[list[bytes]], None]
 
 
-def clamshell(rewriter: HostRewriter) -> Contender:
+def clamshell(rewriter: HostRewriter, third_party: ThirdParty = "report") -> Contender:
     """Our streaming rewriter, as the relay runs it."""
 
     def run(pages: list[bytes]) -> None:
         for page in pages:
-            body = rewriter.rewriter(content_type=HTML, third_party="report")
+            body = rewriter.rewriter(content_type=HTML, third_party=third_party)
             for i in range(0, len(page), CHUNK):
                 body.feed(page[i : i + CHUNK])
             body.flush()
@@ -217,16 +225,90 @@ def table(seconds: dict[str, list[float]], size: int, missing: list[str]) -> str
     return "\n".join(rows)
 
 
+def breakdown(rounds: int) -> str:
+    """Where the time goes on the link-dense page: each stage alone, best of ``rounds`` CPU
+    timings (the minimum is what load from other processes disturbs least); then the real
+    pages whole, the same way."""
+    rewriter = realworld_rewriter()
+    matcher, page = rewriter.matcher, link_dense_page()
+    low = page.lower()
+    matcher.references(page, 0, len(page), low)  # warm the host cache
+    regex: re.Pattern[bytes] = re.compile(rb"https?://([a-z0-9.-]+)")
+    seen: dict[bytes, bytes] = {}
+
+    def whole(third_party: ThirdParty) -> Callable[[], object]:
+        def run() -> object:
+            body = rewriter.rewriter(content_type=HTML, third_party=third_party)
+            out = body.feed(page) + body.flush()
+            return out, body.referenced_hosts
+
+        return run
+
+    stages: dict[str, Callable[[], object]] = {
+        "bytes.lower() of the page": page.lower,
+        "candidate scan alone (tld_scan finditer)": lambda: list(
+            matcher.tld_scan_lower.finditer(low)
+        ),
+        "HostMatcher.references (scan + decisions)": lambda: matcher.references(
+            page, 0, len(page), low
+        ),
+        "whole body, third_party allow": whole("allow"),
+        "whole body, third_party report": whole("report"),
+        "one regex https?://host, re.sub + dict": lambda: regex.sub(
+            lambda m: seen.get(m[0], m[0]), page
+        ),
+    }
+    real = [p.read_bytes() for p in sorted(PAGES_DIR.glob("*.html"))]
+    sizes = dict.fromkeys(stages, len(page))
+    for third_party in ("allow", "report"):
+        name = f"{len(real)} real pages, whole bodies, third_party {third_party}"
+        stages[name] = functools.partial(clamshell(rewriter, third_party), real)
+        sizes[name] = sum(map(len, real))
+    best = dict.fromkeys(stages, float("inf"))
+    for _ in range(rounds):
+        for name, run in stages.items():
+            started = time.process_time()
+            run()
+            best[name] = min(best[name], time.process_time() - started)
+    refs = len(matcher.references(page, 0, len(page), low))
+    rows = [f"link-dense page: {len(page):,} bytes, {refs} references; best of {rounds}\n",
+            "| stage | µs (best) | MB/s |", "| --- | ---: | ---: |"]  # fmt: skip
+    rows += [
+        f"| {name} | {t * 1e6:,.0f} | {sizes[name] / t / 1e6:,.0f} |" for name, t in best.items()
+    ]
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Measure and print the table."""
+    """Measure and print one table per page set."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pages", type=Path, default=PAGES_DIR)
+    parser.add_argument("--only-link-dense", action="store_true", help="skip the real pages")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="per-stage costs on the link-dense page only"
+    )
     args = parser.parse_args(argv)
-    pages = [p.read_bytes() for p in sorted(args.pages.glob("*.html"))]
-    if not pages:
+    if args.breakdown:
+        print(breakdown(max(args.rounds, 60)))
+        return 0
+    real = [p.read_bytes() for p in sorted(args.pages.glob("*.html"))]
+    if not real and not args.only_link_dense:
         print(f"no pages in {args.pages}", file=sys.stderr)
         return 1
+    sets = {"link-dense page (generated, bench/linkdense.py)": [link_dense_page()]}
+    if not args.only_link_dense:
+        sets = {f"real pages ({args.pages.name})": real} | sets
+    for title, pages in sets.items():
+        contenders, missing = build_contenders(pages)
+        size = sum(map(len, pages))
+        print(f"\n### {title}: {len(pages)} pages, {size / 1e6:.2f} MB, {args.rounds} rounds\n")
+        print(table(measure(contenders, pages, args.rounds), size, missing))
+    return 0
+
+
+def build_contenders(pages: list[bytes]) -> tuple[dict[str, Contender], list[str]]:
+    """Every contender for ``pages``, and the names of those whose package is missing."""
     rewriter = realworld_rewriter()
     mapper = UrlMapper(HostMap("proxy.localhost", 8080), realworld_index(), "http")
     optional = {
@@ -236,17 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     contenders: dict[str, Contender] = {
         "clamshell": clamshell(rewriter),
+        "clamshell, third_party allow": clamshell(rewriter, "allow"),
         f"clamshell + gunzip + {Encoder.for_accept(BROWSER_ACCEPT).coding} (relay path)": (
             clamshell_with_codecs(rewriter, pages)
         ),
     }
     contenders |= {name: run for name, run in optional.items() if run is not None}
-    contenders["one regex, https?://host only (DESIGN.md reference)"] = naive_regex(mapper)
-    size = sum(map(len, pages))
-    print(f"{len(pages)} pages, {size / 1e6:.2f} MB, {args.rounds} rounds, CPU time\n")
-    missing = [name for name, run in optional.items() if run is None]
-    print(table(measure(contenders, pages, args.rounds), size, missing))
-    return 0
+    contenders["one regex, https?://host only (reference)"] = naive_regex(mapper)
+    return contenders, [name for name, run in optional.items() if run is None]
 
 
 if __name__ == "__main__":

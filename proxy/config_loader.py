@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from proxy.core.settings import Settings
+from proxy.core.settings import Library, Settings
 from proxy.errors import ConfigError, Problem
 from proxy.rules_loader import validation_problems
 from proxy.yamlsource import load_yaml, read_limited
@@ -85,4 +85,23 @@ def settings_from(
                 "key": str((base / settings.tls.key).resolve()),
             }
         )
+    resolved["libraries"] = tuple(with_auth_paths(lib, base) for lib in settings.libraries)
     return settings.model_copy(update=resolved)
+
+
+def with_auth_paths(library: Library, base: Path) -> Library:
+    """#16: a library whose back-end secret and CA files are resolved against ``base``."""
+    auth = library.auth
+    updates: dict[str, Any] = {}
+    for name in ("sip2", "ldap"):
+        section = getattr(auth, name)
+        if section is not None:
+            files = {
+                key: (base / value).resolve()
+                for key, value in section
+                if key.endswith("_file") and value is not None
+            }
+            updates[name] = section.model_copy(update=files)
+    return (
+        library.model_copy(update={"auth": auth.model_copy(update=updates)}) if updates else library
+    )

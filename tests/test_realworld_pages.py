@@ -157,3 +157,29 @@ def test_chunk_size_does_not_matter_on_real_pages(rewriter: HostRewriter, page: 
     whole = rewritten(rewriter, source, len(source) + 1)
     assert rewritten(rewriter, source, 1000) == whole
     assert rewritten(rewriter, source, 4093) == whole
+
+
+def test_the_fast_path_agrees_with_the_general_decision(rewriter: HostRewriter, page: Path) -> None:
+    """On every real page, the hot loop's references are those the general decision finds."""
+    from tests.core.test_rewrite import general_references
+
+    body = page.read_bytes()
+    assert rewriter.matcher.references(body, 0, len(body)) == general_references(rewriter, body)
+
+
+def test_the_generated_link_dense_page_has_no_escape(rewriter: HostRewriter) -> None:
+    """bench's link-dense page: no covered host survives in any spelling, other hosts and the
+    element structure are untouched, the fast path agrees, chunking is invisible."""
+    from bench.linkdense import link_dense_page
+    from tests.core.test_rewrite import general_references
+
+    body = link_dense_page()
+    refs = rewriter.matcher.references(body, 0, len(body))
+    assert refs == general_references(rewriter, body)
+    assert len(refs) > 500
+    out = rewritten(rewriter, body)
+    assert out == rewritten(rewriter, body, chunk=997)
+    leaks = URL_HOST.findall(text(out)) + QUOTED_HOST.findall(text(out))
+    assert [h for h in leaks if is_covered(h)] == []
+    assert other_hosts(out) == other_hosts(body)
+    assert element_names(out) == element_names(body)

@@ -13,7 +13,9 @@ and ``--date-format %m/%d/%Y`` another expiry date format (docs/patron-import.md
 when stdin is not a terminal — never from argv, where it would land in shell history and
 ``ps``. It prints what the registry knows and whether the card could log in remotely, and
 why not; it never prints or logs the card number. Exit 0 when the card could log in, 1 when
-it could not.
+it could not. For a library checked live (SIP2, LDAP; #16) a second line (or hidden prompt)
+gives the PIN or password, and the back-ends are asked as a login would ask them
+(cli/backend_check.py): which one answered, in how long, and why.
 Not here: import and storage (stores/patron_import.py, stores/patrons.py), the login
 decision itself (core/login.py), ``patrons block`` (block.py), wiring into the main parser
 (proxy/cli/__init__.py).
@@ -28,6 +30,7 @@ from datetime import date
 from pathlib import Path
 from typing import Final
 
+from proxy.cli.backend_check import check_live
 from proxy.cli.block import BLOCK_COMMANDS, add_block_commands, with_block
 from proxy.cli.startup import configured
 from proxy.core.cards import barcode_problem, library_for_barcode, normalize_barcode
@@ -174,6 +177,12 @@ def check_command(_args: argparse.Namespace, settings: Settings) -> int:
     if not barcode:
         print("no card number given", file=sys.stderr)
         return 1
+    library = library_for_barcode(barcode, settings.libraries)
+    if library is not None and library.auth.live:  # #16: SIP2/LDAP need the PIN or password
+        lines, ok = check_live(settings, library, barcode, read_secret())
+        lines, ok = with_block(settings, barcode, lines, ok)
+        print("\n".join(lines))
+        return 0 if ok else 1
     with PatronRegistry.open(Path(settings.data_dir)) as registry:
         record = registry.lookup(barcode)
     if record is None:
@@ -190,6 +199,13 @@ def read_card() -> str:
     if sys.stdin.isatty():
         return getpass.getpass("Card number (not shown): ")
     return sys.stdin.readline().strip()
+
+
+def read_secret() -> str:
+    """The PIN or password (live back-ends need it) from a hidden prompt, or the next line."""
+    if sys.stdin.isatty():
+        return getpass.getpass("PIN or password (not shown): ")
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 def describe_unknown(barcode: str, settings: Settings) -> list[str]:

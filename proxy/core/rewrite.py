@@ -28,16 +28,23 @@ The pipeline for one body, each stage streaming with its own short tail:
 Why this shape (measured on the 11 real pages in shared/realworld, 2.25 MB, this machine):
 an alternation of the covered domains as one regex ran at 52 MB/s, one ``bytes.find`` pass
 per covered domain at 210 MB/s for 12 domains (slower with every rule); the literal-led
-top-level-domain scan of hostpattern.py runs at ~1 GB/s whatever the number of rules, and
-the Python work per candidate is one reversed-window match and a dict lookup (~2-3 µs, about
-450 candidates per MB). Profiled with pyinstrument, the cost splits into that per-candidate
-work (~40%), the scan (~20%), the third-party ``//host`` scan (~15%, a C ``findall``) and,
-for HTML, one ``lower()`` per buffer to look for tag-fixup triggers (~15%; the scan then
-runs on the lower-cased copy, ~30% faster than a case-insensitive one). Merging the tag
-stage into this one saved two copies of every buffer. Tried and dropped: a first pass for
-plain ``https?://host`` with ``re.sub`` (its callbacks for every third-party URL cost more
-than it saved) and ``bytes.find`` per top-level domain (slower on ``doi.org``-heavy pages).
-``bench/rewrite_speed.py`` prints the figures against pywb and parse-and-rewrite approaches.
+top-level-domain scan of hostpattern.py runs at ~1 GB/s whatever the number of rules (~400
+MB/s on the link-dense page of bench/linkdense.py, where it stops at ~6.5 candidates per KB).
+What remains is Python work per candidate, so ``HostMatcher.references`` answers the plain
+``https://host`` and ``//host`` candidates (95% on link-dense pages) with one ``rfind`` and a
+dict lookup, and sends only the other spellings through the general reversed-window decision
+(issue 19: ~1.4× on the link-dense page, ~1.2× on the real pages, interleaved against the
+previous loop). Tried and dropped (issue 19, measured): one combined scan for whole plain
+references plus candidates (80–100 MB/s: an alternation loses ``re``'s literal-prefix search),
+a ``//``-led scan for plain references beside the candidate scan (1.3× on link-dense pages,
+slower on the real ones), pyahocorasick (the scan is not the cost; the work per hit is). For
+HTML, one ``lower()`` per buffer serves both the tag-fixup triggers and the scan (~30% faster
+than a case-insensitive one). Third-party counting is one C ``findall`` of ``//host`` per
+buffer and a C ``Counter`` per fold, done only when the rule reports or blocks. Earlier: a
+first pass for plain ``https?://host`` with ``re.sub`` (its callbacks for every third-party
+URL cost more than it saved) and ``bytes.find`` per top-level domain (slower on
+``doi.org``-heavy pages). ``bench/rewrite_speed.py`` prints the figures against pywb and
+parse-and-rewrite approaches; docs/benchmarks.md has the runs and the profile.
 
 Chunk independence (the argument the hypothesis test checks): a stage processes the bytes
 it has in one left-to-right pass, exactly as it would process the whole body, but only acts
@@ -80,7 +87,10 @@ FOLD_AFTER: Final = 4096  # host names kept in a list before they are counted
 OTHER_HOSTS: Final = "(other)"
 # A URL-shaped reference for third-party statistics: "//host" after ":", a quote, "=", "(" or
 # ",". A JavaScript comment ("// see x.com") has a space and does not count.
-_THIRD_PARTY: Final = re.compile(rb"//(?<=[:\"'=(,]//)([a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+)")
+# Possessive quantifiers: giving back a label character can never make the lookahead of
+# _THIRD_PARTY_ENDED succeed (a shorter host is followed by a label character or a dot), so
+# forbidding the backtracking changes no result and saves it on every non-match.
+_THIRD_PARTY: Final = re.compile(rb"//(?<=[:\"'=(,]//)([a-zA-Z0-9-]++(?:\.[a-zA-Z0-9-]++)++)")
 _THIRD_PARTY_ENDED: Final = re.compile(_THIRD_PARTY.pattern + rb"(?=[^a-zA-Z0-9.-])")
 _CHARSET: Final = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
 
@@ -337,47 +347,30 @@ class HostStage(Stage):
 
     def transform(self, data: bytes, start: int, limit: int) -> tuple[bytes, int]:
         """Apply every edit that starts at or after ``start`` and before ``limit``."""
-        low = data.lower() if self.tags is not None else None  # HTML: needed for the tags
-        edits = self._references(data, start, limit, low)
-        if low is not None:
+        low = data.lower()  # the scans run on it (faster than case-insensitive ones)
+        edits = self.matcher.references(data, start, limit, low)
+        if self.tags is not None:
             edits = self._with_tag_fixes(edits, data, low, start, limit)
-        out: list[bytes] = []
-        rewritten = self._rewritten_raw
-        pos = start
-        host = ""
-        for first, end, replacement, host in edits:
-            out.append(data[pos:first])
-            out.append(replacement)
-            if host:  # a tag fixup ("") counted its hosts when it rewrote them
-                rewritten.append(host)
-            pos = end
+        if not edits:
+            out, pos, stop = [], start, start
+        else:
+            # Interleave kept slices and replacements with comprehensions and slice
+            # assignment rather than a loop of appends: ~600 edits per 100 KB on
+            # link-dense pages, where a Python loop body per edit showed in the profile.
+            firsts, ends, replacements, hosts = zip(*edits, strict=True)
+            out = [b""] * (2 * len(edits))
+            out[0::2] = [data[a:b] for a, b in zip((start, *ends), firsts, strict=False)]
+            out[1::2] = replacements
+            self._rewritten_raw.extend(filter(None, hosts))  # a tag fixup ("") counted its own
+            pos = ends[-1]
+            stop = limit if hosts[-1] else pos
         resume = max(limit, pos)
         out.append(data[pos:resume])
         if self.count_third_party:
-            self._collect_third_party(data, start, limit, pos if not host else limit)
-        if len(self._seen_raw) + len(rewritten) > FOLD_AFTER:
+            self._collect_third_party(data, start, limit, stop)
+        if len(self._seen_raw) + len(self._rewritten_raw) > FOLD_AFTER:
             self._fold()
         return b"".join(out), resume
-
-    def _references(
-        self, data: bytes, start: int, limit: int, low: bytes | None = None
-    ) -> list[Reference]:
-        """The host references starting in ``[start, limit)``, in order, never overlapping."""
-        found: list[Reference] = []
-        pos = start
-        reference = self.matcher.reference
-        for hit in self.matcher.tld_hits(data, start, low):
-            ref = reference(data, *hit.span())
-            if ref is None:
-                if hit.start() >= limit + LOOKBACK:
-                    break
-                continue
-            if ref[0] >= limit:
-                break
-            if ref[0] >= pos:  # else it overlaps the previous one, or reaches before start
-                found.append(ref)
-                pos = ref[1]
-        return found
 
     def _with_tag_fixes(
         self, edits: list[Reference], data: bytes, low: bytes, start: int, limit: int
@@ -392,7 +385,7 @@ class HostStage(Stage):
         """One fixed tag with its host references rewritten (and counted)."""
         out: list[bytes] = []
         pos = 0
-        for first, end, replacement, host in self._references(fragment, 0, len(fragment)):
+        for first, end, replacement, host in self.matcher.references(fragment, 0, len(fragment)):
             out += (fragment[pos:first], replacement)
             self._rewritten_raw.append(host)
             pos = end

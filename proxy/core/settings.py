@@ -14,7 +14,10 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from proxy.core.authconfig import LibraryAuth
+from proxy.core.frozen import Frozen
 
 LIBRARY_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 CheckDigit = Literal["luhn", "mod10_weighted_31", "none"]
@@ -28,12 +31,6 @@ def _override_origin(value: str) -> str:
 
 
 OverrideOrigin = Annotated[str, AfterValidator(_override_origin)]
-
-
-class Frozen(BaseModel):
-    """Base for every config value: immutable, and unknown keys are errors."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
 class Listen(Frozen):
@@ -54,6 +51,7 @@ class Library(Frozen):
     remote_ptypes: tuple[str, ...] = ()
     login_with: Literal["pin", "last_name"] = "pin"
     auto_login_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    auth: LibraryAuth = LibraryAuth()  # #16: registry (default), sip2, ldap, or a list in order
 
     @field_validator("code")
     @classmethod
@@ -73,6 +71,12 @@ class Library(Frozen):
     def _prefix_fits(self) -> Library:
         if len(self.prefix) >= self.length:
             raise ValueError(f"prefix {self.prefix!r} is not shorter than length {self.length}")
+        return self
+
+    @model_validator(mode="after")
+    def _live_auth_takes_a_pin(self) -> Library:  # #16: SIP2 sends a PIN, LDAP a password
+        if self.auth.live and self.login_with != "pin":
+            raise ValueError("auth sip2/ldap checks a PIN or password: login_with must be pin")
         return self
 
 

@@ -27,7 +27,7 @@ from typing import Annotated, Final, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from proxy.core.settings import Frozen
+from proxy.core.frozen import Frozen
 
 DELIMITER: Final = b"|"
 TERMINATOR: Final = b"\r"
@@ -121,6 +121,9 @@ class Sip2Settings(Frozen):
     message: Literal["patron_information", "patron_status"] = "patron_information"
     deny_if: tuple[DenyName, ...] = DEFAULT_DENY_IF
     max_fines: Annotated[Decimal, Field(ge=0)] | None = None
+    # The patron type a card checked over SIP2 gets (SIP2 has no portable patron class field;
+    # list it in the library's remote_ptypes to give SIP2 cards remote access).
+    ptype: str = "sip2"
 
     @model_validator(mode="after")
     def _login_pair(self) -> Sip2Settings:

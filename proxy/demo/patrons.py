@@ -38,6 +38,10 @@ DEMO_TABLE = (
     ("MAIN", 4, "2222", "adult", 365, "blocked", "blocked card"),
     ("MAIN", 5, "3333", "child", 365, "ok", "patron type without remote access"),
     ("WEST", 1, "Okafor", "faculty", 365, "ok", "logs in with last name; BigDB not licensed"),
+    # #16: EAST's cards live in the demo ILS (proxy/demo/ils.py), checked over SIP2
+    ("EAST", 1, "1357", "sip2", 365, "ok", "checked live over SIP2 by the demo ILS"),
+    ("EAST", 2, "2468", "sip2", 365, "lost", "SIP2: card reported lost"),
+    ("EAST", 3, "3579", "sip2", -30, "ok", "SIP2: expired card"),
 )
 
 
@@ -58,9 +62,11 @@ def demo_cards(settings: Settings, today: date) -> list[DemoCard]:
 
 def seed(registry: PatronRegistry, settings: Settings, today: date) -> ImportSummary:
     """Import the demo cards (replacing whatever the demo registry held)."""
-    lines = ["barcode,pin,last_name,library,ptype,expires,status"]
+    lines = ["barcode,pin,last_name,library,ptype,expires,status"]  # registry libraries only
     for card in demo_cards(settings, today):
         lib = settings.library(card.library)
+        if lib is not None and lib.auth.live:
+            continue  # checked live (SIP2), never imported
         pin, last = (card.secret, "") if lib and lib.login_with == "pin" else ("", card.secret)
         lines.append(
             f"{card.barcode},{pin},{last},{card.library},{card.ptype},"

@@ -1,6 +1,7 @@
 """``python run_proxy.py demo``: the demo vendors and the proxy, on embedded defaults.
 
-Contract: start the demo vendor app on loopback, seed the demo registry with the demo cards,
+Contract: start the demo vendor app and the demo ILS (SIP2, for the EAST library) on
+loopback, seed the demo registry with the registry libraries' demo cards,
 start the proxy with ``demo_config``, print the starting URL and the cards; stop both
 cleanly on Ctrl-C. Not here: the vendor app (demo/vendor.py), the cards (demo/patrons.py).
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from proxy.certs import CA_CERT, LEAF_CHAIN, LEAF_KEY, create_dev_ca, create_leaf
 from proxy.config_loader import settings_from
 from proxy.core.settings import Settings
+from proxy.demo.ils import start_demo_ils
 from proxy.demo.patrons import DemoCard, demo_cards, seed
 from proxy.demo.settings import demo_config
 from proxy.demo.vendor import start_vendor
@@ -28,20 +30,25 @@ DEMO_HOST = "proxy.localhost"
 
 def run_demo(*, port: int, vendor_port: int, data_dir: Path, tls: bool = False) -> int:
     """Run until Ctrl-C; returns the exit code."""
-    raw = demo_config(port=port, vendor_port=vendor_port, data_dir=data_dir)
-    if tls:
-        raw.update(demo_tls(data_dir / "certs", port))
-    settings = settings_from(raw, where="<demo defaults>", base=Path.cwd())
-    asyncio.run(_run(settings, vendor_port))
+    extra = demo_tls(data_dir / "certs", port) if tls else {}
+    asyncio.run(_run(port, vendor_port, data_dir, extra))
     return 0
 
 
-async def _run(settings: Settings, vendor_port: int) -> None:
+async def _run(port: int, vendor_port: int, data_dir: Path, extra: dict[str, object]) -> None:
     runner, _ = await start_vendor("127.0.0.1", vendor_port)
+    today = datetime.now(UTC).date()
+    # #16: the demo ILS (SIP2, any free loopback port) knows EAST's cards (card numbers do
+    # not depend on the port, so a placeholder port computes them).
+    ils, ils_port = await start_demo_ils(
+        c
+        for c in demo_cards(settings_of(port, vendor_port, data_dir, 1, extra), today)
+        if c.library == "EAST"
+    )
     try:
+        settings = settings_of(port, vendor_port, data_dir, ils_port, extra)
         book = Rulebook.open(settings.rules_dir, frozenset(lib.code for lib in settings.libraries))
         app = await build_app(settings, book)
-        today = datetime.now(UTC).date()
         await asyncio.to_thread(seed, app[REGISTRY], settings, today)
         cards = demo_cards(settings, today)
 
@@ -51,7 +58,16 @@ async def _run(settings: Settings, vendor_port: int) -> None:
 
         await serve_forever(app, settings, on_ready=announce)
     finally:
+        ils.close()
         await runner.cleanup()
+
+
+def settings_of(
+    port: int, vendor_port: int, data_dir: Path, ils_port: int, extra: dict[str, object]
+) -> Settings:
+    """The demo's validated settings (the SIP2 library pointed at ``ils_port``)."""
+    raw = demo_config(port=port, vendor_port=vendor_port, data_dir=data_dir, ils_port=ils_port)
+    return settings_from({**raw, **extra}, where="<demo defaults>", base=Path.cwd())
 
 
 def demo_tls(directory: Path, port: int) -> dict[str, object]:
@@ -74,16 +90,25 @@ def demo_tls(directory: Path, port: int) -> dict[str, object]:
 def print_banner(settings: Settings, cards: list[DemoCard]) -> None:
     """What a person needs to try the demo."""
     start = f"{settings.public_url}/login?url=https://www.acmejournals.test/"
-    rows = "\n".join(f"    {c.barcode}  {c.secret:<8} {c.library:<5} {c.note}" for c in cards)
+    rows = "\n".join(
+        f"    {c.barcode}  {c.secret:<8} {c.library:<5} {backend_of(settings, c):<10}{c.note}"
+        for c in cards
+    )
     print(
         "\nclamshell demo is running (Ctrl-C stops it).\n"
         f"  Portal:          {settings.public_url}/\n"
         f"  Starting URL:    {start}\n"
         f"  Health:          {settings.public_url}/healthz\n"
         f"{admin_lines(settings)}"
-        f"  Demo cards (card number, PIN or last name, library):\n{rows}\n",
+        f"  Demo cards (card number, PIN or last name, library, back-end):\n{rows}\n",
         flush=True,
     )
+
+
+def backend_of(settings: Settings, card: DemoCard) -> str:
+    """Which back-end checks ``card`` (#16): ``registry`` or ``sip2``."""
+    library = settings.library(card.library)
+    return "+".join(library.auth.use) if library else "registry"
 
 
 def admin_lines(settings: Settings) -> str:

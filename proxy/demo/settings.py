@@ -1,4 +1,5 @@
-"""The demo's embedded defaults: two member libraries, the demo vendors on loopback.
+"""The demo's embedded defaults: member libraries (two on the registry, one on SIP2), the
+demo vendors on loopback.
 
 Contract: ``demo_config(...)`` returns the plain data of a proxy.yaml for the demo; it goes
 through the same validation as any proxy.yaml. Not here: starting anything (demo/run.py).
@@ -34,9 +35,29 @@ DEMO_LIBRARIES: list[dict[str, Any]] = [
 ]
 
 
-def demo_config(*, port: int, vendor_port: int, data_dir: Path) -> dict[str, Any]:
-    """proxy.yaml data for the demo (the demo vendors answer on ``vendor_port``)."""
+def sip2_library(ils_port: int) -> dict[str, Any]:
+    """#16: the member library whose cards the demo ILS checks over SIP2 on ``ils_port``."""
+    return {
+        "code": "EAST",
+        "name": "East Branch Library",
+        "prefix": "27777",
+        "length": 14,
+        "check_digit": "luhn",
+        "remote_ptypes": ["sip2"],
+        "auth": {
+            "use": ["sip2"],
+            "sip2": {"host": "127.0.0.1", "port": ils_port, "timeout": 2, "pool_size": 4},
+        },
+    }
+
+
+def demo_config(
+    *, port: int, vendor_port: int, data_dir: Path, ils_port: int | None = None
+) -> dict[str, Any]:
+    """proxy.yaml data for the demo (the demo vendors answer on ``vendor_port``; with
+    ``ils_port``, a third library checks its cards against the demo ILS over SIP2)."""
     vendor = f"http://127.0.0.1:{vendor_port}"
+    libraries = [*DEMO_LIBRARIES, *([sip2_library(ils_port)] if ils_port else [])]
     return {
         "consortium_name": "Demo Library Consortium",
         "public_url": f"http://proxy.localhost:{port}",
@@ -44,6 +65,6 @@ def demo_config(*, port: int, vendor_port: int, data_dir: Path) -> dict[str, Any
         "data_dir": str(data_dir),
         "rules_dir": str(REPO_RULES),
         "log_format": "auto",
-        "libraries": DEMO_LIBRARIES,
+        "libraries": libraries,
         "upstream_overrides": {host: vendor for host in (*ACME_HOSTS, *BIGDB_HOSTS)},
     }

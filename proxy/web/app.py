@@ -32,6 +32,7 @@ from proxy.core.settings import Settings
 from proxy.core.snapshot import compile_snapshot
 from proxy.core.throttle import Throttle, ThrottleLimits
 from proxy.core.usage import UsageCounters
+from proxy.ilsauth.backends import LiveBackends
 from proxy.logconfig import get_logger
 from proxy.purge import Stores, purge_all
 from proxy.rulebook import Rulebook
@@ -57,6 +58,7 @@ from proxy.web.keys import (
     HOSTMAP,
     IN_FLIGHT,
     JARS,
+    LIVE_AUTH,
     PAGES,
     PSEUDONYMS,
     REGISTRY,
@@ -151,6 +153,9 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     )
     app[REGISTRY] = await asyncio.to_thread(PatronRegistry.open, data)
     app[BLOCKS] = await asyncio.to_thread(BlockList.open, data)
+    app[LIVE_AUTH] = await asyncio.to_thread(
+        LiveBackends.open, settings.libraries, clock=app[CLOCK]
+    )
     app[EPOCHS] = await asyncio.to_thread(EpochKeyStore.open, data)
     app[SESSIONS] = overrides.sessions or await SqliteSessionStore.open(
         data / DB_FILE,
@@ -205,6 +210,7 @@ def relay_stores(app: web.Application) -> RelayStores:
 async def close_resources(app: web.Application) -> None:
     """Close what ``open_resources`` opened (sessions flush their last_seen first)."""
     app[STALLS].close()
+    await app[LIVE_AUTH].close()
     await app[UPSTREAM].close()
     await flush_usage(app)
     await app[SESSIONS].close()

@@ -14,7 +14,15 @@ A good login past ``throttle.card_logins_per_minute`` is refused with a message 
 Whatever the back-end answered, the local block list (stores/blocks.py, keyed by the card's
 hash) is asked too, in the same worker thread and for every attempt (same work), and a
 listed card is refused with the blocked-status message (``core.login.apply_block``, #18).
-Not here: the form, CSRF and sessions (login.py), the counting itself (core/throttle.py).
+A library whose ``auth`` names a live back-end (SIP2, LDAP; #16) is asked through
+``ask_chain`` instead, one check per card at a time (``LiveBackends.card_turn``: a parallel
+burst is throttled guess by guess before it reaches the ILS). The barcode rules chose the
+library first (a card that does not match its prefix, length and check digit reaches no
+back-end), a throttled attempt makes no network call, the back-ends are asked in order and
+``core.ilsauth.settle`` combines their answers; when none could decide, the login raises
+``CardCheckUnavailable`` (503, "we can't check your card right now").
+Not here: the form, CSRF and sessions (login.py), the counting itself (core/throttle.py),
+the back-ends (proxy/ilsauth/).
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from datetime import datetime
 
 from aiohttp import web
 
-from proxy.core.cards import library_for_barcode, normalize_barcode
+from proxy.core.authconfig import BackendName
+from proxy.core.cards import barcode_problem, library_for_barcode, normalize_barcode
+from proxy.core.ilsauth import Answer, Known, NotKnown, Unavailable, settle
 from proxy.core.keyedhash import keyed_hash
 from proxy.core.login import (
     CardFacts,
@@ -38,10 +48,21 @@ from proxy.core.login import (
 from proxy.core.settings import Library, Settings
 from proxy.core.targets import Target
 from proxy.core.throttle import LoginKeys, Scope, ThrottleVerdict, network_of
+from proxy.ilsauth.backends import CardCheckUnavailable
+from proxy.ilsauth.chain import ask_in_order
 from proxy.logconfig import get_logger
 from proxy.stores.blocks import BlockList
 from proxy.stores.patrons import PatronRegistry
-from proxy.web.keys import BLOCKS, CLOCK, REGISTRY, SECRETS, SETTINGS, THROTTLE, USAGE
+from proxy.web.keys import (
+    BLOCKS,
+    CLOCK,
+    LIVE_AUTH,
+    REGISTRY,
+    SECRETS,
+    SETTINGS,
+    THROTTLE,
+    USAGE,
+)
 
 log = get_logger("login")
 
@@ -61,10 +82,17 @@ async def check_card(
     now = app[CLOCK]()
     await slow_down_if_alarmed(request)
     verdict = app[THROTTLE].blocked(keys, now)
-    # Always look the card up (same work whether or not it exists, or we are throttled).
-    (facts, secret_ok, card_library), blocked = await asyncio.to_thread(
-        look_up_and_check_block, app, barcode, secret, library, now
-    )
+    if library is not None and library.auth.live:  # #16: SIP2/LDAP, maybe then the registry
+        async with app[LIVE_AUTH].card_turn(keys.card or ""):  # one live check per card
+            verdict = verdict or app[THROTTLE].blocked(keys, app[CLOCK]())  # counted meanwhile
+            found = await ask_chain(
+                app, library, barcode, secret, now, throttled=verdict is not None
+            )
+        (facts, secret_ok, card_library), blocked = found
+    else:  # Always look the card up (same work whether or not it exists, or we are throttled).
+        (facts, secret_ok, card_library), blocked = await asyncio.to_thread(
+            look_up_and_check_block, app, barcode, secret, library, now
+        )
     verdict = verdict or app[THROTTLE].blocked(keys, app[CLOCK]())  # counted meanwhile
     decision = decide_login(
         facts,
@@ -107,6 +135,64 @@ def look_up_and_check_block(
     """The registry's answer and whether the card is on the block list (a worker thread)."""
     found = look_up_card(app[REGISTRY], app[SETTINGS], barcode, secret, library)
     return found, card_blocked(app[BLOCKS], barcode, now)
+
+
+Found = tuple[tuple[CardFacts | None, bool, Library | None], bool]
+
+
+async def ask_chain(
+    app: web.Application,
+    library: Library,
+    barcode: str,
+    secret: str,
+    now: datetime,
+    *,
+    throttled: bool,
+) -> Found:
+    """Ask the library's back-ends in order (#16); a throttled attempt asks none of them.
+
+    Raises:
+        CardCheckUnavailable: a back-end that might know the card could not be asked, and
+            neither a later one nor the ``fallback`` registry knew it.
+    """
+    blocked = await asyncio.to_thread(card_blocked, app[BLOCKS], barcode, now)
+    if throttled:  # before any network call: a slow ILS must not make guessing cheaper
+        return (None, False, None), blocked
+    if barcode_problem(barcode, library) is not None or not secret.strip():
+        return (None, False, None), blocked  # not this library's card, or no PIN: ask no one
+    answers = await ask_in_order(
+        library.auth,
+        lambda backend: ask_one(app, library, backend, barcode, secret, now),
+    )
+    answer = settle(answers)
+    if isinstance(answer, Unavailable):
+        app[USAGE].login(now.date(), library.code, "unavailable")
+        raise CardCheckUnavailable(f"{answer.backend} unavailable: {answer.error}")
+    if isinstance(answer, NotKnown):
+        return (None, False, None), blocked
+    return (answer.facts, True, app[SETTINGS].library(answer.facts.library)), blocked
+
+
+async def ask_one(
+    app: web.Application,
+    library: Library,
+    backend: BackendName,
+    barcode: str,
+    secret: str,
+    now: datetime,
+) -> Answer:
+    """One back-end's answer; the registry's in a worker thread."""
+    if backend == "registry":
+        facts, secret_ok, _ = await asyncio.to_thread(
+            look_up_card, app[REGISTRY], app[SETTINGS], barcode, secret, library
+        )
+        if facts is None or not secret_ok:
+            return NotKnown("registry", "not in the registry, or the secret did not match")
+        return Known("registry", facts, "in the registry; the secret matched")
+    patron_key = app[REGISTRY].card_hash(barcode)  # the same key whichever back-end answers
+    return await app[LIVE_AUTH].ask(
+        library, backend, barcode, secret, patron_key=patron_key, today=now.date()
+    )
 
 
 def card_blocked(blocks: BlockList, barcode: str, now: datetime) -> bool:

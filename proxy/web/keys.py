@@ -22,6 +22,7 @@ from proxy.core.pseudonym import SessionPseudonyms
 from proxy.core.settings import Settings
 from proxy.core.throttle import Throttle
 from proxy.core.usage import UsageCounters
+from proxy.ilsauth.backends import LiveBackends
 from proxy.rulebook import Rulebook
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
@@ -78,6 +79,7 @@ IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight", InFlight)  # R3: per-p
 STALLS: web.AppKey[StallWatcher] = web.AppKey("stalls", StallWatcher)  # R3: slow readers
 SUSPENSIONS: web.AppKey[Suspensions] = web.AppKey("suspensions", Suspensions)
 PSEUDONYMS: web.AppKey[SessionPseudonyms] = web.AppKey("pseudonyms", SessionPseudonyms)
+LIVE_AUTH: web.AppKey[LiveBackends] = web.AppKey("live_auth", LiveBackends)  # #16: SIP2/LDAP
 RELAY: web.AppKey[RelayStores] = web.AppKey("relay", RelayStores)  # built from the above
 PAGES: web.AppKey[Pages] = web.AppKey("pages", Pages)  # #21: templates, brand, catalogues
 DISCLOSURES: web.AppKey[Disclosures] = web.AppKey("disclosures", Disclosures)  # #21

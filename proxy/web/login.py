@@ -28,6 +28,7 @@ from proxy.core.clientaddr import IPAddress, IPNetwork, client_address, in_netwo
 from proxy.core.login import LoginRefused, Refusal
 from proxy.core.settings import Library, Settings
 from proxy.core.targets import NotOurDatabase, Target, resolve_target
+from proxy.ilsauth.backends import CardCheckUnavailable
 from proxy.logconfig import get_logger, truncate_ip
 from proxy.web.card_check import check_card, login_keys
 from proxy.web.keys import (
@@ -128,6 +129,7 @@ SECRET_KINDS: Final = {frozenset({"pin"}): "pin", frozenset({"last_name"}): "las
 SECRET_INPUTMODE: Final = {"pin": "numeric", "last_name": "text", "either": "text"}
 CSRF_EXPIRED: Final = "csrf"  # the form's own refusal, beside core.login's Refusal values
 UNRECOGNISED: Final = Refusal.UNRECOGNISED
+UNAVAILABLE: Final = "unavailable"  # #16: the library's card system did not answer
 
 
 def secret_kind(settings: Settings, library: Library | None) -> str:
@@ -166,6 +168,7 @@ def render_form(
     card: str = "",
     library_code: str = "",
     locked_for: timedelta | None = None,
+    message: str = "",
     status: int = 200,
 ) -> web.Response:
     """The login form, with a CSRF token bound to ``nonce`` (set as a cookie); after an error
@@ -188,6 +191,7 @@ def render_form(
         database=target.rule.title if target else "",
         locked_for=locked_for,
         form_library=library.code if library else "",
+        message=message,  # a patron-safe text (an error's public_message), translated on show
     )
     response.set_cookie(
         CSRF_COOKIE,
@@ -254,7 +258,23 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             card=card,
             library_code=code,
         )
-    decision = await check_card(request, card, str(form.get("pin", "")), target, client_ip(request))
+    try:
+        decision = await check_card(
+            request, card, str(form.get("pin", "")), target, client_ip(request)
+        )
+    except CardCheckUnavailable as exc:  # #16: the ILS is down or slow; the form stays usable
+        log.info("login_failed", reason="unavailable")
+        return render_form(
+            request,
+            raw=raw,
+            target=target,
+            nonce=nonce,
+            status=503,
+            reason=UNAVAILABLE,
+            message=exc.public_message,
+            card=card,
+            library_code=code,
+        )
     if isinstance(decision, LoginRefused):
         log.info("login_failed", reason=str(decision.reason))
         return render_form(

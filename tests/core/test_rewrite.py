@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from proxy.core.headers import map_csp
 from proxy.core.hostmap import HostMap
+from proxy.core.hostpattern import LOOKBACK
 from proxy.core.rewrite import (
     MAX_COUNTED_HOSTS,
     OTHER_HOSTS,
@@ -534,3 +535,61 @@ def test_a_50_mb_body_is_rewritten_in_bounded_memory(rewriter: HostRewriter) -> 
     assert rewritten > 100_000
     assert peak < 10 * 2**20 + chunk, f"peak {peak / 2**20:.1f} MiB"
     assert body.holdback < 4096
+
+
+def general_references(
+    rw: HostRewriter, data: bytes, limit: int | None = None
+) -> list[tuple[int, int, bytes, str]]:
+    """The references as the general decision alone (``HostMatcher.reference``) finds them:
+    the loop ``HostMatcher.references`` had before its plain-reference fast path."""
+    limit = len(data) if limit is None else limit
+    found: list[tuple[int, int, bytes, str]] = []
+    pos = 0
+    for hit in rw.matcher.tld_hits(data, 0):
+        ref = rw.matcher.reference(data, *hit.span())
+        if ref is None:
+            if hit.start() >= limit + LOOKBACK:
+                break
+            continue
+        if ref[0] >= limit:
+            break
+        if ref[0] >= pos:
+            found.append(ref)
+            pos = ref[1]
+    return found
+
+
+PLAIN_EDGES = [
+    b"\\//www.jstor.org/",  # "\/" is one slash: the general path reads three
+    b"xhttps://www.jstor.org/",  # another scheme
+    b"ftp://www.jstor.org/",
+    b"%3a//www.jstor.org/",  # a percent-encoded colon before the slashes
+    b"&#x3a;//www.jstor.org/",
+    b"//www.jstor.org:8080/",  # another port
+    b"//www.jstor.org@evil.test/",  # userinfo
+    b"//www.jstor.org",  # the body's end
+    b"//.www.jstor.org/",
+    b"//a..jstor.org/",
+    b"HTTP://www.JSTOR.org/",
+    b"///www.jstor.org/",
+    b"https://" + b"a" * 60 + b".jstor.org/",  # near the fast path's window
+    b"https://" + b"a." * 40 + b"jstor.org/",
+]
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    parts=st.lists(st.sampled_from(FRAGMENTS + PLAIN_EDGES) | st.binary(max_size=12)),
+    cut=st.integers(min_value=0, max_value=2000),
+)
+def test_the_fast_path_finds_what_the_general_decision_finds(
+    rewriter: HostRewriter, parts: list[bytes], cut: int
+) -> None:
+    """Every reference the hot loop reports, up to any limit, is the one
+    ``HostMatcher.reference`` decides."""
+    data = b"".join(parts)
+    limit = min(cut, len(data))
+    got = rewriter.matcher.references(data, 0, limit)
+    assert got == general_references(rewriter, data, limit)

@@ -61,6 +61,7 @@ from proxy.web.admin.auth import (
     authenticate,
     require_csrf,
 )
+from proxy.web.admin.backends import api_auth_backends
 from proxy.web.admin.dashboard import (
     dashboard,
     html,
@@ -121,6 +122,7 @@ def build_admin_app(
     admin.router.add_post("/reload", reload_form)
     admin.router.add_get("/api/openapi.json", api_openapi)
     admin.router.add_get("/api/health", api_health)
+    admin.router.add_get("/api/auth-backends", api_auth_backends)  # #16
     admin.router.add_get("/api/vendors", api_vendors)
     admin.router.add_get("/api/stats", api_stats)
     admin.router.add_post("/api/reload", api_reload)

@@ -154,3 +154,23 @@ class SuspendIn(Out):
 
     session_hash: str = Field(pattern=r"^[0-9a-f]{8,64}$")
     vendor: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class BackendHealthOut(Out):
+    """#16: one live card-check back-end of one library (nothing about any card)."""
+
+    library: str
+    backend: str
+    checks: int
+    failures: int
+    last_success: datetime | None
+    last_failure: datetime | None
+    last_error: str | None  # an exception type name, e.g. Sip2Timeout
+    last_latency_ms: float | None
+    mean_latency_ms: float | None
+
+
+class BackendsOut(Out):
+    """#16: every library's live back-ends (SIP2, LDAP) as this process has seen them."""
+
+    backends: list[BackendHealthOut]

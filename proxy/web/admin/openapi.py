@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from proxy.web.admin.models import (
     FILTER_MAX,
+    BackendsOut,
     BlockIn,
     BlockOut,
     ErrorOut,
@@ -76,6 +77,7 @@ def openapi_document() -> dict[str, Any]:
         SuspensionOut,
         SuspensionsOut,
         BlockOut,
+        BackendsOut,
     )
     _, schemas = models_json_schema(
         [*((m, "serialization") for m in outs), (SuspendIn, "validation"), (BlockIn, "validation")],
@@ -115,6 +117,7 @@ def _paths() -> dict[str, Any]:
     )
     return {
         "/api/health": {"get": _op("Health", "HealthOut")},
+        "/api/auth-backends": {"get": _op("Card-check back-ends' health", "BackendsOut")},
         "/api/vendors": {"get": _op("List vendors", "VendorsOut")},
         "/api/stats": {"get": _op("Usage statistics", "StatsOut", 400, parameters=stats_params)},
         "/api/reload": {"post": reload_op},

@@ -493,6 +493,7 @@ async def test_openapi_document_describes_every_endpoint(console: Console) -> No
     assert doc["openapi"].startswith("3.1")
     assert set(doc["paths"]) == {
         "/api/health",
+        "/api/auth-backends",
         "/api/vendors",
         "/api/stats",
         "/api/reload",
