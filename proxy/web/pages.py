@@ -71,6 +71,9 @@ def make_environment(
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.filters["date"] = lambda value: format_date(value, format="long", locale=language)
     env.filters["datetime"] = lambda value: format_datetime(value, format="short", locale=language)
+    # A text held in a variable (an error's public_message) is translated with ``|tr``, which
+    # returns a plain str that autoescaping then escapes: ``_(variable)`` would mark it safe.
+    env.filters["tr"] = lambda value: str(translations.gettext(str(value)))
     env.filters["number"] = lambda value: format_decimal(value, locale=language)
     env.filters["duration"] = lambda value: format_timedelta(
         value, threshold=1.1, format="long", locale=language

@@ -334,3 +334,23 @@ async def test_sighup_reload_swaps_pages_and_keeps_them_on_error(
     await reload_now(stack.app, stack.settings, None)
     assert await (await stack.client.get("/", headers=HOST)).text() == "two"
     assert stack.app[PAGES].problems[0].startswith(f"{folder / 'home.html'}:1:")
+
+
+def test_texts_held_in_variables_are_escaped_when_translated() -> None:
+    """``|tr`` translates a variable's text and leaves it to autoescaping (not marked safe)."""
+    pages = load_pages(None)
+    html = pages.render(
+        "error.html",
+        "es",
+        direction="ltr",
+        consortium="C",
+        look=pages.brand.consortium,
+        library=None,
+        portal="http://p",
+        switcher=False,
+        languages=[],
+        here="/",
+        title="Not found",
+        message="<b>It's</b>",
+    )
+    assert "Página no encontrada" in html and "&lt;b&gt;It&#39;s&lt;/b&gt;" in html
