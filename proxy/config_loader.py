@@ -74,6 +74,10 @@ def settings_from(
     resolved: dict[str, Any] = {k: str((base / getattr(settings, k)).resolve()) for k in PATH_KEYS}
     if settings.upstream_ca:
         resolved["upstream_ca"] = str((base / settings.upstream_ca).resolve())
+    if settings.pages.dir:
+        resolved["pages"] = settings.pages.model_copy(
+            update={"dir": str((base / settings.pages.dir).resolve())}
+        )
     if settings.tls is not None:
         resolved["tls"] = settings.tls.model_copy(
             update={

@@ -32,7 +32,7 @@ from proxy.web.admin.app import start_admin
 from proxy.web.app import TASKS
 from proxy.web.edge_headers import SERVER_NAME, hide_server_version
 from proxy.web.errors import BadRequestShape, checked_host
-from proxy.web.keys import RULEBOOK, STATE
+from proxy.web.keys import PAGES, RULEBOOK, STATE
 
 log = get_logger("server")
 # CPython's defaults are (700, 10, 10); a relayed request allocates a few hundred objects.
@@ -233,13 +233,15 @@ async def reload_now(
     context: ssl.SSLContext | None,
     on_reload: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
-    """Reload the vendor rules (in a thread) and the certificate; each keeps the old on
-    failure. The rules go through ``Rulebook.reload_async``, the admin API's reload too (R12:
-    a reload on the loop stalled every request while many files were parsed)."""
+    """Reload proxy.yaml's reloadable keys, the vendor rules (in a thread), the patron pages
+    and the certificate; each keeps the old on failure. The rules go through
+    ``Rulebook.reload_async``, the admin API's reload too (R12: a reload on the loop stalled
+    every request while many files were parsed)."""
     if on_reload is not None:
         await on_reload()  # proxy.yaml first: the rules may name a library it adds
     await app[RULEBOOK].reload_async()
     await broadcast_reload(app[STATE])  # #15: every other node and worker reloads too
+    await asyncio.to_thread(app[PAGES].reload)  # #21: templates and brand; old kept on error
     if context is not None and settings.tls is not None:
         try:
             # On the loop: two small files, and the context is in use by handshakes here.

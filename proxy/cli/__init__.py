@@ -26,6 +26,7 @@ from proxy import __version__
 from proxy.cli.admin_token import add_admin_token_parser, admin_token_command
 from proxy.cli.backup import add_backup_parsers, backup_command, restore_command
 from proxy.cli.certs import add_certs_parser, certs_command
+from proxy.cli.pages import add_pages_parser, pages_command
 from proxy.cli.patrons import add_patrons_parser, patrons_command
 from proxy.cli.purge import add_purge_parser, purge_command
 from proxy.cli.review import add_review_parser, review_command
@@ -41,6 +42,7 @@ Handler = Callable[[argparse.Namespace], int]
 PARSERS: Final[tuple[Callable[[Any], None], ...]] = (
     add_serve_parsers,
     add_rules_parser,
+    add_pages_parser,
     add_patrons_parser,
     add_stats_parser,
     add_purge_parser,
@@ -56,6 +58,7 @@ COMMANDS: Final[dict[str, Handler]] = {
     "serve": serve_command,
     "demo": demo_command,
     "rules": rules_command,
+    "pages": pages_command,
     "patrons": patrons_command,
     "stats": stats_command,
     "purge": purge_command,

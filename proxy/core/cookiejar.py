@@ -281,6 +281,18 @@ class JarRegistry:
             self._count += 1
         return found
 
+    def names(self, session_key: str, now: datetime) -> dict[str, list[str]]:
+        """#21: per vendor, the names (never values) of the session's live cookies."""
+        jars = self._sessions.get(session_key, {})
+        return {v: sorted({c.name for c in jar.cookies(now)}) for v, jar in jars.items()}
+
+    def drop_vendor(self, session_key: str, vendor_id: str) -> None:
+        """#21: forget one vendor's cookies for the session ("forget my cookies")."""
+        jar = self._sessions.get(session_key, {}).pop(vendor_id, None)
+        if jar is not None:
+            jar.clear()
+            self._count -= 1
+
     def drop_session(self, session_key: str) -> int:
         """Empty and forget every jar of the session; returns how many there were."""
         jars = self._sessions.pop(session_key, {})

@@ -75,6 +75,7 @@ class LoginRefused:
 
     reason: Refusal
     message: str
+    details: tuple[tuple[str, str], ...] = ()  # #21: the message's values, for translations
 
 
 def decide_login(
@@ -102,7 +103,7 @@ def decide_login(
 
 def refuse(reason: Refusal, **details: str) -> LoginRefused:
     """A refusal with its message filled in."""
-    return LoginRefused(reason, MESSAGES[reason].format(**details))
+    return LoginRefused(reason, MESSAGES[reason].format(**details), tuple(details.items()))
 
 
 def apply_block(

@@ -277,6 +277,13 @@ class State(Frozen):
         return self
 
 
+class Pages(Frozen):
+    """#21: the patron pages' override folder (templates and/or brand.yaml); None = defaults."""
+
+    dir: str | None = None
+    default_language: Literal["en", "es", "pt"] = "en"  # when Accept-Language matches none
+
+
 class Settings(Frozen):
     """Everything in proxy.yaml."""
 
@@ -310,6 +317,7 @@ class Settings(Frozen):
     menu: MenuSettings = MenuSettings()  # #17
     state: State = State()  # #15: local (SQLite, one process) or redis (workers and nodes)
     workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1  # #15: auto = cores
+    pages: Pages = Pages()  # #21: branding, template overrides, default language
 
     @field_validator("public_url")
     @classmethod

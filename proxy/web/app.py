@@ -24,6 +24,7 @@ from aiohttp import web
 
 from proxy.core.abuse import AbuseMonitor
 from proxy.core.cookiejar import JarRegistry
+from proxy.core.disclosure import Disclosures
 from proxy.core.hostmap import HostMap
 from proxy.core.inflight import InFlight
 from proxy.core.pseudonym import SessionPseudonyms
@@ -51,19 +52,21 @@ from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.tasks import TaskOwner
 from proxy.upstream.client import UpstreamClient
-from proxy.web import login, portal
+from proxy.web import brand_assets, login, portal, transparency
 from proxy.web.edge_headers import add_edge_headers, mark_relayed
 from proxy.web.errors import Handler, checked_host, error_boundary
 from proxy.web.keys import (
     ABUSE,
     BLOCKS,
     CLOCK,
+    DISCLOSURES,
     EPOCHS,
     HOSTMAP,
     IN_FLIGHT,
     JARS,
     LIVE_AUTH,
     LOGIN_THROTTLE,
+    PAGES,
     PSEUDONYMS,
     REGISTRY,
     RELAY,
@@ -82,6 +85,8 @@ from proxy.web.keys import (
     ProxySecrets,
     RelayStores,
 )
+from proxy.web.page_response import switch_language
+from proxy.web.pages import Pages, load_pages
 from proxy.web.relay import relay_handler
 from proxy.web.relay_guard import StallWatcher
 from proxy.web.relay_request import install_expect_handler
@@ -128,6 +133,7 @@ async def build_app(
     app = web.Application(middlewares=[error_boundary, host_dispatch], client_max_size=2**20)
     app[SETTINGS], app[RULEBOOK], app[CLOCK] = settings, rulebook, clock
     app[HOSTMAP] = hostmap = HostMap(settings.proxy_host, settings.proxy_port)
+    app[PAGES] = Pages(await asyncio.to_thread(load_pages, settings.pages.dir))  # #21
     # One compiled RuleSnapshot per (re)load; the relay reads the live one once per request.
     rulebook.attach(functools.partial(compile_snapshot, hostmap=hostmap, settings=settings))
     await open_resources(app, settings, overrides)
@@ -138,6 +144,9 @@ async def build_app(
     app.on_response_prepare.append(add_edge_headers)
     portal.add_routes(app)
     login.add_routes(app)
+    brand_assets.add_routes(app)
+    transparency.add_routes(app)
+    app.router.add_post("/language", switch_language)
     app.router.add_static("/static", STATIC_DIR, append_version=False)
     portal.add_catch_all(app)
     install_expect_handler(app)  # after the last route: mapped hosts' 100 waits for the relay
@@ -170,6 +179,7 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
     app[IN_FLIGHT] = InFlight()
     app[STALLS] = StallWatcher(settings.relay.client_write_seconds)
     app[PSEUDONYMS] = SessionPseudonyms()
+    app[DISCLOSURES] = Disclosures()  # #21: the transparency page's facts, in memory
     suspended_for = timedelta(minutes=settings.limits.suspension_minutes)
     app[SUSPENSIONS] = await asyncio.to_thread(
         Suspensions.open, data, app[SECRETS].pepper, suspended_for
@@ -179,6 +189,7 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
         app[ABUSE].forget,
         app[SUSPENSIONS].forget,
         app[PSEUDONYMS].forget,
+        app[DISCLOSURES].forget,
     )
     for forget in forgetters:
         app[SESSIONS].add_delete_listener(forget)  # DESIGN P5: all of it dies with the session
@@ -201,6 +212,7 @@ def relay_stores(app: web.Application) -> RelayStores:
         app[USAGE],
         app[IN_FLIGHT],
         app[STALLS],
+        app[DISCLOSURES],
         shared_jars=shared_jars(app),
     )
 

@@ -25,8 +25,8 @@ from proxy.core.targets import NotOurDatabase
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.web.edge_headers import mark_own_page
-from proxy.web.keys import SETTINGS
-from proxy.web.pages import error_page
+from proxy.web.i18n import N_
+from proxy.web.page_response import page
 
 log = get_logger("web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -64,18 +64,18 @@ class NotFound(ClamshellError):
 
 
 TITLES: Final = {
-    400: "Bad request",
-    403: "Access not permitted",
-    404: "Not found",
-    405: "Method not allowed",
-    408: "The upload was too slow",
-    413: "The upload is too large",
-    415: "The upload cannot be relayed",
-    429: "Too many attempts",
-    500: "Something went wrong",
-    502: "The database is not answering",
-    504: "The database is too slow",
-    505: "HTTP version not supported",
+    400: N_("Bad request"),
+    403: N_("Access not permitted"),
+    404: N_("Not found"),
+    405: N_("Method not allowed"),
+    408: N_("The upload was too slow"),
+    413: N_("The upload is too large"),
+    415: N_("The upload cannot be relayed"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong"),
+    502: N_("The database is not answering"),
+    504: N_("The database is too slow"),
+    505: N_("HTTP version not supported"),
 }
 
 
@@ -110,22 +110,18 @@ PUBLIC_ERRORS: Final = (ClamshellError, HostMapError, NotOurDatabase)
 def render_error(
     request: web.Request, exc: ClamshellError | HostMapError | NotOurDatabase
 ) -> web.Response:
-    """The friendly page for an error, with the consortium's name and a way back."""
-    settings = request.app[SETTINGS]
+    """The friendly page for an error, with the consortium's name and a way back to the
+    portal (absolute links: on a vendor's host a relative one would go to the vendor)."""
     status = exc.status_hint
     mark_own_page(request)
-    html = error_page(
-        TITLES.get(status, "Error"),
-        exc.public_message,
-        consortium=settings.consortium_name,
-        back=settings.public_url + "/",
-    )
     extra = getattr(exc, "response_headers", {})  # e.g. a 405's Allow, a 415's Accept-Encoding
-    return web.Response(
+    return page(
+        request,
+        "error.html",
         status=status,
-        text=html,
-        content_type="text/html",
-        headers={"Cache-Control": "no-store", **extra},
+        headers=dict(extra),
+        title=TITLES.get(status, N_("Error")),
+        message=exc.public_message,
     )
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from proxy.core.abuse import AbuseMonitor
 from proxy.core.addressquota import AddressQuota
 from proxy.core.cookiejar import JarRegistry
+from proxy.core.disclosure import Disclosures
 from proxy.core.hostmap import HostMap
 from proxy.core.inflight import InFlight
 from proxy.core.pseudonym import SessionPseudonyms
@@ -35,6 +36,7 @@ from proxy.stores.stats import StatsStore
 from proxy.stores.suspensions import Suspensions
 from proxy.stores.throttles import LoginThrottle
 from proxy.upstream.client import UpstreamClient
+from proxy.web.pages import Pages
 from proxy.web.relay_guard import StallWatcher
 
 
@@ -60,6 +62,7 @@ class RelayStores:
     usage: UsageCounters
     in_flight: InFlight
     stalls: StallWatcher
+    disclosures: Disclosures  # #21: what each vendor got, per session (transparency page)
     anonymous: AddressQuota = field(default_factory=AddressQuota)  # #17: per client address
     shared_jars: RedisJars | None = None  # #15: redis mode only
 
@@ -88,3 +91,5 @@ SHARED_USAGE: web.AppKey[SharedUsage | None] = web.AppKey("shared_usage")  # #15
 STATE: web.AppKey[RedisState | None] = web.AppKey("state")  # #15: None with backend local
 LIVE_AUTH: web.AppKey[LiveBackends] = web.AppKey("live_auth", LiveBackends)  # #16: SIP2/LDAP
 RELAY: web.AppKey[RelayStores] = web.AppKey("relay", RelayStores)  # built from the above
+PAGES: web.AppKey[Pages] = web.AppKey("pages", Pages)  # #21: templates, brand, catalogues
+DISCLOSURES: web.AppKey[Disclosures] = web.AppKey("disclosures", Disclosures)  # #21

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import functools
 import secrets
+from datetime import timedelta
 from typing import Final
 from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 
 from proxy.core import csrf
+from proxy.core.cards import library_for_barcode, normalize_barcode
 from proxy.core.clientaddr import IPAddress, IPNetwork, client_address, in_networks
 from proxy.core.databases import Database
 from proxy.core.hostmap import HostMap, hostname_problem
-from proxy.core.login import LoginRefused
+from proxy.core.login import LoginRefused, Refusal
 from proxy.core.menu import build_menu
 from proxy.core.rules import VendorRule
 from proxy.core.ruleset import RuleIndex
@@ -33,7 +35,7 @@ from proxy.core.settings import Library, Settings
 from proxy.core.targets import NotOurDatabase, Target, resolve_target
 from proxy.ilsauth.backends import CardCheckUnavailable
 from proxy.logconfig import get_logger, truncate_ip
-from proxy.web.card_check import check_card
+from proxy.web.card_check import check_card, login_keys
 from proxy.web.keys import (
     CLOCK,
     HOSTMAP,
@@ -41,12 +43,13 @@ from proxy.web.keys import (
     SECRETS,
     SESSIONS,
     SETTINGS,
+    THROTTLE,
     USAGE,
 )
 from proxy.web.login_body import read_login_form
 from proxy.web.logout import logout, logout_page
-from proxy.web.pages import LoginForm, login_page, menu_page
-from proxy.web.responses import NO_STORE, found
+from proxy.web.page_response import page
+from proxy.web.responses import found
 from proxy.web.session_cookie import current_session, session_token, set_session_cookie
 
 log = get_logger("login")
@@ -127,12 +130,37 @@ def auto_login_library(request: web.Request) -> Library | None:
     )
 
 
-def secret_label(settings: Settings) -> str:
-    """'PIN', 'Last name', or both when member libraries differ."""
-    kinds = {lib.login_with for lib in settings.libraries} or {"pin"}
-    return {frozenset({"pin"}): "PIN", frozenset({"last_name"}): "Last name"}.get(
-        frozenset(kinds), "PIN or last name"
-    )
+# How the second field is asked for (#21): its label and the keypad a phone shows.
+SECRET_KINDS: Final = {frozenset({"pin"}): "pin", frozenset({"last_name"}): "last_name"}
+SECRET_INPUTMODE: Final = {"pin": "numeric", "last_name": "text", "either": "text"}
+CSRF_EXPIRED: Final = "csrf"  # the form's own refusal, beside core.login's Refusal values
+UNRECOGNISED: Final = Refusal.UNRECOGNISED
+UNAVAILABLE: Final = "unavailable"  # #16: the library's card system did not answer
+
+
+def secret_kind(settings: Settings, library: Library | None) -> str:
+    """'pin' or 'last_name' for a known library; when unknown, what all libraries share,
+    else 'either'."""
+    kinds = {library.login_with} if library else {lib.login_with for lib in settings.libraries}
+    return SECRET_KINDS.get(frozenset(kinds or {"pin"}), "either")
+
+
+def lock_remaining(request: web.Request, card: str) -> timedelta | None:
+    """How long this card number / address / network stays locked, if it is (#21: the page
+    says when to try again). Locks count typed card numbers whether or not a card exists, so
+    saying so reveals nothing about the card; the refusal's words stay a wrong PIN's."""
+    keys = login_keys(request, normalize_barcode(card), client_ip(request))
+    now = request.app[CLOCK]()
+    verdict = request.app[THROTTLE].blocked(keys, now)
+    return verdict.until - now if verdict is not None else None
+
+
+def form_library(settings: Settings, code: str, card: str) -> Library | None:
+    """The library the form is for: named by the link (``lib=``), else the card's prefix."""
+    named = settings.library(code) if code else None
+    if named is not None or not card:
+        return named
+    return library_for_barcode(normalize_barcode(card), settings.libraries)
 
 
 def render_form(
@@ -141,21 +169,35 @@ def render_form(
     raw: str,
     target: Target | None,
     nonce: str,
+    refusal: LoginRefused | None = None,
+    reason: str = "",
+    card: str = "",
+    library_code: str = "",
+    locked_for: timedelta | None = None,
     message: str = "",
     status: int = 200,
 ) -> web.Response:
-    """The login form, with a CSRF token bound to ``nonce`` (set as a cookie)."""
+    """The login form, with a CSRF token bound to ``nonce`` (set as a cookie); after an error
+    the card number typed is kept (never the PIN), and the card's library chooses the label."""
     settings = request.app[SETTINGS]
-    form = LoginForm(
-        consortium=settings.consortium_name,
-        target=raw,
+    library = form_library(settings, library_code, card)
+    kind = secret_kind(settings, library)
+    response = page(
+        request,
+        "login.html",
+        status=status,
+        library=library.code if library else None,
         csrf=csrf.issue(request.app[SECRETS].csrf_key, nonce),
-        secret_label=secret_label(settings),
-        message=message,
+        target=raw,
+        card=card,
+        secret_kind=kind,
+        secret_inputmode=SECRET_INPUTMODE[kind],
+        reason=str(refusal.reason) if refusal else reason,
+        details=dict(refusal.details) if refusal else {},
         database=target.rule.title if target else "",
-    )
-    response = web.Response(
-        status=status, text=login_page(form), content_type="text/html", headers=NO_STORE
+        locked_for=locked_for,
+        form_library=library.code if library else "",
+        message=message,  # a patron-safe text (an error's public_message), translated on show
     )
     response.set_cookie(
         CSRF_COOKIE,
@@ -220,7 +262,8 @@ async def start_or_form(request: web.Request, raw: str) -> web.StreamResponse:
     library = auto_login_library(request)
     if library is not None and (target is None or target.rule.licensed_to(library.code)):
         return await start_session(request, library.code, None, None, target)
-    return render_form(request, raw=raw, target=target, nonce=_new_nonce())
+    code = request.query.get("lib", "")  # a library's own link: /login?lib=CODE&url=…
+    return render_form(request, raw=raw, target=target, nonce=_new_nonce(), library_code=code)
 
 
 async def login_post(request: web.Request) -> web.StreamResponse:
@@ -229,6 +272,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     raw = str(form.get("url", ""))
     target = resolve(request, raw)
     nonce = request.cookies.get(CSRF_COOKIE, "")
+    card, code = str(form.get("card", "")), str(form.get("lib", ""))
     if not _csrf_ok(request, nonce, str(form.get("csrf", ""))):
         log.info("login_failed", reason="csrf")
         return render_form(
@@ -237,21 +281,39 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             target=target,
             nonce=_new_nonce(),
             status=403,
-            message="Your sign-in page had expired. Please try again.",
+            reason=CSRF_EXPIRED,
+            card=card,
+            library_code=code,
         )
     try:
         decision = await check_card(
-            request, str(form.get("card", "")), str(form.get("pin", "")), target, client_ip(request)
+            request, card, str(form.get("pin", "")), target, client_ip(request)
         )
     except CardCheckUnavailable as exc:  # #16: the ILS is down or slow; the form stays usable
         log.info("login_failed", reason="unavailable")
         return render_form(
-            request, raw=raw, target=target, nonce=nonce, status=503, message=exc.public_message
+            request,
+            raw=raw,
+            target=target,
+            nonce=nonce,
+            status=503,
+            reason=UNAVAILABLE,
+            message=exc.public_message,
+            card=card,
+            library_code=code,
         )
     if isinstance(decision, LoginRefused):
         log.info("login_failed", reason=str(decision.reason))
         return render_form(
-            request, raw=raw, target=target, nonce=nonce, status=403, message=decision.message
+            request,
+            raw=raw,
+            target=target,
+            nonce=nonce,
+            status=403,
+            refusal=decision,
+            card=card,
+            library_code=code,
+            locked_for=lock_remaining(request, card) if decision.reason is UNRECOGNISED else None,
         )
     log.info("login_succeeded", library=decision.library)
     return await start_session(
@@ -304,17 +366,14 @@ async def menu(request: web.Request) -> web.StreamResponse:
         log.warning("menu_entry_skipped", database=database, error=why)
     library = settings.library(session.library) if session else None
     shown = library.name if library else (session.library if session else "")
-    entries = [(e.title, e.link, e.description) for e in listed.entries]
-    return web.Response(
-        text=menu_page(
-            settings.consortium_name,
-            shown,
-            entries,
-            query=request.query.get("q", ""),
-            signed_in=session is not None,
-        ),
-        content_type="text/html",
-        headers=NO_STORE,
+    return page(
+        request,
+        "menu.html",
+        library=session.library if session else None,
+        library_name=shown,
+        databases=[(e.title, e.link, e.description) for e in listed.entries],
+        query=request.query.get("q", ""),
+        signed_in=session is not None,
     )
 
 

@@ -24,9 +24,7 @@ from proxy.core.settings import Settings
 from proxy.logconfig import get_logger
 from proxy.rules_loader import is_public_suffix
 from proxy.web.keys import SESSIONS, SETTINGS
-from proxy.web.pages import logout_page as logout_html
-from proxy.web.pages import signed_out_page
-from proxy.web.responses import NO_STORE
+from proxy.web.page_response import page
 from proxy.web.session_cookie import clear_session_cookie, current_session, session_token
 
 log = get_logger("login")
@@ -50,12 +48,9 @@ def clear_site_data(settings: Settings) -> bool:
 
 async def logout_page(request: web.Request) -> web.Response:
     """GET: the sign-out button for a signed-in patron, else the signed-out page."""
-    settings = request.app[SETTINGS]
-    signed_in = await current_session(request) is not None
-    page = logout_html if signed_in else signed_out_page
-    return web.Response(
-        text=page(settings.consortium_name), content_type="text/html", headers=NO_STORE
-    )
+    session = await current_session(request)
+    name = "logout.html" if session is not None else "signed_out.html"
+    return page(request, name, library=session.library if session else None)
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -65,18 +60,11 @@ async def logout(request: web.Request) -> web.Response:
         request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"), settings.public_url
     ):
         log.info("logout_refused", reason="cross_site")
-        return web.Response(
-            status=403,
-            text=logout_html(settings.consortium_name),
-            content_type="text/html",
-            headers=NO_STORE,
-        )
+        return page(request, "logout.html", status=403)
     token = session_token(request)
     if token is not None and await request.app[SESSIONS].delete(token):
         log.info("logout_completed")
-    headers = {**NO_STORE, **(CLEAR_COOKIES if clear_site_data(settings) else {})}
-    response = web.Response(
-        text=signed_out_page(settings.consortium_name), content_type="text/html", headers=headers
-    )
+    headers = CLEAR_COOKIES if clear_site_data(settings) else {}
+    response = page(request, "signed_out.html", headers=dict(headers))
     clear_session_cookie(response, settings)
     return response

@@ -1,163 +1,161 @@
-"""HTML for the portal's own pages: one accessible, mobile-friendly layout.
+"""The patron pages' templates and brand: loaded, validated, rendered (jinja2, autoescape on).
 
-Contract: functions take plain values and return ``str`` HTML; every value that came from a
-request or a rule is escaped here. No aiohttp: responses are built by the handlers.
-Not here: which page to show (handlers), vendor pages (never rendered by us).
+Contract: ``load_pages(directory)`` builds a ``PageSet``: one jinja2 environment per shipped
+language (gettext from web/i18n.py, autoescaping every value), whose loader looks first in the
+library's override folder (``pages.dir`` in proxy.yaml) and then in the shipped
+``proxy/web/templates``, plus the ``Brand`` from ``<dir>/brand.yaml`` (defaults without it).
+Every template is compiled up front: a syntax error, a brand.yaml problem or a missing logo
+raises ``ConfigError`` naming file:line, so a broken folder is refused at start and
+``Pages.reload`` keeps the running set (the old templates stay on error).
+``PageSet.render(name, language, **values)`` returns HTML text.
+Not here: aiohttp (web/page_response.py builds responses), which page to show (handlers),
+the brand's schema (core/brand.py), vendor pages (never rendered by us).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from html import escape
-from string import Template
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Final
 
-LAYOUT = Template("""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>$title · $consortium</title>
-<link rel="stylesheet" href="/static/portal.css">
-</head>
-<body>
-<header class="site"><a class="brand" href="/">$consortium</a></header>
-<main id="main">
-<h1>$title</h1>
-$body
-</main>
-<footer class="site"><p>Access to licensed databases for patrons of $consortium member
-libraries. We do not tell database vendors who you are.</p></footer>
-</body>
-</html>
-""")
+import jinja2
+from babel.dates import format_date, format_datetime, format_timedelta
+from babel.numbers import format_decimal
+from babel.support import NullTranslations
+from pydantic import ValidationError
 
+from proxy.core.brand import Brand
+from proxy.errors import ConfigError, Problem
+from proxy.logconfig import get_logger
+from proxy.rules_loader import validation_problems
+from proxy.web.i18n import LANGUAGES, load_catalogues
+from proxy.yamlsource import load_yaml, read_limited
 
-def render_page(title: str, body_html: str, *, consortium: str) -> str:
-    """Wrap already-safe ``body_html`` in the layout; ``title`` and ``consortium`` are escaped."""
-    return LAYOUT.substitute(title=escape(title), consortium=escape(consortium), body=body_html)
-
-
-def home_page(consortium: str) -> str:
-    """The portal's home page."""
-    body = (
-        "<p>Use the database links on your library's website, or "
-        '<a href="/menu">see the databases your library offers</a>.</p>'
-    )
-    return render_page("Library databases", body, consortium=consortium)
-
-
-def error_page(title: str, message: str, *, consortium: str, back: str = "/") -> str:
-    """A friendly error page with a way back (never upstream text, never a traceback)."""
-    body = (
-        f'<p class="message" role="alert">{escape(message)}</p>'
-        f'<p><a href="{escape(back, quote=True)}">Back to the library databases</a></p>'
-    )
-    return render_page(title, body, consortium=consortium)
+SHIPPED_TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
+BRAND_FILE: Final = "brand.yaml"
+TEMPLATE_SUFFIX: Final = ".html"
+log = get_logger("pages")
 
 
 @dataclass(frozen=True, slots=True)
-class LoginForm:
-    """What the login form shows."""
+class PageSet:
+    """One validated set of templates and brand; replaced whole on reload."""
 
-    consortium: str
-    target: str
-    csrf: str
-    secret_label: str = "PIN"  # noqa: S105 — a field label, not a password
-    message: str = ""
-    database: str = ""
+    environments: Mapping[str, jinja2.Environment]
+    brand: Brand
+    directory: Path | None
+
+    def render(self, name: str, language: str, **values: Any) -> str:
+        """Render template ``name`` in ``language`` (falls back to English)."""
+        env = self.environments.get(language) or self.environments["en"]
+        return env.get_template(name).render(language=language, **values)
 
 
-def login_page(form: LoginForm) -> str:
-    """The login form: labelled inputs named ``card`` and ``pin``, a CSRF token, the target."""
-    alert = f'<p class="message" role="alert">{escape(form.message)}</p>' if form.message else ""
-    intro = (
-        f"<p>Sign in with your library card to use <strong>{escape(form.database)}</strong>.</p>"
-        if form.database
-        else "<p>Sign in with your library card to use the library's databases.</p>"
+def make_environment(
+    directory: Path | None, language: str, translations: NullTranslations
+) -> jinja2.Environment:
+    """An environment for one language: override folder first, then the shipped templates."""
+    folders = [str(directory)] if directory else []
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([*folders, str(SHIPPED_TEMPLATES)]),
+        autoescape=True,  # every value is escaped, in every template, whatever its name
+        undefined=jinja2.StrictUndefined,  # a typo in a variable name is an error, not blank
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,  # compiled once at load: an edit shows only after a good reload
+        cache_size=-1,  # never evicted, so never re-read from a folder being edited
     )
-    body = f"""{alert}{intro}
-<form method="post" action="/login" novalidate>
-<input type="hidden" name="csrf" value="{escape(form.csrf, quote=True)}">
-<input type="hidden" name="url" value="{escape(form.target, quote=True)}">
-<label for="card">Library card number</label>
-<input type="text" id="card" name="card" inputmode="numeric" autocomplete="username"
- autocapitalize="off" spellcheck="false" required autofocus>
-<label for="pin">{escape(form.secret_label)}</label>
-<input type="password" id="pin" name="pin" autocomplete="current-password" required>
-<button type="submit">Sign in</button>
-</form>
-<p>Your library card number and {escape(form.secret_label)} are checked here and are never
-sent to the database's provider.</p>"""
-    return render_page("Sign in", body, consortium=form.consortium)
-
-
-def menu_page(
-    consortium: str,
-    library_name: str,
-    databases: list[tuple[str, str, str]],
-    *,
-    query: str = "",
-    signed_in: bool = True,
-) -> str:
-    """EZproxy's menu: (title, link, description) A–Z, and a filter form (a GET, so it works
-    without JavaScript)."""
-    items = "\n".join(
-        f'<li><a href="{escape(url, quote=True)}">{escape(title)}</a>'
-        + (f'<br><span class="description">{escape(text)}</span>' if text else "")
-        + "</li>"
-        for title, url, text in databases
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["date"] = lambda value: format_date(value, format="long", locale=language)
+    env.filters["datetime"] = lambda value: format_datetime(value, format="short", locale=language)
+    # A text held in a variable (an error's public_message) is translated with ``|tr``, which
+    # returns a plain str that autoescaping then escapes: ``_(variable)`` would mark it safe.
+    env.filters["tr"] = lambda value: str(translations.gettext(str(value)))
+    env.filters["number"] = lambda value: format_decimal(value, locale=language)
+    env.filters["duration"] = lambda value: format_timedelta(
+        value, threshold=1.1, format="long", locale=language
     )
-    intro = (
-        f"<p>Databases available to patrons of {escape(library_name)}:</p>"
-        if signed_in
-        else "<p>Databases available to patrons of our member libraries:</p>"
+    env.filters["isodate"] = lambda value: format_date(
+        date.fromisoformat(value), format="long", locale=language
     )
-    search = (
-        '<form method="get" action="/menu" role="search"><label for="q">Filter databases</label>'
-        f'<input type="search" id="q" name="q" value="{escape(query, quote=True)}">'
-        '<button type="submit">Filter</button></form>'
-    )
-    none = "<li>No database matches.</li>" if query else "<li>None yet.</li>"
-    sign_out = (
-        '<form method="post" action="/logout"><button type="submit">Sign out</button></form>'
-        if signed_in
-        else ""
-    )
-    body = f'{intro}{search}<ul class="databases">{items or none}</ul>{sign_out}'
-    return render_page("Your databases" if signed_in else "Databases", body, consortium=consortium)
+    return env
 
 
-def logout_page(consortium: str) -> str:
-    """GET /logout: a button that signs out (a link or an image must not; pentest R21)."""
-    body = (
-        "<p>Sign out of the proxy? Your session and everything the databases stored for it "
-        "will be deleted.</p>"
-        '<form method="post" action="/logout"><button type="submit">Sign out</button></form>'
-    )
-    return render_page("Sign out", body, consortium=consortium)
+def template_names(directory: Path | None) -> list[str]:
+    """Every template the set can render (shipped ones and the folder's own)."""
+    names = {p.name for p in SHIPPED_TEMPLATES.glob(f"*{TEMPLATE_SUFFIX}")}
+    if directory is not None:
+        names |= {p.name for p in directory.glob(f"*{TEMPLATE_SUFFIX}")}
+    return sorted(names)
 
 
-def signed_out_page(consortium: str) -> str:
-    """Shown after logout."""
-    body = (
-        "<p>You are signed out. Your session and everything the databases stored for it "
-        'have been deleted.</p><p><a href="/login">Sign in again</a></p>'
-    )
-    return render_page("Signed out", body, consortium=consortium)
+def compile_all(env: jinja2.Environment, names: list[str]) -> list[Problem]:
+    """Compile every template; a syntax error becomes a file:line problem."""
+    problems = []
+    for name in names:
+        try:
+            env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            where = exc.filename or name
+            problems.append(Problem(where, exc.lineno, "", f"template error: {exc.message}"))
+    return problems
 
 
-def leaving_page(url: str, host: str, *, consortium: str, back: str) -> str:
-    """A vendor redirected to a site no rule covers: say so, and let the patron choose (R22).
+def load_brand(directory: Path | None) -> Brand:
+    """``<directory>/brand.yaml`` validated (the defaults when there is none)."""
+    if directory is None or not (directory / BRAND_FILE).is_file():
+        return Brand()
+    path = directory / BRAND_FILE
+    data, lines = load_yaml(read_limited(path), str(path))
+    try:
+        brand = Brand.model_validate(data or {})
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, str(path), lines)) from None
+    missing = sorted(n for n in brand.logos() if not (directory / n).is_file())
+    if missing:
+        raise ConfigError([Problem(str(path), None, "logo", f"no such file: {missing[0]}")])
+    return brand
 
-    The link carries ``rel="noreferrer"``: the next site learns nothing of the proxy's URL.
-    """
-    body = (
-        "<p>The database is sending you to a site outside the library's proxy:</p>"
-        f"<p><strong>{escape(host)}</strong></p>"
-        "<p>If you continue, that site will see your own internet address, and the library "
-        "cannot protect your privacy there.</p>"
-        f'<p><a href="{escape(url, quote=True)}" rel="noreferrer">Continue to '
-        f"{escape(host)}</a></p>"
-        f'<p><a href="{escape(back, quote=True)}">Back to the library databases</a></p>'
-    )
-    return render_page("You are leaving the library's proxy", body, consortium=consortium)
+
+def load_pages(directory: Path | str | None) -> PageSet:
+    """Load and validate the folder's templates and brand over the shipped defaults."""
+    folder = Path(directory) if directory else None
+    if folder is not None and not folder.is_dir():
+        raise ConfigError([Problem(str(folder), None, "pages.dir", "not a folder")])
+    problems: list[Problem] = []
+    try:
+        brand = load_brand(folder)
+    except ConfigError as exc:  # reported with the templates' problems, all at once
+        brand, problems = Brand(), list(exc.problems)
+    catalogues = load_catalogues()
+    envs = {lang: make_environment(folder, lang, catalogues[lang]) for lang in LANGUAGES}
+    names = template_names(folder)
+    problems += compile_all(envs["en"], names)
+    for env in envs.values():  # each language compiles its own copy now, not on first use
+        problems = problems or compile_all(env, names)
+    if problems:
+        raise ConfigError(problems)
+    return PageSet(envs, brand, folder)
+
+
+@dataclass(slots=True)
+class Pages:
+    """The live ``PageSet`` and its reload (the old set stays when the new one is broken)."""
+
+    current: PageSet
+    problems: tuple[str, ...] = field(default=())
+
+    def reload(self) -> bool:
+        """Load the folder again; keep the running set (and log why) when it is broken."""
+        try:
+            self.current = load_pages(self.current.directory)
+        except ConfigError as exc:
+            self.problems = tuple(str(p) for p in exc.problems)
+            log.error("pages_reload_failed", problems=list(self.problems))  # file:line: what
+            return False
+        self.problems = ()
+        log.info("pages_reloaded")
+        return True

@@ -18,8 +18,8 @@ from aiohttp import web
 from proxy.logconfig import get_logger
 from proxy.stores.redis_state import StateUnavailable
 from proxy.web.errors import NotFound
-from proxy.web.keys import EPOCHS, REGISTRY, RULEBOOK, SESSIONS, SETTINGS
-from proxy.web.pages import home_page
+from proxy.web.keys import EPOCHS, REGISTRY, RULEBOOK, SESSIONS
+from proxy.web.page_response import page
 
 log = get_logger("portal")
 STORES: Final = ("patrons", "keys", "sessions")  # the order /healthz probes them in
@@ -27,9 +27,7 @@ STORES: Final = ("patrons", "keys", "sessions")  # the order /healthz probes the
 
 async def home(request: web.Request) -> web.Response:
     """The portal's home page."""
-    return web.Response(
-        text=home_page(request.app[SETTINGS].consortium_name), content_type="text/html"
-    )
+    return page(request, "home.html")
 
 
 async def healthz(request: web.Request) -> web.Response:

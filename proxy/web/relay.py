@@ -31,6 +31,7 @@ from proxy.upstream.client import UpstreamResponse
 from proxy.web.exchange import Exchange
 from proxy.web.keys import CLOCK, RELAY, RULEBOOK
 from proxy.web.login import client_network
+from proxy.web.page_response import note_library
 from proxy.web.relay_anonymous import relay_anonymous
 from proxy.web.relay_guard import (
     BodyMeter,
@@ -57,6 +58,8 @@ async def relay_handler(request: web.Request, host: str) -> web.StreamResponse:
     app = request.app
     snapshot, now, stores = app[RULEBOOK].snapshot, app[CLOCK](), app[RELAY]
     session = await current_session(request)
+    if session is not None:
+        note_library(request, session.library)  # #21: a refusal page wears its library's brand
     suspended = session is not None and is_suspended(stores.suspensions, session, now)
     decision = decide(view_of(request, host), session, now, snapshot, suspended=suspended)
     if isinstance(decision, Forward) and decision.plan.anonymous:
@@ -144,7 +147,9 @@ async def forward(ex: Exchange) -> web.StreamResponse:
     if sent is None:  # a download or a body over the limit: refused before it was sent
         raise Refused(SUSPENDED)
     if sent.third_parties:
-        count_third_parties(stores.usage, keys.vendor, plan.rule, sent.third_parties, now)
+        blocked = count_third_parties(stores.usage, keys.vendor, plan.rule, sent.third_parties, now)
+        if ex.session is not None:  # #21: the transparency page's blocked references
+            stores.disclosures.blocked(ex.session.key, plan.rule.id, blocked)
     return sent.response
 
 

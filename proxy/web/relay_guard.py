@@ -238,10 +238,14 @@ def account(
 
 def count_third_parties(
     usage: UsageCounters, vendor: str, rule: VendorRule, hosts: Counter[str], now: datetime
-) -> None:
+) -> int:
     """Aggregate third-party host counts per vendor (no patron data); under
-    ``third_party: block`` a host is blocked unless the rule's third_party_allow lists it."""
+    ``third_party: block`` a host is blocked unless the rule's third_party_allow lists it.
+    Returns how many references were blocked (for the session's transparency page)."""
     blocking = rule.third_party == "block"
+    total = 0
     for host, count in hosts.items():
         blocked = blocking and not rule.third_party_allowed(host)
         usage.third_party(now.date(), vendor, host, blocked=blocked, count=count)
+        total += count if blocked else 0
+    return total

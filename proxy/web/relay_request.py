@@ -83,6 +83,9 @@ async def send_upstream(ex: Exchange) -> UpstreamResponse:
         headers.append(("Cookie", cookie))
     if plan.pseudonym is not None and session is not None:
         headers.append((plan.pseudonym.header, pseudonym_value(stores, plan, session)))
+    if session is not None and not plan.anonymous:  # #21: shown on the transparency page
+        pseudonym = plan.pseudonym.header if plan.pseudonym else None
+        stores.disclosures.sent(session.key, rule.id, headers, pseudonym)
     body = await request_body(request, ex.snapshot, plan, stores.settings.timeouts)
     if not isinstance(body, bytes) and request.content_length is not None:
         headers.append(("Content-Length", str(request.content_length)))  # counted by the stream

@@ -35,7 +35,7 @@ from proxy.upstream.client import UpstreamResponse, iter_body, read_small
 from proxy.upstream.errors import UpstreamError
 from proxy.web.bodies import BodyPlan, plan_body, prime, stream_rewritten
 from proxy.web.exchange import Exchange
-from proxy.web.pages import leaving_page
+from proxy.web.page_response import page
 from proxy.web.relay_guard import BodyMeter, LimitReached, Refused
 from proxy.web.relay_request import RESERVED_COOKIES
 
@@ -68,7 +68,7 @@ async def respond(ex: Exchange, upstream: UpstreamResponse, meter: BodyMeter | N
     answer = plan_response(snapshot, plan, head, method=request.method, can_decode=can_decode)
     if isinstance(answer, Leave):
         ex.stores.usage.unknown_host(ex.now.date(), answer.host)  # #17 needhost, no patron data
-        return Sent(leaving_answer(ex.stores.settings, answer), 0)
+        return Sent(leaving_answer(ex.request, ex.stores.settings, answer), 0)
     if isinstance(answer, Deny):
         log.info("redirect_refused", status=upstream.status)
         raise Refused(answer)
@@ -95,15 +95,16 @@ async def respond(ex: Exchange, upstream: UpstreamResponse, meter: BodyMeter | N
     return Sent(response, size, body.rewriter.referenced_hosts)
 
 
-def leaving_answer(settings: Settings, leave: Leave) -> web.Response:
+def leaving_answer(request: web.Request, settings: Settings, leave: Leave) -> web.Response:
     """The "you are leaving the library's proxy" page (R22), never cached."""
-    page = leaving_page(
-        leave.url,
-        leave.host,
-        consortium=settings.consortium_name,
+    return page(
+        request,
+        "leaving.html",
+        headers=LEAVING_HEADERS,
+        url=leave.url,
+        host=leave.host,
         back=settings.public_url + "/",
     )
-    return web.Response(text=page, content_type="text/html", headers=LEAVING_HEADERS)
 
 
 async def send_rewritten(

@@ -236,14 +236,20 @@ class Stack:
         return parts.scheme in ("https", "wss") and on_proxy and parts.port == self.port
 
 
-async def start_stack(server: ServerThread, work: Path, certs: Certs, rules_dir: Path) -> Stack:
+async def start_stack(
+    server: ServerThread,
+    work: Path,
+    certs: Certs,
+    rules_dir: Path,
+    extra: dict[str, Any] | None = None,
+) -> Stack:
     """Start vendor, proxy and admin on the servers' loop (call through ``server.call``)."""
     vendor = RequestRecorder()
     vendor_runner, vendor_port = await start_vendor_tls(
         vendor, cert=certs.vendor_cert, key=certs.vendor_key
     )
     port, admin_port = free_port(), free_port()
-    settings = stack_settings(work, certs, rules_dir, port, admin_port, vendor_port)
+    settings = stack_settings(work, certs, rules_dir, port, admin_port, vendor_port, extra)
     book = Rulebook.open(settings.rules_dir, frozenset(lib.code for lib in settings.libraries))
     app = await build_app(settings, book)
     today = datetime.now(UTC).date()
@@ -264,7 +270,13 @@ async def start_stack(server: ServerThread, work: Path, certs: Certs, rules_dir:
 
 
 def stack_settings(
-    work: Path, certs: Certs, rules_dir: Path, port: int, admin_port: int, vendor_port: int
+    work: Path,
+    certs: Certs,
+    rules_dir: Path,
+    port: int,
+    admin_port: int,
+    vendor_port: int,
+    extra: dict[str, Any] | None = None,
 ) -> Settings:
     """The demo's proxy.yaml over HTTPS on ``port``, its vendor on ``vendor_port``."""
     vendor = f"https://127.0.0.1:{vendor_port}"
@@ -279,6 +291,10 @@ def stack_settings(
         "upstream_ca": str(certs.vendor_ca),
         "upstream_overrides": {host: vendor for host in DEMO_TLS_HOSTS},
         "admin": {"listen": {"host": "127.0.0.1", "port": admin_port}},
+        # Every page is signed into in every language (#21): more good logins a minute than a
+        # patron makes (R11's limit has its own tests in tests/web).
+        "throttle": {"card_logins_per_minute": 1000},
+        **(extra or {}),
     }
     return settings_from(raw, where="tests/browser", base=work)
 
@@ -388,10 +404,13 @@ class Browsing:
     step: str = "start"
 
     @classmethod
-    def open(cls, browser: Browser, *, ignore_https_errors: bool) -> Browsing:
-        """A fresh context (no cookies) recording every request, and its first page."""
+    def open(
+        cls, browser: Browser, *, ignore_https_errors: bool, locale: str = "en-US"
+    ) -> Browsing:
+        """A fresh context (no cookies) recording every request, and its first page;
+        ``locale`` also sets the Accept-Language Chromium sends."""
         context = browser.new_context(
-            ignore_https_errors=ignore_https_errors, locale="en-US", accept_downloads=True
+            ignore_https_errors=ignore_https_errors, locale=locale, accept_downloads=True
         )
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()

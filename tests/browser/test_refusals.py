@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from babel.dates import format_date
 from playwright.sync_api import expect
 
 from proxy.core.cards import make_check_digit
@@ -50,7 +51,8 @@ def test_expired_card_shows_its_date(browsing: Browsing, stack: Stack) -> None:
     """An expired card with the right PIN is told the date it expired."""
     card = stack.card("expired card")
     message = refused(browsing, stack, f"{WWW}/", card, card.secret)
-    assert f"expired on {card.expires.isoformat()}" in message
+    written = format_date(card.expires, format="long", locale="en")  # #21: not ISO any more
+    assert f"expired on {written}" in message
 
 
 def test_vendor_not_licensed_to_the_library(browsing: Browsing, stack: Stack) -> None:

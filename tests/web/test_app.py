@@ -12,7 +12,7 @@ async def test_portal_home_page(stack: Stack) -> None:
     resp = await stack.client.get("/", headers={"Host": PORTAL})
     assert resp.status == 200
     html = await resp.text()
-    assert '<html lang="en">' in html and "Library databases" in html
+    assert '<html lang="en" dir="ltr">' in html and "Library databases" in html
 
 
 async def test_healthz_reports_rules(stack: Stack) -> None:
