@@ -48,6 +48,9 @@ def add_serve_parsers(commands: Any) -> None:
     demo.add_argument(
         "--data-dir", default="./demo-data", help="where the demo keeps its SQLite files"
     )
+    demo.add_argument(
+        "--admin-port", type=int, default=8081, help="admin console port on loopback (8081)"
+    )
     demo.add_argument("--tls", action="store_true", help="serve HTTPS with a generated dev CA")
     demo.add_argument(
         "--workers", type=positive_int, default=1, help="worker processes (more than 1: --redis)"
@@ -122,7 +125,11 @@ def demo_command(args: argparse.Namespace) -> int:
             if args.redis:
                 return scaled_demo(args, data_dir)
             return run_demo(
-                port=args.port, vendor_port=args.vendor_port, data_dir=data_dir, tls=args.tls
+                port=args.port,
+                vendor_port=args.vendor_port,
+                data_dir=data_dir,
+                tls=args.tls,
+                admin_port=args.admin_port,
             )
     except (DataDirLocked, ClamshellError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
@@ -134,5 +141,9 @@ def scaled_demo(args: argparse.Namespace, data_dir: Path) -> int:
     from proxy.demo.scaled import run_scaled_demo
 
     return run_scaled_demo(
-        port=args.port, vendor_port=args.vendor_port, data_dir=data_dir, workers=args.workers
+        port=args.port,
+        vendor_port=args.vendor_port,
+        data_dir=data_dir,
+        workers=args.workers,
+        admin_port=args.admin_port,
     )

@@ -28,9 +28,12 @@ from proxy.web.keys import REGISTRY
 DEMO_HOST = "proxy.localhost"
 
 
-def run_demo(*, port: int, vendor_port: int, data_dir: Path, tls: bool = False) -> int:
+def run_demo(
+    *, port: int, vendor_port: int, data_dir: Path, tls: bool = False, admin_port: int = 8081
+) -> int:
     """Run until Ctrl-C; returns the exit code."""
-    extra = demo_tls(data_dir / "certs", port) if tls else {}
+    extra: dict[str, object] = {"admin": {"listen": {"host": "127.0.0.1", "port": admin_port}}}
+    extra |= demo_tls(data_dir / "certs", port) if tls else {}
     asyncio.run(_run(port, vendor_port, data_dir, extra))
     return 0
 

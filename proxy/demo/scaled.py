@@ -45,7 +45,9 @@ class NoRedisServer(ClamshellError):
         super().__init__(f"{REDIS_SERVER} not found: apt-get install redis-server")
 
 
-def run_scaled_demo(*, port: int, vendor_port: int, data_dir: Path, workers: int) -> int:
+def run_scaled_demo(
+    *, port: int, vendor_port: int, data_dir: Path, workers: int, admin_port: int = 8081
+) -> int:
     """Run until Ctrl-C; returns the exit code."""
     if shutil.which(REDIS_SERVER) is None:
         raise NoRedisServer()
@@ -53,7 +55,9 @@ def run_scaled_demo(*, port: int, vendor_port: int, data_dir: Path, workers: int
     redis_port, redis = start_redis(data_dir / "redis")
     stop_vendor = start_vendor_thread(vendor_port)
     try:
-        raw = demo_config(port=port, vendor_port=vendor_port, data_dir=data_dir)
+        raw = demo_config(
+            port=port, vendor_port=vendor_port, data_dir=data_dir, admin_port=admin_port
+        )
         raw["state"] = {"backend": "redis", "url": f"redis://127.0.0.1:{redis_port}/0"}
         config = data_dir / "demo-proxy.yaml"
         config.write_text(yaml.safe_dump(plain(raw)), encoding="utf-8")

@@ -52,16 +52,23 @@ def sip2_library(ils_port: int) -> dict[str, Any]:
 
 
 def demo_config(
-    *, port: int, vendor_port: int, data_dir: Path, ils_port: int | None = None
+    *,
+    port: int,
+    vendor_port: int,
+    data_dir: Path,
+    ils_port: int | None = None,
+    admin_port: int = 8081,
 ) -> dict[str, Any]:
     """proxy.yaml data for the demo (the demo vendors answer on ``vendor_port``; with
-    ``ils_port``, a third library checks its cards against the demo ILS over SIP2)."""
+    ``ils_port``, a third library checks its cards against the demo ILS over SIP2; the admin
+    console listens on loopback ``admin_port``)."""
     vendor = f"http://127.0.0.1:{vendor_port}"
     libraries = [*DEMO_LIBRARIES, *([sip2_library(ils_port)] if ils_port else [])]
     return {
         "consortium_name": "Demo Library Consortium",
         "public_url": f"http://proxy.localhost:{port}",
         "listen": {"host": "127.0.0.1", "port": port},
+        "admin": {"listen": {"host": "127.0.0.1", "port": admin_port}},
         "data_dir": str(data_dir),
         "rules_dir": str(REPO_RULES),
         "log_format": "auto",

@@ -20,6 +20,7 @@ def test_demo_on_two_workers_and_redis(tmp_path: Path) -> None:
     port = free_port()
     vendor = str(free_port())
     extra = ["--data-dir", str(tmp_path), "--port", str(port), "--vendor-port", vendor]
+    extra += ["--admin-port", str(free_port())]  # not the default 8081: another demo may run
     demo = ServeProcess(
         tmp_path / "unused.yaml", "--redis", "--workers", "2", *extra, command="demo"
     )
