@@ -7,8 +7,9 @@ status *class* (``2xx``), a login outcome reason, an abuse limit name, a reload 
 label can carry a path, a query, a host a patron typed, a session, a card or an address
 (DESIGN P3; tests/test_metrics.py plants canaries). ``render(...)`` sets the scrape-time
 gauges and returns the exposition text and its content type.
-Workers > 1 (issue 15): set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory writable by
-every worker before the processes start (prometheus-client's multiprocess mode); ``render``
+Workers > 1 (issue 15): the supervisor (proxy/workers.py) gives the workers a fresh private
+``PROMETHEUS_MULTIPROC_DIR`` unless the operator set one (an empty directory writable by
+every worker before the processes start: prometheus-client's multiprocess mode); ``render``
 then aggregates every worker's files. Gauges are ``mostrecent`` there: they are read from the
 shared state (sessions, rules), so the newest value from any worker is the right one.
 Not here: who may scrape (web/admin/app.py), statistics kept in SQLite (stores/stats.py).

@@ -12,7 +12,11 @@ so the kernel spreads connections over them) and returns the exit code when they
 - SIGTERM or SIGINT is passed on to every worker, each drains (finishes its requests, closes
   its stores) and the supervisor waits for them all, killing none that stop within
   ``DRAIN_S``;
-- SIGHUP is passed on to every worker: each reloads its rules and certificate.
+- SIGHUP is passed on to every worker: each reloads its rules and certificate;
+- ``/metrics`` (served by worker 0's admin listener) must count every worker: unless the
+  operator set ``PROMETHEUS_MULTIPROC_DIR``, the supervisor makes a fresh private directory,
+  passes it to the workers (prometheus-client's multiprocess mode) and removes it at the end;
+  a dead worker's live gauges are marked dead there.
 Why separate processes (spawned, not forked): a fork copies a running event loop, threads and
 open SQLite connections; a fresh interpreter per worker shares nothing by accident.
 The supervisor holds the data_dir lock (workers run under it and do not take it again).
@@ -21,12 +25,16 @@ Not here: serving (server.py), what the workers share (stores/redis_*.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Final, Literal
 
 from proxy.core.settings import Settings
@@ -40,6 +48,7 @@ RESTART_PAUSE_S: Final = (0.5, 30.0)  # first and longest pause before restartin
 QUICK_DEATH_S: Final = 10.0  # a worker that dies younger than this doubles the pause
 INTERRUPTED: Final = 130  # the CLI's exit code after KeyboardInterrupt
 FORWARDED: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess mode
 
 
 class WorkersNeedRedis(ClamshellError):
@@ -67,8 +76,8 @@ def check_workers(count: int, settings: Settings) -> None:
 class Supervisor:
     """N worker processes, restarted when they die, signalled together."""
 
-    def __init__(self, argv: Sequence[str], count: int) -> None:
-        self.argv, self.count = list(argv), count
+    def __init__(self, argv: Sequence[str], count: int, env: dict[str, str] | None = None) -> None:
+        self.argv, self.count, self.env = list(argv), count, env
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.started: dict[int, float] = {}
         self.pause = RESTART_PAUSE_S[0]
@@ -77,7 +86,7 @@ class Supervisor:
     def spawn(self, index: int) -> None:
         """Start worker ``index``."""
         command = [sys.executable, *self.argv, "--worker", str(index)]
-        self.procs[index] = subprocess.Popen(command)
+        self.procs[index] = subprocess.Popen(command, env=self.env)
         self.started[index] = time.monotonic()
         log.info("worker_started", worker=index, pid=self.procs[index].pid)
 
@@ -97,6 +106,7 @@ class Supervisor:
                 continue
             lived = time.monotonic() - self.started[index]
             log.error("worker_died", worker=index, exit_code=code, lived_s=round(lived, 1))
+            mark_metrics_dead(proc.pid, self.env)
             self.pause = (
                 min(self.pause * 2, RESTART_PAUSE_S[1])
                 if lived < QUICK_DEATH_S
@@ -125,7 +135,33 @@ class Supervisor:
 
 def supervise(argv: Sequence[str], count: int) -> int:
     """Run ``count`` workers until SIGTERM/SIGINT; returns 0 when all stopped cleanly."""
-    supervisor = Supervisor(argv, count)
+    with metrics_dir() as env:
+        return _supervise(Supervisor(argv, count, env), count)
+
+
+@contextlib.contextmanager
+def metrics_dir() -> Iterator[dict[str, str]]:
+    """The workers' environment with ``PROMETHEUS_MULTIPROC_DIR``: the operator's, or a fresh
+    private directory removed afterwards (a stale one would add a past run's counts)."""
+    if os.environ.get(MULTIPROC_ENV):
+        yield dict(os.environ)
+        return
+    made = tempfile.mkdtemp(prefix="clamshell-metrics-")  # mode 0700
+    try:
+        yield {**os.environ, MULTIPROC_ENV: made}
+    finally:
+        shutil.rmtree(made, ignore_errors=True)
+
+
+def mark_metrics_dead(pid: int, env: dict[str, str] | None) -> None:
+    """Drop a dead worker's live gauges from the shared metrics files."""
+    if env and env.get(MULTIPROC_ENV) and Path(env[MULTIPROC_ENV]).is_dir():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, env[MULTIPROC_ENV])  # type: ignore[no-untyped-call]
+
+
+def _supervise(supervisor: Supervisor, count: int) -> int:
     previous = {sig: signal.signal(sig, supervisor.forward) for sig in FORWARDED}
     try:
         for index in range(count):

@@ -11,9 +11,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from proxy.core.settings import State
 from proxy.stores.redis_sessions import RedisSessionStore
 from proxy.stores.redis_state import RedisState
+from proxy.workers import MULTIPROC_ENV, metrics_dir
 from tests.scaling.procs import ServeProcess, write_config
 from tests.scaling.redisserver import RedisServer
 
@@ -128,3 +131,19 @@ def test_two_serve_nodes_on_their_own_data_dirs_share_sessions(
             assert node_b.stop() == 0
     finally:
         assert node_a.stop() == 0
+
+
+def test_workers_get_a_private_metrics_directory_removed_afterwards(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/metrics (worker 0) must add up every worker: the supervisor hands the workers a fresh
+    PROMETHEUS_MULTIPROC_DIR (mode 0700) and removes it at the end; an operator's own is kept."""
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    with metrics_dir() as env:
+        made = Path(env[MULTIPROC_ENV])
+        assert made.is_dir() and not any(made.iterdir())
+        assert made.stat().st_mode & 0o077 == 0
+    assert not made.exists()
+    monkeypatch.setenv(MULTIPROC_ENV, "/srv/metrics")
+    with metrics_dir() as env:
+        assert env[MULTIPROC_ENV] == "/srv/metrics"
