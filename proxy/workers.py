@@ -20,6 +20,9 @@ so the kernel spreads connections over them) and returns the exit code when they
 Why separate processes (spawned, not forked): a fork copies a running event loop, threads and
 open SQLite connections; a fresh interpreter per worker shares nothing by accident.
 The supervisor holds the data_dir lock (workers run under it and do not take it again).
+``die_with_supervisor(ppid)``, called by each worker first: a supervisor that is killed
+outright (SIGKILL, OOM) takes its workers with it (Linux ``PR_SET_PDEATHSIG``), so no orphan
+keeps serving — and holding ports — without the lock.
 Not here: serving (server.py), what the workers share (stores/redis_*.py).
 """
 
@@ -49,6 +52,22 @@ QUICK_DEATH_S: Final = 10.0  # a worker that dies younger than this doubles the 
 INTERRUPTED: Final = 130  # the CLI's exit code after KeyboardInterrupt
 FORWARDED: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess mode
+
+
+PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
+
+
+def die_with_supervisor(supervisor_pid: int) -> None:
+    """Ask the kernel to send this worker SIGTERM when its parent dies; if the parent is
+    already gone (it died before this call), stop now. The standard library has no prctl, and
+    this one call is all that is needed, so ctypes rather than a dependency."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != supervisor_pid:
+        raise SystemExit(0)
 
 
 class WorkersNeedRedis(ClamshellError):
@@ -86,6 +105,7 @@ class Supervisor:
     def spawn(self, index: int) -> None:
         """Start worker ``index``."""
         command = [sys.executable, *self.argv, "--worker", str(index)]
+        command += ["--supervisor-pid", str(os.getpid())]
         self.procs[index] = subprocess.Popen(command, env=self.env)
         self.started[index] = time.monotonic()
         log.info("worker_started", worker=index, pid=self.procs[index].pid)

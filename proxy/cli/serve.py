@@ -38,6 +38,7 @@ def add_serve_parsers(commands: Any) -> None:
         "more than 1 needs state.backend: redis",
     )
     serve.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # internal
+    serve.add_argument("--supervisor-pid", type=int, default=None, help=argparse.SUPPRESS)
     demo = commands.add_parser(
         "demo", help="run the proxy and the demo vendors on embedded defaults"
     )
@@ -72,11 +73,19 @@ def positive_int(text: str) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     """``serve``: run with the config file until interrupted (``--workers``: supervised)."""
-    from proxy.workers import WorkersNeedRedis, check_workers, supervise, worker_count
+    from proxy.workers import (
+        WorkersNeedRedis,
+        check_workers,
+        die_with_supervisor,
+        supervise,
+        worker_count,
+    )
 
     settings = configured(args)
     config = Path(args.config)
     if args.worker is not None:  # a supervisor's worker: the supervisor holds the lock
+        if args.supervisor_pid is not None:
+            die_with_supervisor(args.supervisor_pid)
         return serve_one(settings, config, worker=args.worker)
     count = worker_count(settings.workers, args.workers)
     try:

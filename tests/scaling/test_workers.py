@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import os
 import shutil
@@ -147,3 +148,30 @@ def test_workers_get_a_private_metrics_directory_removed_afterwards(
     monkeypatch.setenv(MULTIPROC_ENV, "/srv/metrics")
     with metrics_dir() as env:
         assert env[MULTIPROC_ENV] == "/srv/metrics"
+
+
+def test_workers_die_with_a_killed_supervisor(tmp_path: Path, redis_server: RedisServer) -> None:
+    """A supervisor killed outright (SIGKILL, the OOM killer) takes its workers with it: no
+    orphan keeps serving, and holding the port, without the data_dir lock."""
+    extra = f"state: {{backend: redis, url: '{redis_server.url}'}}\n"
+    config, port = write_config(tmp_path, tmp_path / "data", extra)
+    server = ServeProcess(config, "--workers", "2")
+    workers: set[int] = set()
+    try:
+        server.wait_healthy(port)
+        workers = children(server.proc.pid)
+        assert len(workers) == 2
+        server.proc.kill()
+        server.proc.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+            time.sleep(0.2)
+        alive = [w for w in workers if Path(f"/proc/{w}/stat").exists()]
+        zombies = [w for w in alive if ") Z " in Path(f"/proc/{w}/stat").read_text()]
+        assert alive == zombies, "workers outlived their supervisor"
+    finally:  # an orphan is no longer the supervisor's child: kill the ones seen at start
+        for w in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w, signal.SIGKILL)
+        if server.proc.poll() is None:
+            server.proc.kill()
