@@ -37,6 +37,7 @@ from proxy.purge import Stores, purge_all
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import is_public_suffix
 from proxy.secretfiles import read_or_create_secret
+from proxy.stores.abuse_counters import open_abuse_counters
 from proxy.stores.backends import RELOAD, open_login_throttle, open_session_store, open_state
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
@@ -196,7 +197,7 @@ def relay_stores(app: web.Application) -> RelayStores:
         app[JARS],
         app[PSEUDONYMS],
         app[EPOCHS],
-        app[ABUSE],
+        open_abuse_counters(app[STATE], app[ABUSE], app[SECRETS].pepper),
         app[SUSPENSIONS],
         app[USAGE],
         app[IN_FLIGHT],

@@ -24,6 +24,7 @@ from proxy.core.throttle import Throttle
 from proxy.core.usage import UsageCounters
 from proxy.ilsauth.backends import LiveBackends
 from proxy.rulebook import Rulebook
+from proxy.stores.abuse_counters import AbuseCounters
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
@@ -55,7 +56,7 @@ class RelayStores:
     jars: JarRegistry
     pseudonyms: SessionPseudonyms
     epochs: EpochKeyStore
-    abuse: AbuseMonitor
+    abuse: AbuseCounters  # #15: the process's AbuseMonitor, or shared in Redis
     suspensions: Suspensions
     usage: UsageCounters
     in_flight: InFlight
