@@ -38,6 +38,7 @@ from proxy.rulebook import Rulebook
 from proxy.rules_loader import is_public_suffix
 from proxy.secretfiles import read_or_create_secret
 from proxy.stores.abuse_counters import open_abuse_counters
+from proxy.stores.address_quotas import open_anonymous_quota
 from proxy.stores.backends import RELOAD, open_login_throttle, open_session_store, open_state
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
@@ -202,6 +203,7 @@ def relay_stores(app: web.Application) -> RelayStores:
         app[USAGE],
         app[IN_FLIGHT],
         app[STALLS],
+        anonymous=open_anonymous_quota(app[STATE], app[SECRETS].pepper),
         shared_jars=shared_jars(app),
     )
 

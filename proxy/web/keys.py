@@ -14,7 +14,6 @@ from datetime import datetime
 from aiohttp import web
 
 from proxy.core.abuse import AbuseMonitor
-from proxy.core.addressquota import AddressQuota
 from proxy.core.cookiejar import JarRegistry
 from proxy.core.hostmap import HostMap
 from proxy.core.inflight import InFlight
@@ -25,6 +24,7 @@ from proxy.core.usage import UsageCounters
 from proxy.ilsauth.backends import LiveBackends
 from proxy.rulebook import Rulebook
 from proxy.stores.abuse_counters import AbuseCounters
+from proxy.stores.address_quotas import AnonymousQuota, LocalAnonymousQuota
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
@@ -61,7 +61,7 @@ class RelayStores:
     usage: UsageCounters
     in_flight: InFlight
     stalls: StallWatcher
-    anonymous: AddressQuota = field(default_factory=AddressQuota)  # #17: per client address
+    anonymous: AnonymousQuota = field(default_factory=LocalAnonymousQuota)  # #17, #15: Redis
     shared_jars: RedisJars | None = None  # #15: redis mode only
 
 
