@@ -4,15 +4,19 @@ survives a restart of all nodes, and even the loss of Redis's data."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
+import io
 import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from proxy.cli.block import run_blocks, run_unblock
 from proxy.stores.blocks import Block, BlockList
 from proxy.stores.redis_state import StateUnavailable
-from proxy.web.keys import BLOCKS
+from proxy.web.keys import BLOCKS, SETTINGS
 from tests.scaling.conftest import Cluster
 from tests.scaling.redisserver import RedisServer
 from tests.scaling.test_redis_sessions import cluster_redis, eventually
@@ -117,3 +121,18 @@ async def test_expired_block_lets_in_and_is_dropped_everywhere(make_cluster: Any
     assert await login_status(cluster, 1) == 302
     assert await asyncio.to_thread(cluster.apps[1][BLOCKS].drop_expired, cluster.clock.now) == 1
     assert cluster_redis(cluster).hlen("clamshell:blk") == 0
+
+
+async def test_cli_lists_and_lifts_the_shared_list(make_cluster: Any) -> None:
+    """``patrons blocks`` and ``patrons unblock`` in redis mode see and lift the block a node
+    made (not only this data_dir's file); the card then logs in on every node."""
+    cluster = await make_cluster(own_dirs=True)
+    card_hash = await block_adult(cluster, 1)
+    settings = cluster.apps[0][SETTINGS]
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert await asyncio.to_thread(run_blocks, argparse.Namespace(), settings) == 0
+    assert card_hash[:12] in out.getvalue()
+    args = argparse.Namespace(case="ABUSE-15", hash=None)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert await asyncio.to_thread(run_unblock, args, settings) == 0
+    assert [await login_status(cluster, n) for n in (0, 1)] == [302, 302]
