@@ -3,7 +3,7 @@
 Contract: ``AbuseCounters`` is the async face of core/abuse.py's ``AbuseMonitor`` as the
 relay needs it (``admit``, ``network_seen``, ``add_download``; same arguments, same
 answers), plus ``byte_count`` (a synchronous per-response meter: one addition per body
-chunk, no I/O) and ``settle`` (the meter's bytes into the shared window once the response
+chunk, no I/O) and ``settle`` (the meter's bytes, for the shared window, once the response
 is over). ``LocalAbuseCounters`` simply awaits nothing around the process's ``AbuseMonitor``
 (the meter counts straight into it; ``settle`` does nothing).
 ``RedisAbuseCounters`` keeps each subject's one-minute buckets in a Redis hash
@@ -14,11 +14,13 @@ or nodes allow the limits once, not N times. A subject is already a keyed hash (
 ``patron_key``) or the SHA-256 session key; no card, address or network reaches Redis raw
 (DESIGN P3/P4). Every key's TTL is its window, so counts of cards no longer used vanish.
 Bytes: a response's meter starts from the window's bytes as this node last read them (at
-``admit``) and cuts the body once that plus its own bytes pass the limit; ``settle`` then
-adds them in Redis, where the next ``admit`` on any node sees them. Bytes of responses
-streaming at the same moment on other nodes are seen only once those settle.
+``admit``, plus what it relayed since) and cuts the body once that plus its own bytes pass
+the limit; ``settle`` keeps them in memory and the subject's next ``admit`` on this node adds
+them in the same script (one Redis round trip per request, not two). So another node sees a
+response's bytes once the card's next request reaches this node: with round-robin balancing
+a card can pass the megabyte limit by about one response per process, then is refused.
 Redis down: ``admit``/``network_seen``/``add_download`` raise ``StateUnavailable`` (the 503
-page: nothing is relayed uncounted); a failed ``settle`` is logged (the response is gone).
+page: nothing is relayed uncounted); unsent bytes are kept for the next try.
 Not here: the window arithmetic's reference and the verdicts (core/abuse.py), suspending
 (stores/suspensions.py, web/relay_guard.py).
 """
@@ -40,17 +42,19 @@ from proxy.core.abuse import (
     over,
 )
 from proxy.core.keyedhash import keyed_hash
-from proxy.stores.redis_state import RedisState, state_errors
+from proxy.stores.redis_state import RedisState, StateUnavailable, state_errors
 
 MAX_REMEMBERED: Final = 100_000  # subjects whose last-read byte total this node keeps
 NONE: Final = -1  # "no limit" in the script's arguments
 
 # KEYS[1]: a subject's window (fields '<r|b|d>:<minute>'). ARGV: minute, first minute of the
-# window, ttl (ms), the kind to add, the amount; for an admission also the requests, bytes
-# and downloads limits (-1: none): then nothing is added when one more request would cross.
-# Returns the requests, bytes and downloads within the window before the add, and 1 if added.
+# window, ttl (ms), the kind to add, the amount, then the minute and amount of bytes relayed
+# since this node last counted (0: none; added first); for an admission also the requests,
+# bytes and downloads limits (-1: none): then nothing is added when one more request would
+# cross. Returns the requests, bytes and downloads in the window before the add, 1 if added.
 COUNT_SCRIPT: Final = """
 local minute, first, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+if tonumber(ARGV[7]) > 0 then redis.call('HINCRBY', KEYS[1], 'b:' .. ARGV[6], ARGV[7]) end
 local totals = {r = 0, b = 0, d = 0}
 local flat = redis.call('HGETALL', KEYS[1])
 local old = {}
@@ -61,15 +65,13 @@ for i = 1, #flat, 2 do
 end
 if #old > 0 then redis.call('HDEL', KEYS[1], unpack(old)) end
 local add = true
-if ARGV[6] then
-  local lr, lb, ld = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+if ARGV[8] then
+  local lr, lb, ld = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
   add = not ((lr >= 0 and totals.r + 1 > lr) or (lb >= 0 and totals.b > lb)
     or (ld >= 0 and totals.d > ld))
 end
-if add then
-  redis.call('HINCRBY', KEYS[1], ARGV[4] .. ':' .. minute, ARGV[5])
-  redis.call('PEXPIRE', KEYS[1], ttl)
-end
+if add then redis.call('HINCRBY', KEYS[1], ARGV[4] .. ':' .. minute, ARGV[5]) end
+if add or tonumber(ARGV[7]) > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return {totals.r, totals.b, totals.d, add and 1 or 0}
 """
 # KEYS[1]: a card's networks. ARGV: the network's keyed hash, now (s), horizon (s), ttl (ms).
@@ -157,10 +159,10 @@ class LocalAbuseCounters:
 class RedisByteMeter:
     """A response's bytes on top of the window's bytes as last read; settled afterwards."""
 
-    __slots__ = ("base", "key", "limits", "minute", "size")
+    __slots__ = ("base", "limits", "minute", "size", "subject")
 
-    def __init__(self, key: str, base: int, limits: AbuseLimits, minute: int) -> None:
-        self.key, self.base, self.limits, self.minute = key, base, limits, minute
+    def __init__(self, subject: str, base: int, limits: AbuseLimits, minute: int) -> None:
+        self.subject, self.base, self.limits, self.minute = subject, base, limits, minute
         self.size = 0
 
     def add(self, size: int) -> LimitCrossed | None:
@@ -177,22 +179,23 @@ class RedisAbuseCounters:
         self._count = state.client.register_script(COUNT_SCRIPT)
         self._network = state.client.register_script(NETWORK_SCRIPT)
         self._bytes_read: OrderedDict[str, int] = OrderedDict()  # subject → bytes at admit
+        self._unsent: OrderedDict[str, tuple[int, int]] = OrderedDict()  # → (minute, bytes)
 
     async def _run(
         self, subject: str, limits: AbuseLimits, now: datetime, kind: str, amount: int, *gate: int
     ) -> tuple[int, int, int, bool]:
         minute = minute_of(now)
         ttl = (limits.interval + MINUTE) // timedelta(milliseconds=1)
-        args: list[int | str] = [
-            minute,
-            first_minute(minute, limits.interval),
-            ttl,
-            kind,
-            amount,
-            *gate,
-        ]
-        with state_errors("abuse_count"):
-            reply = await self._count(keys=[self.state.key("ab", subject)], args=args)
+        unsent = self._unsent.pop(subject, (minute, 0))
+        args: list[int | str] = [minute, first_minute(minute, limits.interval), ttl, kind, amount]
+        try:
+            with state_errors("abuse_count"):
+                reply = await self._count(
+                    keys=[self.state.key("ab", subject)], args=[*args, *unsent, *gate]
+                )
+        except StateUnavailable:
+            self._keep_unsent(subject, *unsent)
+            raise
         requests, size, downloads, added = (int(value) for value in reply)
         self._remember(subject, size)
         return requests, size, downloads, bool(added)
@@ -232,21 +235,25 @@ class RedisAbuseCounters:
         return None
 
     def byte_count(self, subject: str, limits: AbuseLimits, now: datetime) -> ByteMeter:
-        """A meter starting from the window's bytes as this node read them at ``admit``."""
-        key = self.state.key("ab", subject)
-        return RedisByteMeter(key, self._bytes_read.get(subject, 0), limits, minute_of(now))
+        """A meter starting from the window's bytes as this node read them at ``admit``, plus
+        the bytes this node relayed since and has not yet added."""
+        base = self._bytes_read.get(subject, 0) + self._unsent.get(subject, (0, 0))[1]
+        return RedisByteMeter(subject, base, limits, minute_of(now))
 
     async def settle(self, meter: ByteMeter) -> None:
-        """Add the response's bytes to the shared window (``StateUnavailable`` if down)."""
-        if not isinstance(meter, RedisByteMeter) or meter.size == 0:
+        """Keep the response's bytes for the subject's next count on this node (no Redis
+        round trip of its own: the relay's hot path pays one script per request)."""
+        if isinstance(meter, RedisByteMeter) and meter.size:
+            self._keep_unsent(meter.subject, meter.minute, meter.size)
+
+    def _keep_unsent(self, subject: str, minute: int, size: int) -> None:
+        """Add to the subject's unsent bytes (counted at the later minute: never too early)."""
+        if not size:
             return
-        ttl = (meter.limits.interval + MINUTE) // timedelta(milliseconds=1)
-        field = f"b:{meter.minute}"
-        with state_errors("abuse_bytes"):
-            async with self.state.client.pipeline(transaction=True) as pipe:
-                pipe.hincrby(meter.key, field, meter.size)
-                pipe.pexpire(meter.key, ttl)
-                await pipe.execute()
+        old_minute, old_size = self._unsent.pop(subject, (minute, 0))
+        self._unsent[subject] = (max(minute, old_minute), old_size + size)
+        while len(self._unsent) > MAX_REMEMBERED:
+            self._unsent.popitem(last=False)
 
     def _remember(self, subject: str, size: int) -> None:
         self._bytes_read[subject] = size
