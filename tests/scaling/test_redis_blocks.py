@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from proxy.cli.block import run_blocks, run_unblock
+from proxy.cli.patrons import run_patrons
 from proxy.stores.blocks import Block, BlockList
 from proxy.stores.redis_state import StateUnavailable
 from proxy.web.keys import BLOCKS, SETTINGS
 from tests.scaling.conftest import Cluster
 from tests.scaling.redisserver import RedisServer
 from tests.scaling.test_redis_sessions import cluster_redis, eventually
+from tests.web.conftest import demo_settings
 from tests.web.helpers import post_login
 
 
@@ -136,3 +138,14 @@ async def test_cli_lists_and_lifts_the_shared_list(make_cluster: Any) -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         assert await asyncio.to_thread(run_unblock, args, settings) == 0
     assert [await login_status(cluster, n) for n in (0, 1)] == [302, 302]
+
+
+def test_cli_without_redis_is_a_one_line_error(tmp_path: Path, capsys: Any) -> None:
+    """``patrons blocks`` in redis mode with Redis unreachable: one line naming Redis, exit 1."""
+    settings = demo_settings(
+        tmp_path, 9, state={"backend": "redis", "url": "redis://127.0.0.1:9/0"}
+    )
+    args = argparse.Namespace(patrons_command="blocks")
+    assert run_patrons(args, settings) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "Redis (state.url) did not answer: block_read", err
