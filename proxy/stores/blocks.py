@@ -154,12 +154,19 @@ class BlockList:
 
     def replace_all(self, entries: list[Block]) -> None:
         """Make the file hold exactly ``entries`` (a mirror of the shared list, redis_blocks.py)."""
-        with self._lock, self._conn:
-            self._conn.execute("DELETE FROM blocks")
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [_row(entry) for entry in entries],
-            )
+        with self._lock:  # one transaction: a reader never sees the file half replaced
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("DELETE FROM blocks")
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [_row(entry) for entry in entries],
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def forget(self, card_hashes: list[str]) -> None:
         """Delete the rows of these card hashes (lifted on the shared list)."""
