@@ -59,6 +59,7 @@ class SharedBlockList(BlockList):
 
     _redis: redis.Redis
     _prefix: str = ""
+    _closed: bool = False  # set by close(): a late bus refresh must not touch the file
 
     @classmethod
     def open_shared(cls, data_dir: Path, state: State) -> SharedBlockList:
@@ -78,8 +79,12 @@ class SharedBlockList(BlockList):
 
     def refresh(self) -> None:
         """Replace the file with the shared list (a failure is logged; retried next time)."""
+        if self._closed:
+            return
         try:
-            self.replace_all(self._fetch())
+            entries = self._fetch()
+            if not self._closed:
+                self.replace_all(entries)
         except StateUnavailable:
             log.error("blocks_mirror_failed")
 
@@ -151,6 +156,7 @@ class SharedBlockList(BlockList):
 
     def close(self) -> None:
         """Close the file and the Redis client."""
+        self._closed = True
         super().close()
         self._redis.close()
 
