@@ -36,9 +36,9 @@ from proxy.abuse_report import (
 )
 from proxy.core.settings import Settings
 from proxy.rules_loader import load_rules
-from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
+from proxy.stores.redis_blocks import open_block_list
 from proxy.stores.sessions import DB_FILE, SqliteSessionStore
 from proxy.web.admin.auth import admin_token
 
@@ -148,7 +148,7 @@ async def offline(
     index = load_rules(settings.rules_dir, [lib.code for lib in settings.libraries]).index
     registry, epochs, blocks = PatronRegistry.open(data), EpochKeyStore.open(data), None
     try:
-        blocks = BlockList.open(data)
+        blocks = open_block_list(data, settings.state)
         result = block_by_pseudonym(
             registry=registry,
             epochs=epochs,
@@ -180,7 +180,7 @@ async def offline(
 
 def run_blocks(_args: argparse.Namespace, settings: Settings) -> int:
     """``patrons blocks``: the blocks in force, newest first (expired ones are deleted)."""
-    blocks = BlockList.open(Path(settings.data_dir))
+    blocks = open_block_list(Path(settings.data_dir), settings.state)
     try:
         blocks.drop_expired(datetime.now(UTC))
         listed = blocks.list_all()
@@ -199,7 +199,7 @@ def run_blocks(_args: argparse.Namespace, settings: Settings) -> int:
 
 def run_unblock(args: argparse.Namespace, settings: Settings) -> int:
     """``patrons unblock --case C | --hash PREFIX``: exit 0 when a block was lifted."""
-    blocks = BlockList.open(Path(settings.data_dir))
+    blocks = open_block_list(Path(settings.data_dir), settings.state)
     try:
         lifted = blocks.lift_case(args.case) if args.case else blocks.lift_prefix(args.hash)
     finally:
@@ -215,7 +215,7 @@ def with_block(
     settings: Settings, barcode: str, lines: list[str], ok: bool
 ) -> tuple[list[str], bool]:
     """``patrons check``'s answer, corrected for the block list: a listed card cannot log in."""
-    blocks = BlockList.open(Path(settings.data_dir))
+    blocks = open_block_list(Path(settings.data_dir), settings.state)
     try:
         card, now = blocks.card_hash(barcode), datetime.now(UTC)
         found = [b for b in blocks.list_all() if b.card_hash == card and b.active(now)]

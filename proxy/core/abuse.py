@@ -84,18 +84,31 @@ class _Window:
 MINUTE: Final = timedelta(minutes=1)
 
 
-def _minute(now: datetime) -> int:
+def minute_of(now: datetime) -> int:
+    """The minute (since the epoch) a window bucket of ``now`` is counted in."""
     return int(now.timestamp()) // 60
 
 
-def _first_minute(minute: int, interval: timedelta) -> int:
+def first_minute(minute: int, interval: timedelta) -> int:
+    """The oldest minute still inside a window of ``interval`` ending at ``minute``."""
     return minute - interval // MINUTE + 1
 
 
-def _over(name: LimitName, value: int, threshold: int | None) -> LimitCrossed | None:
+def over(name: LimitName, value: int, threshold: int | None) -> LimitCrossed | None:
+    """The limit crossed when ``value`` passes ``threshold`` (None: no limit)."""
     if threshold is not None and value > threshold:
         return LimitCrossed(name, value, threshold)
     return None
+
+
+def admission(totals: Totals, limits: AbuseLimits) -> LimitCrossed | None:
+    """The limit one more request would cross given the window's ``totals``, or None."""
+    requests, size, downloads = totals
+    return (
+        over("requests", requests + 1, limits.requests)
+        or over("bytes", size, limits.bytes)
+        or over("downloads", downloads, limits.downloads)
+    )
 
 
 @dataclass(slots=True)
@@ -134,31 +147,26 @@ class AbuseMonitor:
             window = self._sessions[subject] = _Window()
             self._bound(self._sessions)
         if window.rolled_at != minute:
-            window.roll(_first_minute(minute, limits.interval))
+            window.roll(first_minute(minute, limits.interval))
             window.rolled_at = minute
         return window
 
     def admit(self, subject: str, limits: AbuseLimits, now: datetime) -> LimitCrossed | None:
         """Count one request about to be sent; or, when it would cross a limit (or one is
         already crossed), count nothing and return the limit: the request is refused."""
-        minute = _minute(now)
+        minute = minute_of(now)
         window = self._window(subject, minute, limits)
-        requests, size, downloads = window.totals
-        crossed = (
-            _over("requests", requests + 1, limits.requests)
-            or _over("bytes", size, limits.bytes)
-            or _over("downloads", downloads, limits.downloads)
-        )
+        crossed = admission((window.totals[0], window.totals[1], window.totals[2]), limits)
         if crossed is None:
             window.add(minute, REQUESTS, 1)
         return crossed
 
     def add_download(self, subject: str, limits: AbuseLimits, now: datetime) -> LimitCrossed | None:
         """Count one document download (known from its response head); crossed past the limit."""
-        minute = _minute(now)
+        minute = minute_of(now)
         window = self._window(subject, minute, limits)
         window.add(minute, DOWNLOADS, 1)
-        return _over("downloads", window.totals[DOWNLOADS], limits.downloads)
+        return over("downloads", window.totals[DOWNLOADS], limits.downloads)
 
     def add_bytes(
         self, subject: str, size: int, limits: AbuseLimits, now: datetime
@@ -168,23 +176,23 @@ class AbuseMonitor:
 
     def byte_count(self, subject: str, limits: AbuseLimits, now: datetime) -> ByteCount:
         """A counter for one response's body: ``add`` per chunk costs two list additions."""
-        minute = _minute(now)
+        minute = minute_of(now)
         return ByteCount(self._window(subject, minute, limits), minute, limits.bytes)
 
     def record(
         self, subject: str, limits: AbuseLimits, *, size: int, download: bool, now: datetime
     ) -> LimitCrossed | None:
         """Count one whole response after the fact; the first limit crossed, if any."""
-        minute = _minute(now)
+        minute = minute_of(now)
         window = self._window(subject, minute, limits)
         window.add(minute, REQUESTS, 1)
         window.add(minute, BYTES, size)
         window.add(minute, DOWNLOADS, int(download))
         requests, size_total, downloads = window.totals
         return (
-            _over("requests", requests, limits.requests)
-            or _over("bytes", size_total, limits.bytes)
-            or _over("downloads", downloads, limits.downloads)
+            over("requests", requests, limits.requests)
+            or over("bytes", size_total, limits.bytes)
+            or over("downloads", downloads, limits.downloads)
         )
 
     def totals(self, subject: str, limits: AbuseLimits, now: datetime) -> Totals:
@@ -192,7 +200,7 @@ class AbuseMonitor:
         window = self._sessions.get(subject)
         if window is None:
             return (0, 0, 0)
-        window.roll(_first_minute(_minute(now), limits.interval))
+        window.roll(first_minute(minute_of(now), limits.interval))
         requests, size, downloads = window.totals
         return requests, size, downloads
 
@@ -201,7 +209,7 @@ class AbuseMonitor:
 
         Counters outlive sessions (they are keyed by card); this sweep bounds their memory.
         """
-        since = _first_minute(_minute(now), interval)
+        since = first_minute(minute_of(now), interval)
         gone = [key for key, window in self._sessions.items() if window.newest() < since]
         for key in gone:
             del self._sessions[key]

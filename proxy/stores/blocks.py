@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Self
 
 from proxy.core.cards import normalize_barcode
 from proxy.core.keyedhash import KeyedHasher
@@ -81,7 +81,7 @@ class BlockList:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, data_dir: Path) -> BlockList:
+    def open(cls, data_dir: Path) -> Self:
         """Open (creating if needed) ``data_dir/blocks.sqlite3`` with the registry's pepper."""
         data_dir = Path(data_dir)
         ensure_private_dir(data_dir)
@@ -104,16 +104,7 @@ class BlockList:
         """Block a card (a second block of the same card replaces the first)."""
         with self._lock:
             self._conn.execute(
-                "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.card_hash,
-                    entry.library,
-                    entry.case,
-                    entry.reason,
-                    entry.by,
-                    entry.created.isoformat(),
-                    entry.expires.isoformat() if entry.expires else None,
-                ),
+                "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)", _row(entry)
             )
 
     def is_blocked(self, card_hash: str, now: datetime) -> bool:
@@ -149,9 +140,7 @@ class BlockList:
         Raises:
             BlockListError: the prefix is too short, not hex, or matches several blocks.
         """
-        prefix = prefix.lower()
-        if len(prefix) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
-            raise BlockListError(f"a hash prefix has at least {MIN_PREFIX} hex digits")
+        prefix = check_prefix(prefix)
         with self._lock:
             found = self._conn.execute(
                 "SELECT card_hash FROM blocks WHERE substr(card_hash, 1, ?) = ?",
@@ -163,6 +152,29 @@ class BlockList:
                 "DELETE FROM blocks WHERE card_hash = ?", (found[0][0] if found else "",)
             ).rowcount
 
+    def replace_all(self, entries: list[Block]) -> None:
+        """Make the file hold exactly ``entries`` (a mirror of the shared list, redis_blocks.py)."""
+        with self._lock:  # one transaction: a reader never sees the file half replaced
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("DELETE FROM blocks")
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [_row(entry) for entry in entries],
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def forget(self, card_hashes: list[str]) -> None:
+        """Delete the rows of these card hashes (lifted on the shared list)."""
+        with self._lock:
+            self._conn.executemany(
+                "DELETE FROM blocks WHERE card_hash = ?", [(h,) for h in card_hashes]
+            )
+
     def check(self) -> None:
         """Raise ``sqlite3.Error`` when the file can no longer be read."""
         with self._lock:
@@ -172,6 +184,24 @@ class BlockList:
         """Close the file."""
         with self._lock:
             self._conn.close()
+
+
+def check_prefix(prefix: str) -> str:
+    """A hash prefix as ``lift_prefix`` takes it, lowercased.
+
+    Raises:
+        BlockListError: too short, or not hex.
+    """
+    prefix = prefix.lower()
+    if len(prefix) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
+        raise BlockListError(f"a hash prefix has at least {MIN_PREFIX} hex digits")
+    return prefix
+
+
+def _row(entry: Block) -> tuple[str | None, ...]:
+    expires = entry.expires.isoformat() if entry.expires else None
+    created = entry.created.isoformat()
+    return (entry.card_hash, entry.library, entry.case, entry.reason, entry.by, created, expires)
 
 
 def _block(row: tuple[str, ...]) -> Block:

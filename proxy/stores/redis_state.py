@@ -56,7 +56,7 @@ def state_errors(what: str) -> Iterator[None]:
         yield
     except OUTAGE_ERRORS as exc:
         log.error("state_unavailable", what=what, error=type(exc).__name__)
-        raise StateUnavailable() from None
+        raise StateUnavailable(f"Redis (state.url) did not answer: {what}") from None
 
 
 def read_password(path: str | None) -> str | None:

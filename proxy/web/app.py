@@ -38,10 +38,12 @@ from proxy.purge import Stores, purge_all
 from proxy.rulebook import Rulebook
 from proxy.rules_loader import is_public_suffix
 from proxy.secretfiles import read_or_create_secret
+from proxy.stores.abuse_counters import open_abuse_counters
+from proxy.stores.address_quotas import open_anonymous_quota
 from proxy.stores.backends import RELOAD, open_login_throttle, open_session_store, open_state
-from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
+from proxy.stores.redis_blocks import SharedBlockList, open_block_list
 from proxy.stores.redis_epochkeys import SharedEpochKeys
 from proxy.stores.redis_jars import RedisJars
 from proxy.stores.redis_state import RedisState, StateUnavailable
@@ -161,7 +163,7 @@ async def open_resources(app: web.Application, settings: Settings, overrides: Ov
         csrf_key=read_or_create_secret(data / "csrf.key"),
     )
     app[REGISTRY] = await asyncio.to_thread(PatronRegistry.open, data)
-    app[BLOCKS] = await asyncio.to_thread(BlockList.open, data)
+    app[BLOCKS] = await asyncio.to_thread(open_block_list, data, settings.state)  # #15
     app[LIVE_AUTH] = await asyncio.to_thread(
         LiveBackends.open, settings.libraries, clock=app[CLOCK]
     )
@@ -207,12 +209,13 @@ def relay_stores(app: web.Application) -> RelayStores:
         app[JARS],
         app[PSEUDONYMS],
         app[EPOCHS],
-        app[ABUSE],
+        open_abuse_counters(app[STATE], app[ABUSE], app[SECRETS].pepper),
         app[SUSPENSIONS],
         app[USAGE],
         app[IN_FLIGHT],
         app[STALLS],
         app[DISCLOSURES],
+        anonymous=open_anonymous_quota(app[STATE], app[SECRETS].pepper),
         shared_jars=shared_jars(app),
     )
 
@@ -259,6 +262,8 @@ async def start_maintenance(app: web.Application) -> None:
     if state is not None:  # #15: a reload asked on another node reloads this one too
         state.on(RELOAD, lambda _: tasks.spawn(app[RULEBOOK].reload_async(), name="bus_reload"))
         await share_suspensions(state, app[SUSPENSIONS], tasks, app[CLOCK]())
+        if isinstance(blocks := app[BLOCKS], SharedBlockList):  # #15: blocks of other nodes
+            blocks.follow(state, tasks)
         keep = timedelta(days=app[SETTINGS].retention.epoch_key_days)
         shared = SharedEpochKeys(state, app[EPOCHS], tasks, keep)
         tasks.spawn(state.run_bus(), name="state_bus")

@@ -14,7 +14,6 @@ from datetime import datetime
 from aiohttp import web
 
 from proxy.core.abuse import AbuseMonitor
-from proxy.core.addressquota import AddressQuota
 from proxy.core.cookiejar import JarRegistry
 from proxy.core.disclosure import Disclosures
 from proxy.core.hostmap import HostMap
@@ -25,6 +24,8 @@ from proxy.core.throttle import Throttle
 from proxy.core.usage import UsageCounters
 from proxy.ilsauth.backends import LiveBackends
 from proxy.rulebook import Rulebook
+from proxy.stores.abuse_counters import AbuseCounters
+from proxy.stores.address_quotas import AnonymousQuota, LocalAnonymousQuota
 from proxy.stores.blocks import BlockList
 from proxy.stores.epochkeys import EpochKeyStore
 from proxy.stores.patrons import PatronRegistry
@@ -57,13 +58,13 @@ class RelayStores:
     jars: JarRegistry
     pseudonyms: SessionPseudonyms
     epochs: EpochKeyStore
-    abuse: AbuseMonitor
+    abuse: AbuseCounters  # #15: the process's AbuseMonitor, or shared in Redis
     suspensions: Suspensions
     usage: UsageCounters
     in_flight: InFlight
     stalls: StallWatcher
     disclosures: Disclosures  # #21: what each vendor got, per session (transparency page)
-    anonymous: AddressQuota = field(default_factory=AddressQuota)  # #17: per client address
+    anonymous: AnonymousQuota = field(default_factory=LocalAnonymousQuota)  # #17, #15: Redis
     shared_jars: RedisJars | None = None  # #15: redis mode only
 
 

@@ -43,6 +43,7 @@ from proxy.web.relay_guard import (
     count_third_parties,
     is_suspended,
     over_limits,
+    settle,
     suspend,
 )
 from proxy.web.relay_request import send_upstream
@@ -131,13 +132,14 @@ async def forward(ex: Exchange) -> web.StreamResponse:
         content_type = upstream.headers.get("Content-Type", "")
         download = is_download_answer(ex.request.method, upstream.status, content_type)
         if download:
-            crossed = stores.abuse.add_download(keys.subject, limits, now)
+            crossed = await stores.abuse.add_download(keys.subject, limits, now)
         if crossed is None:
             sent = await respond_watched(ex, upstream, meter)
     except LimitReached:  # over the bytes limit before anything was sent
         pass
     finally:
         upstream.release()  # an unread body closes the vendor connection rather than reuse it
+        await settle(stores.abuse, meter)
     if sent is not None:
         account(stores.usage, keys, sent.size, download, now)
         count_response(keys.vendor, upstream.status, sent.size)
@@ -159,7 +161,7 @@ async def refuse_if_over(ex: Exchange) -> None:
     limits, now = ex.plan.limits, ex.now
     network = client_network(ex.request) if limits.card_networks is not None else None
     assert ex.session is not None  # anonymous plans go through relay_anonymous
-    crossed = over_limits(ex.stores.abuse, ex.session, network, limits, now)
+    crossed = await over_limits(ex.stores.abuse, ex.session, network, limits, now)
     if crossed is None:
         return
     await suspend(ex.stores.suspensions, ex.plan.accounting, crossed, limits, now)

@@ -2,17 +2,16 @@
 
 Contract: ``relay_anonymous(request, stores, snapshot, plan, now)`` relays an anonymous
 ``ForwardPlan`` (core/decision.py decided it): within the per-address in-flight cap and the
-per-address ``AddressQuota`` (429 beyond it), with the plan's policy headers only — no
-session, no vendor cookies, no pseudonym, nothing patron-derived (relay_request.py adds none
-for an anonymous plan; relay_response.py keeps no Set-Cookie from its answer) — and counted
-in statistics under the library key ``(anonymous)``. The answer is rewritten as any other
+per-address quota (stores/address_quotas.py; 429 beyond it), with the plan's policy headers
+only — no session, no vendor cookies, no pseudonym, nothing patron-derived (relay_request.py
+adds none for an anonymous plan; relay_response.py keeps no Set-Cookie from its answer) — and
+counted in statistics under the library key ``(anonymous)``. The answer is rewritten as any other
 (Access-Control-Allow-Origin mapped by core/headers.py).
 Not here: which requests qualify (core/decision.py), the quota's arithmetic (core/addressquota.py).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from datetime import datetime
 from typing import Final
@@ -47,7 +46,7 @@ async def relay_anonymous(
 ) -> web.StreamResponse:
     """Relay one anonymous request within the per-address quota and in-flight cap."""
     address = client_address_of(request, stores.settings.trusted_proxies)
-    if not stores.anonymous.admit(address, time.monotonic()):
+    if not await stores.anonymous.admit(address, now.timestamp()):
         log.warning("anonymous_refused", vendor=plan.rule.id, reason="quota")
         raise Refused(replace(OVER_QUOTA, vendor=plan.rule.id))
     caps = stores.settings.relay

@@ -28,7 +28,7 @@ from types import MappingProxyType
 
 from aiohttp import web
 
-from proxy.core.abuse import AbuseLimits, AbuseMonitor, LimitCrossed, action_for
+from proxy.core.abuse import AbuseLimits, LimitCrossed, action_for
 from proxy.core.clientaddr import IPNetwork, client_address
 from proxy.core.decision import Accounting, Deny
 from proxy.core.rules import VendorRule
@@ -36,6 +36,8 @@ from proxy.core.usage import UsageCounters
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 from proxy.metrics import count_abuse_trip
+from proxy.stores.abuse_counters import AbuseCounters
+from proxy.stores.redis_state import StateUnavailable
 from proxy.stores.sessions import Session
 from proxy.stores.suspensions import Suspensions
 
@@ -75,19 +77,19 @@ class LimitReached(ClamshellError):
 class BodyMeter:
     """Counts one response's body bytes against a subject's bytes limit."""
 
-    __slots__ = ("_count", "bytes", "crossed")
+    __slots__ = ("bytes", "count", "crossed")
 
     def __init__(
-        self, monitor: AbuseMonitor, subject: str, limits: AbuseLimits, now: datetime
+        self, counters: AbuseCounters, subject: str, limits: AbuseLimits, now: datetime
     ) -> None:
-        self._count = monitor.byte_count(subject, limits, now)
+        self.count = counters.byte_count(subject, limits, now)
         self.bytes = 0
         self.crossed: LimitCrossed | None = None
 
     def add(self, size: int) -> None:
         """Count ``size`` bytes; ``LimitReached`` when they cross the limit (not sent then)."""
         self.bytes += size
-        crossed = self._count.add(size)
+        crossed = self.count.add(size)
         if crossed is not None:
             self.crossed = crossed
             raise LimitReached(crossed.limit)
@@ -185,8 +187,8 @@ def is_suspended(book: Suspensions, session: Session, now: datetime) -> bool:
     return session.patron_key is not None and book.is_suspended(session.key, now)
 
 
-def over_limits(
-    abuse: AbuseMonitor,
+async def over_limits(
+    abuse: AbuseCounters,
     session: Session,
     network: str | None,
     limits: AbuseLimits,
@@ -194,10 +196,19 @@ def over_limits(
 ) -> LimitCrossed | None:
     """R10: count the request, or say which limit it would cross, before anything is sent;
     ``network`` (the card-sharing check) is None when the check does not apply."""
-    crossed = abuse.admit(session.patron_key or session.key, limits, now)
+    crossed = await abuse.admit(session.patron_key or session.key, limits, now)
     if crossed is None and network is not None and session.patron_key is not None:
-        crossed = abuse.network_seen(session.patron_key, network, limits, now)
+        crossed = await abuse.network_seen(session.patron_key, network, limits, now)
     return crossed
+
+
+async def settle(abuse: AbuseCounters, meter: BodyMeter) -> None:
+    """The response is over: its bytes into the shared window (redis mode; a failure is
+    logged, as the response has already gone)."""
+    try:
+        await abuse.settle(meter.count)
+    except StateUnavailable:
+        log.error("abuse_bytes_unsaved")
 
 
 async def suspend(

@@ -10,16 +10,20 @@ from typing import Any
 import redis
 from structlog.testing import capture_logs
 
+from proxy.core.keyedhash import keyed_hash
 from proxy.server import reload_now
+from proxy.stores.blocks import Block
 from proxy.stores.sessions import token_key
-from proxy.web.keys import JARS, RULEBOOK, SETTINGS
+from proxy.web.keys import BLOCKS, JARS, RULEBOOK, SECRETS, SETTINGS
 from tests.scaling.conftest import Cluster
 from tests.scaling.redisserver import RedisServer
 from tests.web.conftest import PUBLIC, REPO
 from tests.web.helpers import HOST, post_login, session_of
+from tests.web.test_anonymous import API, PREFLIGHT
 
 WWW = "www-acmejournals-test.proxy.localhost:8080"
 AUTH = "auth-acmejournals-test.proxy.localhost:8080"
+CANARY_ADDRESS = "203.0.113.219"  # planted as the patron's address (RFC 5737 TEST-NET-3)
 BUS_WAIT_S = 15.0  # generous: the machine is shared and loaded
 
 
@@ -139,17 +143,31 @@ async def test_reload_on_a_reloads_b(make_cluster: Any, tmp_path: Path) -> None:
 
 
 async def test_redis_holds_no_canary(make_cluster: Any, redis_server: RedisServer) -> None:
-    """After logins, browsing and a logout, no key or value in Redis holds a card number, PIN,
-    name, client address, vendor host or URL path (SCAN + a read of every key)."""
-    cluster = await make_cluster()
+    """After logins, browsing from a planted client address (abuse counters, card networks),
+    an anonymous preflight (address quota), a block and a logout, no key or value in Redis
+    holds a card number, PIN, name, client address or network, vendor host or URL path
+    (SCAN + a read of every key)."""
+    trusted = {"trusted_proxies": ["127.0.0.0/8"], "limits": {"card_networks": 5}}
+    cluster = await make_cluster(**trusted)
     auth = await signed_in(cluster, 0)
-    await cluster.nodes[1].get("/article/1?q=canary-search", headers={"Host": WWW, **auth})
+    planted = {"X-Forwarded-For": CANARY_ADDRESS}
+    page = {"Host": WWW, **auth, **planted}
+    await cluster.nodes[1].get("/article/1?q=canary-search", headers=page)
+    await cluster.nodes[0].options("/v1/search", headers={"Host": API, **PREFLIGHT, **planted})
     other = await signed_in(cluster, 1)
     await cluster.nodes[0].post("/logout", headers={**HOST, **other, "Origin": PUBLIC})
+    card = cluster.card("adult card")
+    blocks = cluster.apps[1][BLOCKS]
+    entry = Block(blocks.card_hash(card.barcode), "MAIN", "C-9", "r", "s", cluster.clock.now)
+    await asyncio.to_thread(blocks.add, entry)
     dumped = repr(redis_server.dump()).lower()
     assert dumped.count("clamshell:s:") >= 1  # the scan sees the live session
-    card = cluster.card("adult card")
+    for kind in ("ab", "an", "aq", "blk"):  # and the abuse, quota and block keys
+        assert f"clamshell:{kind}:" in dumped or f"clamshell:{kind}'" in dumped, kind
+    pepper = cluster.apps[0][SECRETS].pepper  # the planted address is what was counted
+    assert keyed_hash(pepper, "anonymous-address", CANARY_ADDRESS)[:32] in dumped
     canaries = [card.barcode, card.secret, "127.0.0.1", "acmejournals", "article", "canary"]
+    canaries += [CANARY_ADDRESS, CANARY_ADDRESS.rsplit(".", 1)[0] + "."]
     canaries += [auth["Cookie"].split("=", 1)[1].lower()]
     for canary in canaries:
         assert canary.lower() not in dumped, canary

@@ -5,6 +5,7 @@ goes to the login page."""
 from __future__ import annotations
 
 from proxy.core.decision import ANONYMOUS
+from proxy.stores.address_quotas import LocalAnonymousQuota
 from proxy.web.keys import RELAY, USAGE
 from proxy.web.session_cookie import SESSION_COOKIE
 from tests.web.conftest import PORTAL, Stack
@@ -87,7 +88,9 @@ async def test_anonymous_requests_are_counted_as_anonymous(stack: Stack) -> None
 
 async def test_anonymous_requests_are_limited_per_client_address(stack: Stack) -> None:
     """Beyond the per-address quota an anonymous request gets 429, and is not relayed."""
-    stack.app[RELAY].anonymous.per_window = 2
+    quota = stack.app[RELAY].anonymous
+    assert isinstance(quota, LocalAnonymousQuota)  # local mode: one process's windows
+    quota.quota.per_window = 2
     statuses = [
         (await stack.client.get("/fonts/a.woff2", headers={"Host": CDN})).status for _ in range(3)
     ]
