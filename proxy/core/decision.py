@@ -248,14 +248,7 @@ def forward_plan(
 ) -> ForwardPlan:
     """The upstream request: target, policy-built headers, pseudonym, body policy, keys."""
     rule, names = compiled.rule, compiled.request_params
-    headers = outgoing_headers(
-        view.headers,
-        policy=compiled.policy,
-        mapper=snapshot.mapper,
-        host=origin.authority,
-        cookie=None,
-        pseudonym=None,
-    )
+    headers = policy_headers(view, snapshot, compiled, origin)
     subject = session.patron_key or session.key
     return ForwardPlan(
         rule,
@@ -266,6 +259,20 @@ def forward_plan(
         pseudonym_for(rule, session, now),
         names,
         Accounting(rule.id, session.library, session.key, subject),
+    )
+
+
+def policy_headers(
+    view: RequestView, snapshot: RuleSnapshot, compiled: CompiledRule, origin: Origin
+) -> list[Header]:
+    """The browser's headers through the rule's policy; the shell adds Cookie and pseudonym."""
+    return outgoing_headers(
+        view.headers,
+        policy=compiled.policy,
+        mapper=snapshot.mapper,
+        host=origin.authority,
+        cookie=None,
+        pseudonym=None,
     )
 
 
@@ -292,14 +299,7 @@ def anonymous_plan(
     """The upstream request with nothing patron-derived: policy headers only (no Cookie, no
     pseudonym), accounted as ``ANONYMOUS``."""
     rule, names = compiled.rule, compiled.request_params
-    headers = outgoing_headers(
-        view.headers,
-        policy=compiled.policy,
-        mapper=snapshot.mapper,
-        host=origin.authority,
-        cookie=None,
-        pseudonym=None,
-    )
+    headers = policy_headers(view, snapshot, compiled, origin)
     return ForwardPlan(
         rule,
         compiled,
