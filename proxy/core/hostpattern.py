@@ -56,6 +56,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+from proxy.core import accelerated
 from proxy.core.hostmap import ALIAS_PREFIX, HostMap, HostMapError, hostname_problem
 from proxy.core.ruleset import RuleIndex
 
@@ -129,6 +130,8 @@ class Target(NamedTuple):
 # for every rewritten reference.
 Reference = tuple[int, int, bytes, str]
 _UNKNOWN: Final = Target("", 0, b"", b"", b"", b"", b"")  # cache-miss marker
+# ((top-level domain, ((label length, (labels…)), …)), …): tld_scan's look-behinds as data.
+ScanTable = tuple[tuple[bytes, tuple[tuple[int, tuple[bytes, ...]], ...]], ...]
 
 
 @dataclass(slots=True)
@@ -141,6 +144,7 @@ class HostMatcher:
     tld_scan: re.Pattern[bytes]  # for bytes in any case
     tld_scan_lower: re.Pattern[bytes]  # the same for lower-cased bytes (~30% faster)
     longest_tld: int
+    scan_table: ScanTable  # tld_scan as a table, for the compiled loop
     cache: dict[bytes, Target | None]
 
     @classmethod
@@ -150,7 +154,7 @@ class HostMatcher:
         scheme = public_scheme.encode("ascii")
         longest = max((len(n.rsplit(".", 1)[-1]) for n in names), default=0)
         scans = tld_scan(names, ignore_case=True), tld_scan(names, ignore_case=False)
-        return cls(index, hostmap, scheme, *scans, longest, {})
+        return cls(index, hostmap, scheme, *scans, longest, scan_table(names), {})
 
     def tld_hits(
         self, data: bytes, start: int, low: bytes | None = None
@@ -167,6 +171,19 @@ class HostMatcher:
         """The references starting in ``[start, limit)``, in order, never overlapping.
 
         ``low`` is ``data`` lower-cased (same positions); computed here when not given.
+        Runs the compiled loop when it was built (core/accelerated.py), else
+        ``_references``; both give the same answer (tests/core/test_rewrite.py).
+        """
+        if low is None:
+            low = data.lower()
+        compiled = accelerated.compiled
+        if compiled is not None:
+            return compiled.references(self, data, low, start, limit, LOOKBACK, _UNKNOWN)
+        return self._references(data, start, limit, low)
+
+    def _references(self, data: bytes, start: int, limit: int, low: bytes) -> list[Reference]:
+        """``references`` in Python: the reference for proxy/core/_referencescan.pyx, which
+        is this loop compiled (keep both in step), and the fallback without a C compiler.
 
         The hot loop of the rewriter, shaped by the profile (issue 19): on link-dense pages
         nearly every candidate is a plain ``https://host`` or ``//host``, and the general
@@ -180,8 +197,6 @@ class HostMatcher:
         (escaped slashes, percent-encoding, ports, bare hosts, other schemes) takes the
         general path. Kept flat on purpose: a method call per candidate is measurable here.
         """
-        if low is None:
-            low = data.lower()
         found: list[Reference] = []
         pos = start
         cache = self.cache
@@ -323,6 +338,19 @@ def covered_names(index: RuleIndex) -> set[str]:
     """Every exact host and domain that some rule covers."""
     names = {origin.host for rule in index.rules for origin in rule.origins}
     return names | {domain for rule in index.rules for domain in rule.domains}
+
+
+def scan_table(names: set[str]) -> ScanTable:
+    """``tld_scan`` as a table: each top-level domain with the last labels before it of the
+    covered names ending in it, grouped by ascending length (the look-behinds)."""
+    by_tld: dict[bytes, dict[int, set[bytes]]] = {}
+    for name in names:
+        label, tld = name.encode("ascii").split(b".")[-2:]
+        by_tld.setdefault(tld, {}).setdefault(len(label), set()).add(label)
+    return tuple(
+        (tld, tuple((width, tuple(sorted(groups[width]))) for width in sorted(groups)))
+        for tld, groups in sorted(by_tld.items())
+    )
 
 
 def tld_scan(names: set[str], *, ignore_case: bool) -> re.Pattern[bytes]:

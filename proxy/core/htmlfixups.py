@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from proxy.core import accelerated
 from proxy.core.hostpattern import Reference
 
 MAX_TAG: Final = 2048  # bytes; covers real script/link tags and long CSP policies
@@ -125,7 +126,11 @@ def tag_fixes(
 
     ``low`` is ``data`` lower-cased. A buffer without any trigger word has nothing to fix.
     """
-    if not any(word in low for word in TRIGGERS):
+    compiled = accelerated.compiled
+    if compiled is not None:
+        if not compiled.contains_any(low, TRIGGERS):
+            return []
+    elif not any(word in low for word in TRIGGERS):
         return []
     fixes: list[Reference] = []
     for match in TAG.finditer(low, start):

@@ -62,8 +62,10 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Final, Literal
 
+from proxy.core import accelerated
 from proxy.core.headers import map_csp
 from proxy.core.hostmap import HostMap
 from proxy.core.hostpattern import LOOKAHEAD, LOOKBACK, MAX_HOST, HostMatcher, Reference
@@ -189,6 +191,22 @@ class HostRewriter:
             content_type=content_type, find_replace=find_replace, url_path=url_path
         )
         return whole.feed(body) + whole.flush()
+
+
+def splice_python(data: bytes, start: int, edits: list[Reference], resume: int) -> bytes:
+    """``data[start:resume]`` with every edit ``(first, end, replacement, host)`` applied
+    (in order, not overlapping). The compiled ``_referencescan.splice`` does the same in one
+    allocation; this is its reference and the fallback without a C compiler. Kept slices and
+    replacements are interleaved by slice assignment, not a loop of appends: ~650 edits per
+    100 KB on link-dense pages, where a Python statement per edit shows in the profile."""
+    if not edits:
+        return data[start:resume]
+    firsts, ends, replacements, _ = zip(*edits, strict=True)
+    out = [b""] * (2 * len(edits))
+    out[0::2] = map(data.__getitem__, map(slice, (start, *ends), firsts))
+    out[1::2] = replacements
+    out.append(data[ends[-1] : resume])
+    return b"".join(out)
 
 
 def _applies(pair: FindReplace, kind: str, url_path: str) -> bool:
@@ -352,25 +370,19 @@ class HostStage(Stage):
         if self.tags is not None:
             edits = self._with_tag_fixes(edits, data, low, start, limit)
         if not edits:
-            out, pos, stop = [], start, start
+            pos = stop = start
         else:
-            # Interleave kept slices and replacements with comprehensions and slice
-            # assignment rather than a loop of appends: ~600 edits per 100 KB on
-            # link-dense pages, where a Python loop body per edit showed in the profile.
-            firsts, ends, replacements, hosts = zip(*edits, strict=True)
-            out = [b""] * (2 * len(edits))
-            out[0::2] = [data[a:b] for a, b in zip((start, *ends), firsts, strict=False)]
-            out[1::2] = replacements
-            self._rewritten_raw.extend(filter(None, hosts))  # a tag fixup ("") counted its own
-            pos = ends[-1]
-            stop = limit if hosts[-1] else pos
+            self._rewritten_raw += filter(None, map(itemgetter(3), edits))  # a tag fixup ("")
+            pos = edits[-1][1]  # counted its own
+            stop = limit if edits[-1][3] else pos
         resume = max(limit, pos)
-        out.append(data[pos:resume])
         if self.count_third_party:
             self._collect_third_party(data, start, limit, stop)
         if len(self._seen_raw) + len(self._rewritten_raw) > FOLD_AFTER:
             self._fold()
-        return b"".join(out), resume
+        compiled = accelerated.compiled
+        splice = splice_python if compiled is None else compiled.splice
+        return splice(data, start, edits, resume), resume
 
     def _with_tag_fixes(
         self, edits: list[Reference], data: bytes, low: bytes, start: int, limit: int
@@ -401,6 +413,10 @@ class HostStage(Stage):
         resume. Matches cannot cross a tag's end, so the whole fixed tag can be read.
         """
         seen = self._seen_raw
+        compiled = accelerated.compiled
+        if compiled is not None:  # the same two scans, compiled
+            compiled.third_party_hosts(data, start, limit, stop, limit - MAX_HOST - 3, seen)
+            return
         seen += _THIRD_PARTY_ENDED.findall(data, start, limit)  # those that end before limit
         for match in _THIRD_PARTY.finditer(data, max(start, limit - MAX_HOST - 3)):
             if match.start() >= max(limit, stop):

@@ -32,6 +32,13 @@ J = "www-jstor-org.proxy.localhost:8080"
 HTML = "text/html; charset=utf-8"
 
 
+@pytest.fixture(autouse=True)
+def both_implementations(implementation: str) -> str:
+    """Every test here runs with the compiled helpers and with the Python code
+    (tests/core/conftest.py ``implementation``)."""
+    return implementation
+
+
 @pytest.fixture
 def rewriter(index: RuleIndex, hostmap: HostMap) -> HostRewriter:
     """The rewriter for the core fixtures' rules under http://proxy.localhost:8080."""
@@ -538,14 +545,14 @@ def test_a_50_mb_body_is_rewritten_in_bounded_memory(rewriter: HostRewriter) -> 
 
 
 def general_references(
-    rw: HostRewriter, data: bytes, limit: int | None = None
+    rw: HostRewriter, data: bytes, limit: int | None = None, start: int = 0
 ) -> list[tuple[int, int, bytes, str]]:
     """The references as the general decision alone (``HostMatcher.reference``) finds them:
     the loop ``HostMatcher.references`` had before its plain-reference fast path."""
     limit = len(data) if limit is None else limit
     found: list[tuple[int, int, bytes, str]] = []
-    pos = 0
-    for hit in rw.matcher.tld_hits(data, 0):
+    pos = start
+    for hit in rw.matcher.tld_hits(data, start):
         ref = rw.matcher.reference(data, *hit.span())
         if ref is None:
             if hit.start() >= limit + LOOKBACK:
@@ -583,13 +590,15 @@ PLAIN_EDGES = [
 @given(
     parts=st.lists(st.sampled_from(FRAGMENTS + PLAIN_EDGES) | st.binary(max_size=12)),
     cut=st.integers(min_value=0, max_value=2000),
+    begin=st.integers(min_value=0, max_value=400),
 )
 def test_the_fast_path_finds_what_the_general_decision_finds(
-    rewriter: HostRewriter, parts: list[bytes], cut: int
+    rewriter: HostRewriter, parts: list[bytes], cut: int, begin: int
 ) -> None:
-    """Every reference the hot loop reports, up to any limit, is the one
+    """Every reference the hot loop reports, from any start up to any limit, is the one
     ``HostMatcher.reference`` decides."""
     data = b"".join(parts)
     limit = min(cut, len(data))
-    got = rewriter.matcher.references(data, 0, limit)
-    assert got == general_references(rewriter, data, limit)
+    start = min(begin, limit)
+    got = rewriter.matcher.references(data, start, limit)
+    assert got == general_references(rewriter, data, limit, start)

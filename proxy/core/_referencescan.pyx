@@ -1,0 +1,307 @@
+# cython: language_level=3, boundscheck=True, wraparound=False, initializedcheck=True
+"""The rewriter's hot loop, compiled: ``HostMatcher.references`` with C byte tests (issue 19).
+
+Contract: ``references(matcher, data, low, start, limit, lookback, unknown)`` returns exactly
+what the Python loop ``HostMatcher._references`` returns for the same arguments
+(tests/core/test_rewrite.py runs both against the general decision on random and real
+bodies, at any start and limit). ``splice(data, start, edits, resume)`` is
+``rewrite.splice_python``: ``data[start:resume]`` with the edits applied, built in one
+allocation instead of a list of slices and a join.
+It is that loop, statement for statement, with typed locals: on link-dense pages the
+interpreter's work per candidate (~1.5 µs) was most of the rewriting cost, and compiled it
+is a few C comparisons. Memory safety: every byte is read through a bounds-checked
+memoryview (``boundscheck=True``), so a mistake raises ``IndexError`` rather than reading
+outside the buffer. Built by setup.py when a C compiler is present; without it the package
+runs the Python loop (``proxy.core.hostpattern.ACCELERATED`` says which).
+Not here: the candidate scan (``re``, in C already), the general decision for every other
+spelling (``HostMatcher.reference``), lookups and caching (``HostMatcher.lookup``).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.string cimport memchr, memcmp, memcpy
+
+cdef enum:
+    PLAIN_WINDOW = 64  # a host of up to 62 bytes before the dot (hostpattern._PLAIN_WINDOW)
+
+
+cdef inline bint _host_byte(unsigned char c):
+    """A lower-cased host label byte or a dot: [a-z0-9.-]."""
+    return (97 <= c <= 122) or (48 <= c <= 57) or c == 45 or c == 46
+
+
+cdef inline bint _label_byte(unsigned char c):
+    """A lower-cased host label byte: [a-z0-9-]."""
+    return (97 <= c <= 122) or (48 <= c <= 57) or c == 45
+
+
+cdef Py_ssize_t _candidate(
+    const unsigned char[:] low, Py_ssize_t i, tuple table, Py_ssize_t* end
+):
+    """The next dot at or after ``i`` that ``hostpattern.tld_scan`` matches, -1 if none;
+    ``end[0]`` is then where its top-level domain ends. The pattern's test, in C: the run
+    of label bytes after the dot is a top-level domain of ``table``
+    (``HostMatcher.scan_table``), not followed by "_" or by a dot and a label byte, and the
+    bytes before the dot end with one of the labels listed for it (the look-behinds)."""
+    cdef Py_ssize_t size = low.shape[0], j, dot, n, width
+    cdef const unsigned char* found
+    cdef bytes tld, label
+    cdef tuple entry, group
+    while i < size:
+        found = <const unsigned char*>memchr(&low[i], 46, size - i)  # "."
+        if found == NULL:
+            return -1
+        dot = i + (found - &low[i])
+        i = dot + 1
+        j = i
+        while j < size and _label_byte(low[j]):
+            j += 1
+        n = j - i
+        if n == 0 or (j < size and (low[j] == 95 or (low[j] == 46 and j + 1 < size and _label_byte(low[j + 1])))):
+            continue  # no label, or "_" or ".label" after it: not the end of a host
+        for entry in table:
+            tld = <bytes>entry[0]
+            if len(tld) != n or memcmp(&low[i], PyBytes_AS_STRING(tld), n) != 0:
+                continue
+            for group in <tuple>entry[1]:
+                width = group[0]
+                if width > dot:
+                    break  # widths ascend
+                for label in <tuple>group[1]:
+                    if memcmp(&low[dot - width], PyBytes_AS_STRING(label), width) == 0:
+                        end[0] = j
+                        return dot
+            break
+    return -1
+
+
+cdef inline bint _scheme_byte(unsigned char c):
+    """A lower-cased scheme byte (RFC 3986 §3.1): [a-z0-9+.-]."""
+    return (97 <= c <= 122) or (48 <= c <= 57) or c == 43 or c == 45 or c == 46
+
+
+cdef inline bint _labels(const unsigned char[:] low, Py_ssize_t first, Py_ssize_t stop):
+    """``low[first:stop]`` is host labels: ``[a-z0-9-]+(?:\\.[a-z0-9-]+)*``."""
+    cdef Py_ssize_t i
+    if first >= stop or low[first] == 46 or low[stop - 1] == 46:
+        return False
+    for i in range(first + 1, stop):
+        if low[i] == 46 and low[i - 1] == 46:
+            return False
+    return True
+
+
+cdef inline bint _at(const unsigned char[:] low, Py_ssize_t i, bytes word):
+    """``low`` holds ``word`` at ``i`` (``i`` ≥ 0)."""
+    cdef Py_ssize_t n = len(word), j
+    if i < 0 or i + n > low.shape[0]:
+        return False
+    for j in range(n):
+        if low[i + j] != word[j]:
+            return False
+    return True
+
+
+cdef Py_ssize_t _plain_start(const unsigned char[:] low, Py_ssize_t dot, Py_ssize_t end):
+    """Where the "//" of a plain reference ending at ``end`` starts, or -1 when the
+    candidate is not plain: the host's labels right after "//" (at most 62 bytes before the
+    dot), no escaped slash or colon before it, no port, percent-encoding or userinfo after."""
+    cdef Py_ssize_t size = low.shape[0], q = dot, p
+    cdef unsigned char before
+    if end >= size:
+        return -1
+    while q > 0 and dot - q < PLAIN_WINDOW - 2 and _host_byte(low[q - 1]):
+        q -= 1
+    p = q - 2
+    if p < 0 or low[p] != 47 or low[p + 1] != 47:  # "//"
+        return -1
+    if not _labels(low, q, dot):
+        return -1
+    before = low[p - 1] if p > 0 else 0
+    if before == 92 or before == 59 or before == 97:  # "\" ";" "a": more slash or colon spelling
+        return -1
+    if low[end] == 58 or low[end] == 37 or low[end] == 64:  # ":" "%" "@"
+        return -1
+    return p
+
+
+cdef Py_ssize_t _scheme_start(const unsigned char[:] low, Py_ssize_t p):
+    """Where "https:" or "http:" before the "//" at ``p`` starts, -1 when another scheme
+    (or a longer word ending in one, "xhttps:") is there; ``p`` when there is no colon."""
+    cdef Py_ssize_t first
+    if p == 0 or low[p - 1] != 58:  # ":"
+        return p
+    if _at(low, p - 6, b"https:"):
+        first = p - 6
+    elif _at(low, p - 5, b"http:"):
+        first = p - 5
+    else:
+        return -1
+    if first > 0 and _scheme_byte(low[first - 1]):
+        return -1
+    return first
+
+
+def references(
+    matcher, bytes data, bytes low, Py_ssize_t start, Py_ssize_t limit, Py_ssize_t lookback,
+    unknown,
+):
+    """``HostMatcher._references`` compiled: the references starting in ``[start, limit)``,
+    in order, never overlapping. ``unknown`` is the cache-miss marker, ``lookback`` is
+    ``hostpattern.LOOKBACK``."""
+    cdef const unsigned char[:] view = low
+    cdef Py_ssize_t dot, end = start, p, first, stop, pos = start, give_up = limit + lookback
+    cdef tuple table = matcher.scan_table
+    cdef dict cache = matcher.cache
+    cdef list found = []
+    cdef tuple fields
+    reference = matcher.reference
+    lookup = matcher.lookup
+    while True:
+        dot = _candidate(view, end, table, &end)
+        if dot < 0:
+            break
+        p = _plain_start(view, dot, end)
+        first = _scheme_start(view, p) if p >= 0 else -1
+        if first < 0:  # not a plain reference: the general decision
+            ref = reference(data, dot, end)
+            if ref is None:
+                if dot >= give_up:
+                    break
+                continue
+            first, stop = ref[0], ref[1]
+        else:
+            raw = data[p + 2 : end]
+            target = cache.get(raw, unknown)
+            if target is unknown:
+                target = lookup(raw)
+            if target is None:
+                if dot >= give_up:
+                    break
+                continue
+            fields = <tuple>target  # Target: (host, port, plain, percent, percent2, url, slashed)
+            ref = None
+            stop = end
+        if first >= limit:
+            break
+        if first >= pos:
+            if ref is None:
+                ref = (first, end, fields[5] if first < p else fields[6], fields[0])
+            found.append(ref)
+            pos = stop
+    return found
+
+def splice(bytes data, Py_ssize_t start, list edits, Py_ssize_t resume):
+    """``data[start:resume]`` with every edit ``(first, end, replacement, host)`` applied;
+    edits in order, not overlapping, within ``[start, resume]`` (else ``ValueError``)."""
+    cdef Py_ssize_t size = 0, pos = start, first, end, n
+    cdef bytes replacement
+    cdef tuple edit
+    if not 0 <= start <= resume <= len(data):
+        raise ValueError("splice: bad range")
+    for edit in edits:
+        first = edit[0]
+        end = edit[1]
+        replacement = edit[2]
+        if not pos <= first <= end <= resume:
+            raise ValueError("splice: edits out of order")
+        size += (first - pos) + len(replacement)
+        pos = end
+    size += resume - pos
+    out = PyBytes_FromStringAndSize(NULL, size)
+    cdef char* write = PyBytes_AS_STRING(out)
+    cdef const char* read = PyBytes_AS_STRING(data)
+    pos = start
+    for edit in edits:
+        first = edit[0]
+        end = edit[1]
+        replacement = edit[2]
+        memcpy(write, read + pos, first - pos)
+        write += first - pos
+        n = len(replacement)
+        memcpy(write, PyBytes_AS_STRING(replacement), n)
+        write += n
+        pos = end
+    memcpy(write, read + pos, resume - pos)
+    return out
+
+
+cdef inline bint _host_byte_any_case(unsigned char c):
+    """[a-zA-Z0-9-], the label bytes of ``rewrite._THIRD_PARTY``."""
+    return (97 <= c <= 122) or (65 <= c <= 90) or (48 <= c <= 57) or c == 45
+
+
+cdef inline bint _opens_url(unsigned char c):
+    """A byte after which "//host" is URL-shaped: one of : " ' = ( ,"""
+    return c == 58 or c == 34 or c == 39 or c == 61 or c == 40 or c == 44
+
+
+def third_party_hosts(
+    bytes data, Py_ssize_t start, Py_ssize_t limit, Py_ssize_t stop, Py_ssize_t near,
+    list seen,
+):
+    """``rewrite.HostStage._collect_third_party`` compiled: appends to ``seen`` the hosts of
+    the URL-shaped ``//host`` references (``rewrite._THIRD_PARTY``) that its two scans count:
+    those ending before ``limit`` and followed by a byte that cannot continue a host, and
+    those starting from ``near`` (= ``limit - MAX_HOST - 3``) that start at or reach
+    ``limit``, up to ``max(limit, stop)``."""
+    cdef const unsigned char[:] view = data
+    cdef Py_ssize_t size = view.shape[0], k = start, e, dots, last = max(limit, stop)
+    cdef const unsigned char* found
+    while k + 1 < size:
+        found = <const unsigned char*>memchr(&view[k], 47, size - k)  # "/"
+        if found == NULL:
+            return
+        k += found - &view[k]
+        if k >= last:
+            return
+        if k + 1 >= size or view[k + 1] != 47 or k == 0 or not _opens_url(view[k - 1]):
+            k += 1
+            continue
+        e = k + 2  # the host: a label, then one or more "." + label (possessive)
+        while e < size and _host_byte_any_case(view[e]):
+            e += 1
+        dots = 0
+        if e > k + 2:
+            while e + 1 < size and view[e] == 46 and _host_byte_any_case(view[e + 1]):
+                e += 2
+                while e < size and _host_byte_any_case(view[e]):
+                    e += 1
+                dots += 1
+        if dots == 0:
+            k += 1
+            continue
+        if e < limit:
+            if not (_host_byte_any_case(view[e]) or view[e] == 46):
+                seen.append(data[k + 2 : e])
+        elif k >= near:
+            seen.append(data[k + 2 : e])
+        k = e
+
+
+cdef extern from "<string.h>" nogil:
+    void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen)
+
+
+def contains_any(bytes text, tuple words):
+    """True when ``text`` contains one of ``words`` (glibc's ``memmem``: several times
+    faster than ``bytes.__contains__`` on long texts without a match, the common case of
+    ``htmlfixups.TRIGGERS``)."""
+    cdef bytes word
+    for word in words:
+        if memmem(PyBytes_AS_STRING(text), len(text), PyBytes_AS_STRING(word), len(word)) != NULL:
+            return True
+    return False
+
+
+def candidates(matcher, bytes low, Py_ssize_t start):
+    """The spans of the candidates ``references`` examines: exactly those of
+    ``matcher.tld_scan_lower.finditer(low, start)`` (a test compares them)."""
+    cdef const unsigned char[:] view = low
+    cdef tuple table = matcher.scan_table
+    cdef Py_ssize_t dot, end = start
+    cdef list spans = []
+    while True:
+        dot = _candidate(view, end, table, &end)
+        if dot < 0:
+            return spans
+        spans.append((dot, end))
