@@ -23,6 +23,14 @@ from libc.string cimport memchr, memcmp, memcpy
 cdef enum:
     PLAIN_WINDOW = 64  # a host of up to 62 bytes before the dot (hostpattern._PLAIN_WINDOW)
 
+# The forms ``references`` answers itself; GENERAL goes to ``HostMatcher.reference``.
+cdef enum:
+    GENERAL = 0
+    PLAIN = 1  # "https://host", "http://host", "//host" (_plain_start, _scheme_start)
+    ESCAPED = 2  # "\/\/host", JSON with escaped slashes
+    ESCAPED_SCHEME = 3  # "https:\/\/host", "http:\/\/host"
+    BARE = 4  # "'host'", '"host/…', "`host?…": a bare host right after a plain quote
+
 
 cdef inline bint _host_byte(unsigned char c):
     """A lower-cased host label byte or a dot: [a-z0-9.-]."""
@@ -141,6 +149,46 @@ cdef Py_ssize_t _scheme_start(const unsigned char[:] low, Py_ssize_t p):
     return first
 
 
+cdef int _other_form(
+    const unsigned char[:] low, Py_ssize_t dot, Py_ssize_t end, Py_ssize_t* host_start,
+    Py_ssize_t* first,
+):
+    """The escaped and bare forms, exactly as ``HostMatcher.reference`` reads them, in the
+    cases where its reversed pattern can read them only one way; GENERAL otherwise. Sets
+    ``host_start`` and ``first`` (where the reference starts) for the others."""
+    cdef Py_ssize_t size = low.shape[0], q = dot, p, s
+    cdef unsigned char before, after
+    if end >= size:
+        return GENERAL
+    after = low[end]
+    if after == 58 or after == 37 or after == 64:  # ":" "%" "@": ports and userinfo
+        return GENERAL
+    while q > 0 and dot - q < PLAIN_WINDOW - 2 and _host_byte(low[q - 1]):
+        q -= 1
+    if q == 0 or not _labels(low, q, dot):
+        return GENERAL
+    host_start[0] = q
+    if q >= 4 and low[q - 4] == 92 and low[q - 3] == 47 and low[q - 2] == 92 and low[q - 1] == 47:
+        p = q - 4  # "\/\/": two escaped slashes right before the labels
+        before = low[p - 1] if p > 0 else 0
+        if before == 58:  # ":": "https:" or "http:" (another scheme is never rewritten)
+            s = _scheme_start(low, p)
+            if s < 0:
+                return GENERAL
+            first[0] = s
+            return ESCAPED_SCHEME
+        if before == 97 or before == 59 or before == 92 or before == 47:
+            return GENERAL  # "a" ";" "\" "/": may end another spelling of a colon or slash
+        first[0] = p
+        return ESCAPED
+    before = low[q - 1]
+    if before == 34 or before == 39 or before == 96:  # " ' `
+        if after in b"\"'`/\\?#":  # hostpattern._BARE_END without its entities
+            first[0] = q
+            return BARE
+    return GENERAL
+
+
 def references(
     matcher, bytes data, bytes low, Py_ssize_t start, Py_ssize_t limit, Py_ssize_t lookback,
     unknown,
@@ -149,7 +197,10 @@ def references(
     in order, never overlapping. ``unknown`` is the cache-miss marker, ``lookback`` is
     ``hostpattern.LOOKBACK``."""
     cdef const unsigned char[:] view = low
-    cdef Py_ssize_t dot, end = start, p, first, stop, pos = start, give_up = limit + lookback
+    cdef Py_ssize_t dot, end = start, p, first, stop, host_start, pos = start
+    cdef Py_ssize_t give_up = limit + lookback
+    cdef int form
+    cdef bytes scheme = matcher.scheme
     cdef tuple table = matcher.scan_table
     cdef dict cache = matcher.cache
     cdef list found = []
@@ -162,7 +213,11 @@ def references(
             break
         p = _plain_start(view, dot, end)
         first = _scheme_start(view, p) if p >= 0 else -1
-        if first < 0:  # not a plain reference: the general decision
+        if first >= 0:
+            form, host_start = PLAIN, p + 2
+        else:
+            form = _other_form(view, dot, end, &host_start, &first)
+        if form == GENERAL:  # any other spelling: the general decision
             ref = reference(data, dot, end)
             if ref is None:
                 if dot >= give_up:
@@ -170,7 +225,7 @@ def references(
                 continue
             first, stop = ref[0], ref[1]
         else:
-            raw = data[p + 2 : end]
+            raw = data[host_start:end]
             target = cache.get(raw, unknown)
             if target is unknown:
                 target = lookup(raw)
@@ -185,7 +240,15 @@ def references(
             break
         if first >= pos:
             if ref is None:
-                ref = (first, end, fields[5] if first < p else fields[6], fields[0])
+                if form == PLAIN:
+                    replacement = fields[5] if first < p else fields[6]
+                elif form == ESCAPED:  # "\/\/host": the slashes kept as they are
+                    replacement = data[first:host_start] + fields[2]
+                elif form == ESCAPED_SCHEME:  # "https:\/\/host": the scheme becomes ours
+                    replacement = scheme + data[host_start - 5 : host_start] + fields[2]
+                else:  # BARE
+                    replacement = fields[2]
+                ref = (first, end, replacement, fields[0])
             found.append(ref)
             pos = stop
     return found

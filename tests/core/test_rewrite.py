@@ -581,6 +581,18 @@ PLAIN_EDGES = [
     b"///www.jstor.org/",
     b"https://" + b"a" * 60 + b".jstor.org/",  # near the fast path's window
     b"https://" + b"a." * 40 + b"jstor.org/",
+    b"\\/\\/www.jstor.org\\/",  # JSON-escaped slashes, and around them
+    b"https:\\/\\/www.jstor.org",
+    b"x:\\/\\/www.jstor.org/",
+    b"xhttp:\\/\\/jstor.org/",
+    b"%3a\\/\\/www.jstor.org/",
+    b"/\\/\\/www.jstor.org/",
+    b'"www.jstor.org"',  # bare hosts in quotes, and near misses
+    b"'jstor.org/",
+    b"`www.jstor.org?",
+    b"&quot;www.jstor.org&quot;",
+    b'"www.jstor.org ',
+    b'"www.jstor.org:443"',
 ]
 
 
