@@ -39,9 +39,16 @@ class Compiled(Protocol):
         """``rewrite.splice_python``."""
 
     def third_party_hosts(
-        self, data: bytes, start: int, limit: int, stop: int, near: int, seen: list[bytes]
+        self,
+        data: bytes,
+        start: int,
+        limit: int,
+        stop: int,
+        near: int,
+        seen: list[bytes],
+        edits: list[Reference],
     ) -> None:
-        """``rewrite.HostStage._collect_third_party``'s two scans."""
+        """``rewrite.HostStage._collect_third_party``'s two scans (less covered hosts)."""
 
     def contains_any(self, text: bytes, words: tuple[bytes, ...]) -> bool:
         """``any(word in text for word in words)``."""

@@ -377,7 +377,7 @@ class HostStage(Stage):
             stop = limit if edits[-1][3] else pos
         resume = max(limit, pos)
         if self.count_third_party:
-            self._collect_third_party(data, start, limit, stop)
+            self._collect_third_party(data, start, limit, stop, edits)
         if len(self._seen_raw) + len(self._rewritten_raw) > FOLD_AFTER:
             self._fold()
         compiled = accelerated.compiled
@@ -404,7 +404,9 @@ class HostStage(Stage):
         out.append(fragment[pos:])
         return b"".join(out)
 
-    def _collect_third_party(self, data: bytes, start: int, limit: int, stop: int) -> None:
+    def _collect_third_party(
+        self, data: bytes, start: int, limit: int, stop: int, edits: list[Reference]
+    ) -> None:
         """Note the ``//host`` references starting in ``[start, limit)``, and up to ``stop``
         when a fixed tag runs past ``limit``.
 
@@ -415,7 +417,8 @@ class HostStage(Stage):
         seen = self._seen_raw
         compiled = accelerated.compiled
         if compiled is not None:  # the same two scans, compiled
-            compiled.third_party_hosts(data, start, limit, stop, limit - MAX_HOST - 3, seen)
+            near = limit - MAX_HOST - 3  # (it also skips the hosts ``edits`` rewrite)
+            compiled.third_party_hosts(data, start, limit, stop, near, seen, edits)
             return
         seen += _THIRD_PARTY_ENDED.findall(data, start, limit)  # those that end before limit
         for match in _THIRD_PARTY.finditer(data, max(start, limit - MAX_HOST - 3)):
