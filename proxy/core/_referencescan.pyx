@@ -67,14 +67,14 @@ cdef Py_ssize_t _candidate(
         if n == 0 or (j < size and (low[j] == 95 or (low[j] == 46 and j + 1 < size and _label_byte(low[j + 1])))):
             continue  # no label, or "_" or ".label" after it: not the end of a host
         for entry in table:
-            tld = <bytes>entry[0]
+            tld = <bytes?>entry[0]
             if len(tld) != n or memcmp(&low[i], PyBytes_AS_STRING(tld), n) != 0:
                 continue
-            for group in <tuple>entry[1]:
+            for group in <tuple?>entry[1]:
                 width = group[0]
                 if width > dot:
                     break  # widths ascend
-                for label in <tuple>group[1]:
+                for label in <tuple?>group[1]:
                     if memcmp(&low[dot - width], PyBytes_AS_STRING(label), width) == 0:
                         end[0] = j
                         return dot
@@ -233,7 +233,9 @@ def references(
                 if dot >= give_up:
                     break
                 continue
-            fields = <tuple>target  # Target: (host, port, plain, percent, percent2, url, slashed)
+            if not isinstance(target, tuple):  # a Target (a NamedTuple: a tuple subclass)
+                raise TypeError("HostMatcher.cache holds a non-Target")
+            fields = <tuple>target  # (host, port, plain, percent, percent2, url, slashed)
             ref = None
             stop = end
         if first >= limit:
@@ -274,16 +276,21 @@ def splice(bytes data, Py_ssize_t start, list edits, Py_ssize_t resume):
     cdef char* write = PyBytes_AS_STRING(out)
     cdef const char* read = PyBytes_AS_STRING(data)
     pos = start
-    for edit in edits:
+    for edit in edits:  # the same edits again (tuples: nothing can have changed them)
         first = edit[0]
         end = edit[1]
         replacement = edit[2]
+        n = len(replacement)
+        if not pos <= first <= end <= resume or (first - pos) + n > size:
+            raise ValueError("splice: edits changed")
+        size -= (first - pos) + n
         memcpy(write, read + pos, first - pos)
         write += first - pos
-        n = len(replacement)
         memcpy(write, PyBytes_AS_STRING(replacement), n)
         write += n
         pos = end
+    if resume - pos != size:
+        raise ValueError("splice: edits changed")
     memcpy(write, read + pos, resume - pos)
     return out
 
@@ -338,14 +345,14 @@ def third_party_hosts(
             k += 1
             continue
         while edit_end < e and at < count:  # the next edit ending at or after e
-            edit = <tuple>edits[at]
+            edit = <tuple?>edits[at]
             at += 1
             if edit[3]:  # a tag fixup ("") rewrites a whole tag, not a host
                 edit_first, edit_end = edit[0], edit[1]
         if edit_end == e and edit_first <= k + 2:
             k = e  # a rewritten, so covered, host
             continue
-        if e < limit:
+        if e < limit and e < size:
             if not (_host_byte_any_case(view[e]) or view[e] == 46):
                 seen.append(data[k + 2 : e])
         elif k >= near:
