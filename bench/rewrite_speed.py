@@ -19,6 +19,8 @@ results list, the kind of page patrons load most). Same rules (tests/test_realwo
 for every contender, fed in 64 KB chunks where they stream:
   * clamshell: ``HostRewriter`` with ``third_party: report`` (the rule default), HTML;
   * clamshell, third_party allow: the same without third-party counting;
+  * clamshell, Python loop: the first row without the compiled helpers (core/accelerated.py),
+    what a machine without a C compiler at install time runs;
   * clamshell + codecs: the relay's whole body path for a gzip page and a browser's
     Accept-Encoding: gunzip → rewrite → re-encode (``Encoder.for_accept``);
   * pywb: ``pywb.rewrite.html_rewriter.HTMLRewriter`` (archival URL rewriting of every URL,
@@ -49,6 +51,7 @@ from pathlib import Path
 
 from bench.linkdense import link_dense_page
 from proxy.contentcoding import Decoder, Encoder
+from proxy.core import accelerated
 from proxy.core.hostmap import HostMap
 from proxy.core.rewrite import HostRewriter, ThirdParty
 from proxy.core.urlmap import UrlMapper
@@ -61,15 +64,24 @@ URL_ATTRIBUTES = ("href", "src", "action", "poster", "data", "formaction", "back
 Contender = Callable[[list[bytes]], None]
 
 
-def clamshell(rewriter: HostRewriter, third_party: ThirdParty = "report") -> Contender:
-    """Our streaming rewriter, as the relay runs it."""
+def clamshell(
+    rewriter: HostRewriter, third_party: ThirdParty = "report", *, python_loop: bool = False
+) -> Contender:
+    """Our streaming rewriter, as the relay runs it; ``python_loop`` runs it without the
+    compiled helpers (core/accelerated.py), as on a machine without a C compiler."""
 
     def run(pages: list[bytes]) -> None:
-        for page in pages:
-            body = rewriter.rewriter(content_type=HTML, third_party=third_party)
-            for i in range(0, len(page), CHUNK):
-                body.feed(page[i : i + CHUNK])
-            body.flush()
+        compiled = accelerated.compiled
+        if python_loop:
+            accelerated.compiled = None
+        try:
+            for page in pages:
+                body = rewriter.rewriter(content_type=HTML, third_party=third_party)
+                for i in range(0, len(page), CHUNK):
+                    body.feed(page[i : i + CHUNK])
+                body.flush()
+        finally:
+            accelerated.compiled = compiled
 
     return run
 
@@ -235,6 +247,7 @@ def breakdown(rounds: int) -> str:
     matcher.references(page, 0, len(page), low)  # warm the host cache
     regex: re.Pattern[bytes] = re.compile(rb"https?://([a-z0-9.-]+)")
     seen: dict[bytes, bytes] = {}
+    compiled = accelerated.compiled
 
     def whole(third_party: ThirdParty) -> Callable[[], object]:
         def run() -> object:
@@ -249,11 +262,17 @@ def breakdown(rounds: int) -> str:
         "candidate scan alone (tld_scan finditer)": lambda: list(
             matcher.tld_scan_lower.finditer(low)
         ),
+        "candidate scan alone, compiled (_referencescan.candidates)": (
+            (lambda: compiled.candidates(matcher, low, 0)) if compiled else (lambda: None)
+        ),
         "HostMatcher.references (scan + decisions)": lambda: matcher.references(
             page, 0, len(page), low
         ),
         "whole body, third_party allow": whole("allow"),
         "whole body, third_party report": whole("report"),
+        "whole body, third_party report, Python loop": functools.partial(
+            clamshell(rewriter, python_loop=True), [page]
+        ),
         "one regex https?://host, re.sub + dict": lambda: regex.sub(
             lambda m: seen.get(m[0], m[0]), page
         ),
@@ -271,7 +290,9 @@ def breakdown(rounds: int) -> str:
             run()
             best[name] = min(best[name], time.process_time() - started)
     refs = len(matcher.references(page, 0, len(page), low))
-    rows = [f"link-dense page: {len(page):,} bytes, {refs} references; best of {rounds}\n",
+    loop = "compiled" if accelerated.compiled is not None else "Python (not built)"
+    rows = [f"link-dense page: {len(page):,} bytes, {refs} references; best of {rounds}; "
+            f"rewriter loop: {loop}\n",
             "| stage | µs (best) | MB/s |", "| --- | ---: | ---: |"]  # fmt: skip
     rows += [
         f"| {name} | {t * 1e6:,.0f} | {sizes[name] / t / 1e6:,.0f} |" for name, t in best.items()
@@ -319,6 +340,7 @@ def build_contenders(pages: list[bytes]) -> tuple[dict[str, Contender], list[str
     contenders: dict[str, Contender] = {
         "clamshell": clamshell(rewriter),
         "clamshell, third_party allow": clamshell(rewriter, "allow"),
+        "clamshell, Python loop (no C compiler)": clamshell(rewriter, python_loop=True),
         f"clamshell + gunzip + {Encoder.for_accept(BROWSER_ACCEPT).coding} (relay path)": (
             clamshell_with_codecs(rewriter, pages)
         ),
