@@ -23,6 +23,11 @@ optional pair of slashes in any spelling, then an optional colon and ``http``/``
 The host then goes through a bounded cache of mapped authorities. ``references`` first
 tries the plain forms (``https://host``, ``//host``) with an ``rfind`` and a dict lookup and
 gives the rest to that decision; both give the same answer (tests/core/test_rewrite.py).
+Where setup.py could compile it, ``references`` runs that loop compiled instead
+(proxy/core/_referencescan.pyx, chosen through core/accelerated.py): the same candidates
+found by a C scan over ``scan_table``, the plain, JSON-escaped and quoted bare forms decided
+with C byte tests, everything else still by ``reference`` (issue 19: ~3× on link-dense pages;
+tests/core/test_accelerated.py compares it with the Python loop and with ``tld_scan``).
 
 Spellings recognised, in any letter case (forward form):
   scheme  ``http`` / ``https``, followed by a colon: ``:`` ``%3A`` ``%253A`` ``&#x3a;``
