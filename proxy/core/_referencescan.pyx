@@ -30,6 +30,8 @@ cdef enum:
     ESCAPED = 2  # "\/\/host", JSON with escaped slashes
     ESCAPED_SCHEME = 3  # "https:\/\/host", "http:\/\/host"
     BARE = 4  # "'host'", '"host/…', "`host?…": a bare host right after a plain quote
+    PERCENT = 5  # "%2F%2Fhost", a percent-encoded URL in a query value
+    PERCENT_SCHEME = 6  # "https%3A%2F%2Fhost", "http%3A%2F%2Fhost"
 
 
 cdef inline bint _host_byte(unsigned char c):
@@ -161,11 +163,17 @@ cdef int _other_form(
     if end >= size:
         return GENERAL
     after = low[end]
-    if after == 58 or after == 37 or after == 64:  # ":" "%" "@": ports and userinfo
+    if after == 58 or after == 64:  # ":" "@": ports and userinfo
         return GENERAL
+    if after == 37 and (_at(low, end, b"%3a") or _at(low, end, b"%253a")):
+        return GENERAL  # a percent-encoded port
     while q > 0 and dot - q < PLAIN_WINDOW - 2 and _host_byte(low[q - 1]):
         q -= 1
-    if q == 0 or not _labels(low, q, dot):
+    if q == 0:
+        return GENERAL
+    if low[q - 1] == 37 and _at(low, q, b"2f") and _at(low, q - 4, b"%2f"):
+        return _percent_form(low, q, dot, end, host_start, first)  # "%2f%2fhost"
+    if not _labels(low, q, dot):
         return GENERAL
     host_start[0] = q
     if q >= 4 and low[q - 4] == 92 and low[q - 3] == 47 and low[q - 2] == 92 and low[q - 1] == 47:
@@ -181,12 +189,47 @@ cdef int _other_form(
             return GENERAL  # "a" ";" "\" "/": may end another spelling of a colon or slash
         first[0] = p
         return ESCAPED
+    if after == 37:
+        return GENERAL  # "%" after a host read whole: only the percent form expects it
     before = low[q - 1]
     if before == 34 or before == 39 or before == 96:  # " ' `
         if after in b"\"'`/\\?#":  # hostpattern._BARE_END without its entities
             first[0] = q
             return BARE
     return GENERAL
+
+
+cdef int _percent_form(
+    const unsigned char[:] low, Py_ssize_t q, Py_ssize_t dot, Py_ssize_t end,
+    Py_ssize_t* host_start, Py_ssize_t* first,
+):
+    """"%2f%2fhost" and "https%3a%2f%2fhost" where ``reference`` reads them one way only:
+    the label run ``low[q:dot]`` starts with the "2f" of the second "%2f" (the reversed
+    pattern gives those bytes back to it), "%2f" right before (no other slash spelling
+    ends in "%2f"), then "%3a" and "https"/"http" after a scheme boundary, or no colon
+    spelling at all. Anything else (another colon spelling, another scheme): GENERAL."""
+    cdef Py_ssize_t h = q + 2, p = q - 4, c, s
+    cdef unsigned char before
+    if not _labels(low, h, dot):
+        return GENERAL
+    host_start[0] = h
+    before = low[p - 1] if p > 0 else 0
+    if before != 58 and before != 97 and before != 59:  # no colon spelling ends here
+        first[0] = p
+        return PERCENT
+    c = p - 3
+    if not _at(low, c, b"%3a"):
+        return GENERAL
+    if _at(low, c - 5, b"https"):
+        s = c - 5
+    elif _at(low, c - 4, b"http"):
+        s = c - 4
+    else:
+        return GENERAL
+    if s > 0 and _scheme_byte(low[s - 1]):
+        return GENERAL
+    first[0] = s
+    return PERCENT_SCHEME
 
 
 def references(
@@ -248,6 +291,10 @@ def references(
                     replacement = data[first:host_start] + fields[2]
                 elif form == ESCAPED_SCHEME:  # "https:\/\/host": the scheme becomes ours
                     replacement = scheme + data[host_start - 5 : host_start] + fields[2]
+                elif form == PERCENT:  # "%2F%2Fhost": the authority percent-encoded too
+                    replacement = data[first:host_start] + fields[3]
+                elif form == PERCENT_SCHEME:  # "https%3A%2F%2Fhost"
+                    replacement = scheme + data[host_start - 9 : host_start] + fields[3]
                 else:  # BARE
                     replacement = fields[2]
                 ref = (first, end, replacement, fields[0])

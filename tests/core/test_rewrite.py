@@ -593,6 +593,16 @@ PLAIN_EDGES = [
     b"&quot;www.jstor.org&quot;",
     b'"www.jstor.org ',
     b'"www.jstor.org:443"',
+    b"u=https%3A%2F%2Fwww.jstor.org%2Fa",  # percent-encoded, and its near misses
+    b"%2F%2Fjstor.org%2F",
+    b"%2f%2f2fjstor.org/",
+    b"xhttps%3a%2f%2fwww.jstor.org/",
+    b"data%2f%2fwww.jstor.org/",
+    b"%252F%2Fwww.jstor.org/",
+    b"https%253A%2F%2Fwww.jstor.org/",
+    b"%2F%2Fwww.jstor.org%3A443%2F",
+    b"%2F%2Fwww.jstor.org%3A8080%2F",
+    b"%2F%2Fwww.jstor.org%40x.test/",
 ]
 
 
