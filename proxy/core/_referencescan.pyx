@@ -1,20 +1,28 @@
 # cython: language_level=3, boundscheck=True, wraparound=False, initializedcheck=True
-"""The rewriter's hot loop, compiled: ``HostMatcher.references`` with C byte tests (issue 19).
+"""The rewriter's hot paths, compiled (issue 19); each mirrors Python code that stays the
+reference and the fallback (core/accelerated.py chooses; tests/core/test_accelerated.py and
+every rewriter test run both and compare them on random and real bodies).
 
-Contract: ``references(matcher, data, low, start, limit, lookback, unknown)`` returns exactly
-what the Python loop ``HostMatcher._references`` returns for the same arguments
-(tests/core/test_rewrite.py runs both against the general decision on random and real
-bodies, at any start and limit). ``splice(data, start, edits, resume)`` is
-``rewrite.splice_python``: ``data[start:resume]`` with the edits applied, built in one
-allocation instead of a list of slices and a join.
-It is that loop, statement for statement, with typed locals: on link-dense pages the
-interpreter's work per candidate (~1.5 µs) was most of the rewriting cost, and compiled it
-is a few C comparisons. Memory safety: every byte is read through a bounds-checked
-memoryview (``boundscheck=True``), so a mistake raises ``IndexError`` rather than reading
-outside the buffer. Built by setup.py when a C compiler is present; without it the package
-runs the Python loop (``proxy.core.hostpattern.ACCELERATED`` says which).
-Not here: the candidate scan (``re``, in C already), the general decision for every other
-spelling (``HostMatcher.reference``), lookups and caching (``HostMatcher.lookup``).
+Contract, function by function:
+  * ``references(matcher, data, low, start, limit, lookback, unknown)`` returns exactly
+    what ``HostMatcher._references`` (and the general decision alone) returns: the same
+    candidates as ``tld_scan`` (``candidates`` exposes them for the tests), found by a C
+    scan over ``HostMatcher.scan_table``; the plain ``https://host``/``//host``, JSON-escaped
+    ``\\/\\/host``, percent-encoded ``%2F%2Fhost`` and plainly quoted bare hosts decided
+    with C byte tests where ``HostMatcher.reference``'s reversed pattern can read them only
+    one way; every other candidate still goes to ``reference``;
+  * ``splice(data, start, edits, resume)`` is ``rewrite.splice_python`` in one allocation;
+  * ``third_party_hosts(...)`` is ``HostStage._collect_third_party``'s two scans, less the
+    hosts this buffer's edits rewrite (which the fold would drop);
+  * ``contains_any(text, words)`` is ``any(word in text …)`` with glibc's ``memmem``.
+Why: on link-dense pages the interpreter's work per reference (~1.5 µs) was most of the
+rewriting cost; here it is a few C comparisons (~3× the whole body, docs/benchmarks.md).
+Memory safety: bytes are read through bounds-checked memoryviews (``boundscheck=True``) or
+at offsets checked against the length first, objects are type-checked before C access, and
+``splice`` validates every edit while it copies; a mistake raises, it never reads or writes
+outside a buffer. Built by setup.py when a C compiler is present.
+Not here: the general decision (``HostMatcher.reference``), lookups and caching
+(``HostMatcher.lookup``), chunk boundaries (rewrite.py).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -134,21 +142,27 @@ cdef Py_ssize_t _plain_start(const unsigned char[:] low, Py_ssize_t dot, Py_ssiz
     return p
 
 
-cdef Py_ssize_t _scheme_start(const unsigned char[:] low, Py_ssize_t p):
-    """Where "https:" or "http:" before the "//" at ``p`` starts, -1 when another scheme
-    (or a longer word ending in one, "xhttps:") is there; ``p`` when there is no colon."""
+cdef Py_ssize_t _scheme_before(const unsigned char[:] low, Py_ssize_t colon):
+    """Where "https" or "http" ending right before ``colon`` (a colon in any spelling)
+    starts, -1 when another scheme or a longer word ending in one ("xhttps") is there."""
     cdef Py_ssize_t first
-    if p == 0 or low[p - 1] != 58:  # ":"
-        return p
-    if _at(low, p - 6, b"https:"):
-        first = p - 6
-    elif _at(low, p - 5, b"http:"):
-        first = p - 5
+    if _at(low, colon - 5, b"https"):
+        first = colon - 5
+    elif _at(low, colon - 4, b"http"):
+        first = colon - 4
     else:
         return -1
     if first > 0 and _scheme_byte(low[first - 1]):
         return -1
     return first
+
+
+cdef Py_ssize_t _scheme_start(const unsigned char[:] low, Py_ssize_t p):
+    """Where "https:" or "http:" before the "//" at ``p`` starts, -1 when another scheme
+    (or a longer word ending in one, "xhttps:") is there; ``p`` when there is no colon."""
+    if p == 0 or low[p - 1] != 58:  # ":"
+        return p
+    return _scheme_before(low, p - 1)
 
 
 cdef int _other_form(
@@ -218,15 +232,8 @@ cdef int _percent_form(
         first[0] = p
         return PERCENT
     c = p - 3
-    if not _at(low, c, b"%3a"):
-        return GENERAL
-    if _at(low, c - 5, b"https"):
-        s = c - 5
-    elif _at(low, c - 4, b"http"):
-        s = c - 4
-    else:
-        return GENERAL
-    if s > 0 and _scheme_byte(low[s - 1]):
+    s = _scheme_before(low, c) if _at(low, c, b"%3a") else -1
+    if s < 0:
         return GENERAL
     first[0] = s
     return PERCENT_SCHEME
