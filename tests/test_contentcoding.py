@@ -292,6 +292,20 @@ def test_encoder_round_trip_and_flush_points(coding: str) -> None:
     assert encoder.encode(b"") == b""
 
 
+def test_gzip_output_decodes_with_the_stdlib_at_every_flush_point() -> None:
+    """#19: gzip is written by ISA-L (python-isal); an independent decoder (CPython's zlib,
+    the same inflate browsers use) reads every prefix the encoder hands out, and the end."""
+    encoder = Encoder("gzip")
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    received, sent = b"", 0
+    for piece in chunks(PAGE, 7_000):
+        received += inflate.decompress(encoder.encode(piece))
+        sent += len(piece)
+        assert received == PAGE[:sent]
+    received += inflate.decompress(encoder.flush()) + inflate.flush()
+    assert received == PAGE and inflate.eof
+
+
 def test_encoder_refuses_codings_it_cannot_write() -> None:
     """Only br, gzip and identity are written."""
     with pytest.raises(UnsupportedCoding):
