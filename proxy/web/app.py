@@ -22,7 +22,6 @@ from typing import Final
 
 from aiohttp import web
 
-from proxy.core import accelerated
 from proxy.core.abuse import AbuseMonitor
 from proxy.core.cookiejar import JarRegistry
 from proxy.core.disclosure import Disclosures
@@ -253,9 +252,6 @@ async def close_resources(app: web.Application) -> None:
 
 async def start_maintenance(app: web.Application) -> None:
     """Session flush and purge, throttle expiry."""
-    # Which rewriter loop runs: the compiled one is several times faster (docs/benchmarks.md);
-    # without a C compiler at install time the package runs the same loop in Python.
-    log.info("rewriter_loop", compiled=accelerated.compiled is not None)
     tasks = app[TASKS]
     tasks.spawn(run_flusher(app[SESSIONS]), name="sessions_flush")
     tasks.spawn(run_purger(app[SESSIONS], app[CLOCK]), name="sessions_purge")
