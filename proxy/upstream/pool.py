@@ -26,7 +26,7 @@ sent with that length *enforced*: a stream that runs longer or shorter fails wit
 ever written). A connection is reused only at a message boundary (``Connection.reusable``).
 Limits (R3): ``limit`` connections in all and ``limit_per_host`` per vendor; a request that
 waits longer than ``queue_timeout`` for a slot fails with ``UpstreamBusy`` (503); a response
-left unread for ``unread_timeout`` seconds gives its slot back (``PooledResponse``).
+left unread for ``unread_timeout`` seconds gives its slot back (``UnreadSweeper``).
 
 Why not aiohttp's client, which the project used before: profiled in bench/relay.py at ~190
 µs per relayed request, most of it generic machinery the relay switches off anyway (request
@@ -52,6 +52,7 @@ from proxy.upstream.wire import (
     Connection,
     PooledResponse,
     PoolKey,
+    UnreadSweeper,
     UpstreamConnectionError,
     UpstreamProtocolError,
     encode_head,
@@ -130,7 +131,7 @@ class ConnectionPool:
         self._per_host: dict[PoolKey, _HostSlots] = {}
         self._limit_per_host = limit_per_host
         self._queue_timeout = queue_timeout
-        self._unread_timeout = unread_timeout
+        self._unread = None if unread_timeout is None else UnreadSweeper(unread_timeout)
         self._closed = False
 
     async def request(
@@ -165,7 +166,7 @@ class ConnectionPool:
             except BaseException:
                 self._drop(conn)
                 raise
-            return PooledResponse(conn, self.put_back, idle_read, self._unread_timeout)
+            return PooledResponse(conn, self.put_back, idle_read, self._unread)
 
     async def _send(
         self,
@@ -320,6 +321,8 @@ class ConnectionPool:
     async def close(self) -> None:
         """Close every connection, idle or in use."""
         self._closed = True
+        if self._unread is not None:
+            self._unread.close()
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()
