@@ -10,6 +10,11 @@ With ``--rewrite-regex PROXY_SUFFIX`` it also rewrites HTML the cheapest way one
 whole body read, then one compiled regex pass for ``https?://host`` with a dict lookup per
 match (``host`` → ``host-with-dashes.PROXY_SUFFIX``): the reference row of issue 19. It
 misses every other spelling (``//host``, ``\\/\\/``, percent-encoded…) and checks nothing.
+With ``--rewrite-pywb PREFIX`` it rewrites HTML with pywb's ``HTMLRewriter`` instead (every
+URL to ``PREFIX<timestamp>/<url>``, inline scripts and styles too), the same way
+bench/rewrite_speed.py runs it: issue 19's "≥ 20× pywb" row. pywb is imported only then; it
+pins an old ``redis`` and replaces ``brotli``, so it lives in a separate virtualenv (see
+bench/relay.py's ``--pywb-python``), never in the project's.
 Not here: anything a real proxy must do (see proxy/web/relay.py).
 """
 
@@ -35,6 +40,7 @@ RESPONSE_HEADERS: Final = (
 CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("client", aiohttp.ClientSession)  # noqa: TID251
 UPSTREAM: web.AppKey[str] = web.AppKey("upstream", str)
 REWRITE: web.AppKey[str] = web.AppKey("rewrite", str)  # proxy suffix; "" = no rewriting
+PYWB: web.AppKey[str] = web.AppKey("pywb", str)  # archival prefix; "" = not pywb
 URL: Final = re.compile(rb"https?://([a-z0-9.-]+)")
 
 
@@ -52,6 +58,18 @@ def regex_pass(body: bytes, suffix: str, cache: dict[bytes, bytes]) -> bytes:
 
 
 MAPPED: dict[bytes, bytes] = {}
+CHUNK: Final = 64 * 1024  # pywb is fed in chunks, as bench/rewrite_speed.py does
+
+
+def pywb_pass(body: bytes, prefix: str) -> bytes:
+    """pywb's HTML rewriter (with its JS and CSS rewriters) over the body, str in, str out."""
+    from pywb.rewrite.html_rewriter import HTMLRewriter  # only in the pywb virtualenv
+    from pywb.rewrite.url_rewriter import UrlRewriter
+
+    urls = UrlRewriter("20240101000000/https://www.acmejournals.test/", prefix)
+    text, rewriter = body.decode("latin-1"), HTMLRewriter(urls)
+    out = [rewriter.rewrite(text[i : i + CHUNK]) for i in range(0, len(text), CHUNK)]
+    return ("".join(out) + rewriter.close()).encode("latin-1")
 
 
 async def relay(request: web.Request) -> web.StreamResponse:
@@ -68,9 +86,10 @@ async def relay(request: web.Request) -> web.StreamResponse:
         for name in RESPONSE_HEADERS:
             if name in upstream.headers:
                 response.headers[name] = upstream.headers[name]
-        suffix = request.app[REWRITE]
-        if suffix and upstream.content_type == "text/html":
-            body = regex_pass(await upstream.read(), suffix, MAPPED)
+        suffix, prefix = request.app[REWRITE], request.app[PYWB]
+        if (suffix or prefix) and upstream.content_type == "text/html":
+            raw = await upstream.read()
+            body = pywb_pass(raw, prefix) if prefix else regex_pass(raw, suffix, MAPPED)
             response.headers[hdrs.CONTENT_LENGTH] = str(len(body))
             await response.prepare(request)
             await response.write(body)
@@ -96,11 +115,12 @@ async def client_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[CLIENT].close()
 
 
-def build_app(upstream: str, rewrite: str = "") -> web.Application:
+def build_app(upstream: str, rewrite: str = "", pywb: str = "") -> web.Application:
     """The relay application."""
     app = web.Application()
     app[UPSTREAM] = upstream.rstrip("/")
     app[REWRITE] = rewrite
+    app[PYWB] = pywb
     app.cleanup_ctx.append(client_ctx)
     app.router.add_route("*", "/{tail:.*}", relay)
     return app
@@ -113,9 +133,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upstream", required=True, help="origin, e.g. http://127.0.0.1:9001")
     help_text = "rewrite HTML with one regex pass, e.g. .proxy.localhost:8080"
     parser.add_argument("--rewrite-regex", default="", metavar="PROXY_SUFFIX", help=help_text)
+    help_text = "rewrite HTML with pywb's HTMLRewriter, e.g. http://proxy.localhost:8080/web/"
+    parser.add_argument("--rewrite-pywb", default="", metavar="PREFIX", help=help_text)
     args = parser.parse_args(argv)
     web.run_app(
-        build_app(args.upstream, args.rewrite_regex),
+        build_app(args.upstream, args.rewrite_regex, args.rewrite_pywb),
         host="127.0.0.1",
         port=args.port,
         access_log=None,

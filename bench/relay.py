@@ -1,8 +1,11 @@
 """Relay benchmark: this proxy against a minimal aiohttp relay, mitmproxy and nginx, one run.
 
 Run: ``python -m bench.relay [--duration 10] [--connections 64] [--rounds 3] [--single]
-[--profile] [--sessions 10000] [--quick] [--keep]`` (``make bench``). Needs ``wrk`` and
-``nginx`` (Debian: ``apt-get install wrk nginx-light``) and mitmproxy (the ``review`` extra).
+[--profile] [--sessions 10000] [--quick] [--keep] [--pywb-python PATH]`` (``make bench``).
+Needs ``wrk`` and ``nginx`` (Debian: ``apt-get install wrk nginx-light``) and mitmproxy (the
+``review`` extra). ``--pywb-python`` adds the ``minimal+pywb`` row: the minimal relay run by
+that interpreter, from a separate virtualenv with ``pywb`` and ``aiohttp`` (pywb pins an old
+``redis`` and replaces ``brotli``: never the project's own).
 
 Contract: everything listens on 127.0.0.1 and is started, and killed on exit (process
 groups), by this run. The upstream origin is nginx serving static copies of the demo
@@ -70,6 +73,7 @@ CARD_BODY, PIN = "2123400000001", "4321"  # MAIN: prefix 21234, 14 digits with t
 PDF_SIZE: Final = 2**20
 LINKS, LINKS_SIZE = "100k-links", 100_000  # bench/linkdense.py with the demo vendor's hosts
 HTML_MARK: Final = "<title>Browse — Acme Journal Archive</title>".encode()  # the 2 KB page's
+PYWB_PATH: Final = "/web/"  # pywb's archival prefix path: its URLs keep the vendor's inside
 UVLOOP_MAIN: Final = "import sys, uvloop; uvloop.install(); import proxy.cli; proxy.cli.main()"
 SAMPLER_FLAG: Final = "--cpu-sampler"  # internal: -m bench.relay --cpu-sampler OUT MODULE -- ARGS
 SAMPLE_S: Final = 0.002  # one CPU-time sample every 2 ms of CPU
@@ -309,7 +313,11 @@ def check_target(run: Run, target: Target, page: Page) -> None:
     status, _, body = fetch(target.port, page.path, target.host_for(page), cookie=target.cookie)
     if target.rewrites and page.path.endswith(".html"):
         mark = HTML_MARK if page.name != LINKS else b"<title>Search results</title>"
-        mapped = status == 200 and mark in body and b"https://" + WWW.encode() not in body
+        if target.name == "minimal+pywb":  # an archival URL still holds the vendor's
+            gone = f"{PYWB_PATH}20240101000000".encode() in body and body != page.body
+        else:
+            gone = b"https://" + WWW.encode() not in body
+        mapped = status == 200 and mark in body and gone
         if mapped:
             run.notes.append(f"{target.name} rewrites the {page.name} page: {len(page.body):,} "
                              f"bytes from the upstream, {len(body):,} to the client")  # fmt: skip
@@ -476,13 +484,17 @@ def start_minimal(
     run: Run, up: int, *, name: str = "minimal", sampler: Path | None = None
 ) -> Target:
     """bench/minimal_relay.py (with ``sampler``: under ``sampled_main``); ``minimal+regex``
-    rewrites HTML with one regex pass."""
+    rewrites HTML with one regex pass, ``minimal+pywb`` with pywb (``--pywb-python``)."""
     port = free_port()
     args = ["--port", str(port), "--upstream", f"http://127.0.0.1:{up}"]
-    rewrite = name == "minimal+regex"
-    if rewrite:
+    rewrite = name in ("minimal+regex", "minimal+pywb")
+    if name == "minimal+regex":
         args += ["--rewrite-regex", f".proxy.localhost:{port}"]
-    argv = [sys.executable, "-m", "bench.minimal_relay", *args]
+    python = sys.executable
+    if name == "minimal+pywb":
+        args += ["--rewrite-pywb", f"http://proxy.localhost:{port}{PYWB_PATH}"]
+        python = run.args.pywb_python
+    argv = [python, "-m", "bench.minimal_relay", *args]
     if sampler is not None:
         argv = sampler_argv("bench.minimal_relay", sampler, args)
     proc = start(run, name, argv, cpu=SERVER_CPU)
@@ -886,6 +898,13 @@ def rewrite_verdicts(base: dict[tuple[str, str, int], Result], c: int) -> list[s
             f"- {LINKS} rewritten ({c} conns): req/s ≥ 1.0× the minimal relay + one regex "
             f"pass: {share:.2f}× — {met(share >= 1.0)} (by CPU per request: {cpu_share:.2f}×)"
         )
+    pywb = base.get(("minimal+pywb", LINKS, c))
+    if me and pywb:
+        times, cpu_times = me.rps / pywb.rps, pywb.cpu_us / me.cpu_us
+        lines.append(
+            f"- {LINKS} rewritten ({c} conns): ≥ 20× the minimal relay + pywb's rewriter: "
+            f"{times:.1f}× — {met(times >= 20)} (by CPU per request: {cpu_times:.1f}×)"
+        )
     plain = base.get(("clamshell", "2k-html", c))
     if plain:
         lines.append(
@@ -973,6 +992,7 @@ def bench(run: Run, stamp: str) -> str:
         "direct": lambda: upstream,
         "minimal": lambda: start_minimal(run, up),
         "minimal+regex": lambda: start_minimal(run, up, name="minimal+regex"),
+        "minimal+pywb": lambda: start_minimal(run, up, name="minimal+pywb"),
         "clamshell": lambda: start_proxy(run, up),
         "clamshell+rewrite": lambda: start_proxy(run, up, name="clamshell+rewrite"),
         "clamshell+uvloop": lambda: start_proxy(run, up, name="clamshell+uvloop"),
@@ -980,12 +1000,15 @@ def bench(run: Run, stamp: str) -> str:
         "nginx": lambda: start_nginx_relay(run, up),
     }
     optional = [] if importlib.util.find_spec("uvloop") else ["clamshell+uvloop"]
+    optional += [] if run.args.pywb_python else ["minimal+pywb"]
     wanted = run.args.targets or [name for name in starters if name not in optional]
     unknown = [name for name in wanted if name not in starters]
     if unknown:
         raise BenchError(
             f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(starters)}"
         )
+    if "minimal+pywb" in wanted and not run.args.pywb_python:
+        raise BenchError("the minimal+pywb row needs --pywb-python (a virtualenv with pywb)")
     targets = {name: starters[name]() for name in starters if name in wanted}
     pages = [p for p in all_pages if not run.args.pages or p.name in run.args.pages]
     results = rounds(run, list(targets.values()), pages)
@@ -1048,6 +1071,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pages", type=names, default=[], help="comma-separated (all)")
     pages_help = "100 KB pages through clamshell+rewrite for memory (0: skip)"
     parser.add_argument("--rewritten-pages", type=int, default=10_000, help=pages_help)
+    pywb_help = "a Python with pywb and aiohttp: adds the minimal+pywb row"
+    parser.add_argument("--pywb-python", default="", metavar="PATH", help=pywb_help)
     args = parser.parse_args(argv)
     args.warmup = 2
     if args.quick:

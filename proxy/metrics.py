@@ -120,10 +120,27 @@ def status_class(status: int) -> str:
     return STATUS_CLASSES[min(max(status // 100, 1), 5) - 1]
 
 
+# The labelled children the relay counts into on every request, by label values. Looking a
+# child up through ``.labels(...)`` validates and joins the labels each time (profiled:
+# ~7 µs per call, two or three calls per relayed request); prometheus-client's docs suggest
+# keeping the child. Keys are vendor rule ids and status classes: closed sets from the
+# configuration, so these stay as small as the collectors' own child maps.
+_REQUESTS: dict[tuple[str, str], Counter] = {}
+_BYTES: dict[str, Counter] = {}
+_UPSTREAM: dict[str, Histogram] = {}
+
+
 def count_response(vendor: str, status: int, size: int) -> None:
     """One relayed response."""
-    METRICS.requests.labels(vendor=vendor, status_class=status_class(status)).inc()
-    METRICS.bytes.labels(vendor=vendor).inc(size)
+    key = (vendor, status_class(status))
+    requests = _REQUESTS.get(key)
+    if requests is None:
+        requests = _REQUESTS[key] = METRICS.requests.labels(vendor=vendor, status_class=key[1])
+    requests.inc()
+    sizes = _BYTES.get(vendor)
+    if sizes is None:
+        sizes = _BYTES[vendor] = METRICS.bytes.labels(vendor=vendor)
+    sizes.inc(size)
 
 
 def count_rewrite(vendor: str, size: int) -> None:
@@ -133,7 +150,10 @@ def count_rewrite(vendor: str, size: int) -> None:
 
 def observe_upstream(vendor: str, seconds: float) -> None:
     """Time to the vendor's headers."""
-    METRICS.upstream.labels(vendor=vendor).observe(seconds)
+    histogram = _UPSTREAM.get(vendor)
+    if histogram is None:
+        histogram = _UPSTREAM[vendor] = METRICS.upstream.labels(vendor=vendor)
+    histogram.observe(seconds)
 
 
 def count_login(library: str, outcome: str) -> None:

@@ -23,12 +23,13 @@ import os
 import ssl
 import stat
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+# ``cryptography`` itself is imported where a file is read: the server imports this module
+# even without TLS, and cryptography alone is ~7.6 MiB of its resident memory (issue 19).
 
 from proxy.errors import ConfigError, Problem
 
@@ -111,6 +112,8 @@ def client_context(extra_ca: Path | None = None) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if extra_ca is not None:
+        from cryptography.hazmat.primitives import serialization
+
         certs = _read_certificates(extra_ca, "upstream_ca")
         pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
         context.load_verify_locations(cadata=pem.decode("ascii"))
@@ -132,6 +135,8 @@ def _read_bytes(path: Path, key: str) -> bytes:
 
 
 def _read_certificates(path: Path, key: str) -> list[x509.Certificate]:
+    from cryptography import x509
+
     data = _read_bytes(path, key)
     try:
         return x509.load_pem_x509_certificates(data)
@@ -142,6 +147,9 @@ def _read_certificates(path: Path, key: str) -> list[x509.Certificate]:
 
 
 def _read_private_key(path: Path, key: str) -> PrivateKeyTypes:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     data = _read_bytes(path, key)
     _check_key_mode(path, key)
     try:
@@ -169,6 +177,8 @@ def _check_key_mode(path: Path, key: str) -> None:
 
 
 def _spki(item: x509.Certificate | PrivateKeyTypes) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     public = item.public_key()
     return public.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

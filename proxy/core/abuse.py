@@ -223,13 +223,15 @@ class AbuseMonitor:
             return None
         seen = self._networks.setdefault(patron_key, {})
         stamp = int(now.timestamp())
-        is_new = network not in seen
+        if network in seen:  # a known network (nearly every request): only its time moves;
+            seen[network] = stamp  # older ones go at the next new one, or expire_networks
+            return None
         seen[network] = stamp
         horizon = stamp - int(limits.card_networks_interval.total_seconds())
         for old in [n for n, t in seen.items() if t < horizon]:
             del seen[old]
         self._bound(self._networks)
-        if is_new and len(seen) > limits.card_networks:  # report each new network past the limit
+        if len(seen) > limits.card_networks:  # report each new network past the limit
             return LimitCrossed("card_networks", len(seen), limits.card_networks)
         return None
 

@@ -39,10 +39,17 @@ class Disclosures:
         self._by_session: dict[str, dict[str, VendorDisclosure]] = {}
 
     def _entry(self, session_key: str, vendor: str) -> VendorDisclosure | None:
-        vendors = self._by_session.setdefault(session_key, {})
-        if vendor not in vendors and len(vendors) >= MAX_VENDORS:
-            return None
-        return vendors.setdefault(vendor, VendorDisclosure())
+        # get before setdefault: this runs on every relayed request, and setdefault would
+        # build a new dict and a new VendorDisclosure each time only to throw them away.
+        vendors = self._by_session.get(session_key)
+        if vendors is None:
+            vendors = self._by_session[session_key] = {}
+        entry = vendors.get(vendor)
+        if entry is None:
+            if len(vendors) >= MAX_VENDORS:
+                return None
+            entry = vendors[vendor] = VendorDisclosure()
+        return entry
 
     def sent(
         self,

@@ -227,6 +227,7 @@ def _shaped(name: str, lower: str, value: str, policy: OutgoingPolicy) -> Header
     return (name, value)
 
 
+@functools.lru_cache(maxsize=512)  # per request; a browser sends the same value each time
 def coarse_language(value: str) -> str:
     """'de-CH,de;q=0.9,en;q=0.8' → 'de, en;q=0.5': primary tags only, at most two."""
     tags: list[str] = []
@@ -237,6 +238,7 @@ def coarse_language(value: str) -> str:
     return ", ".join([*tags[:1], *(f"{t};q=0.5" for t in tags[1:2])])
 
 
+@functools.lru_cache(maxsize=512)  # per request; a browser sends the same value each time
 def decodable_encodings(value: str) -> str:
     """Keep only codings the proxy can decode when it must rewrite."""
     kept = [
@@ -268,20 +270,39 @@ def incoming_headers(
     upstream: Sequence[Header], *, mapper: UrlMapper, body_rewritten: bool
 ) -> IncomingHeaders:
     """Map, drop and keep response headers."""
-    drop = ALWAYS_DROPPED | connection_named(upstream)
-    if body_rewritten:
-        drop |= STALE_AFTER_REWRITE
+    # Three lookups rather than one union of the tables: building the union cost more per
+    # response than the lookups it saved (this runs on every relayed response).
+    named = connection_named(upstream)
+    stale = STALE_AFTER_REWRITE if body_rewritten else frozenset()
     out: list[Header] = []
     cookies: list[str] = []
     for name, value in upstream:
         lower = name.lower()
         if lower == "set-cookie":
             cookies.append(value)
-        elif lower not in drop and not CONTROL_CHARS.search(value):
+        elif lower in ALWAYS_DROPPED or lower in named or lower in stale:
+            continue
+        elif value.isprintable() or not CONTROL_CHARS.search(value):  # isprintable: fast path
+            if lower not in URL_BEARING_HEADERS:
+                out.append((name, value))
+                continue
             mapped = _mapped_value(lower, value, mapper)
             if mapped is not None:
                 out.append((name, mapped))
     return IncomingHeaders(out, cookies)
+
+
+# The response headers whose values name URLs or hosts (mapped by ``_mapped_value``); every
+# other value is passed on as it is, without the call.
+URL_BEARING_HEADERS: Final = (
+    URL_RESPONSE_HEADERS
+    | CSP_HEADERS
+    | {
+        "refresh",
+        "link",
+        "access-control-allow-origin",
+    }
+)
 
 
 def _mapped_value(lower: str, value: str, mapper: UrlMapper) -> str | None:

@@ -130,8 +130,14 @@ def with_referrer_policy(headers: list[Header]) -> list[Header]:
     """The headers with ``REFERRER_POLICY`` unless the vendor's own (last valid token, W3C
     Referrer Policy §4.1) is at least as strict; a weaker vendor policy is dropped."""
     name = "referrer-policy"
-    given = [t.strip().lower() for n, v in headers if n.lower() == name for t in v.split(",")]
-    tokens = [t for t in given if t in REFERRER_TOKENS]
+    # Names are compared only when their lengths match (this runs on every
+    # relayed HTML response, and vendors rarely send the header at all).
+    given = [v for n, v in headers if len(n) == len(name) and n.lower() == name]
+    if not given:
+        return [*headers, ("Referrer-Policy", REFERRER_POLICY)]
+    tokens = [
+        t for t in (t.strip().lower() for v in given for t in v.split(",")) if t in REFERRER_TOKENS
+    ]
     if tokens and tokens[-1] in STRICT_REFERRER_POLICIES:
         return headers
     kept = [(n, v) for n, v in headers if n.lower() != name]
@@ -155,9 +161,10 @@ def rewrites(
     plan: ForwardPlan, head: ResponseHead, method: str, can_decode: Callable[[str | None], bool]
 ) -> bool:
     """The body is rewritten: it can have one, its type is the rule's, its coding decodable."""
-    if method in NO_BODY_METHODS or head.status in PASS_THROUGH_STATUSES:
-        return False
-    if not is_rewritable(head.content_type, plan.rule.rewrite.content_types):
+    types = plan.rule.rewrite.content_types
+    if not types or method in NO_BODY_METHODS or head.status in PASS_THROUGH_STATUSES:
+        return False  # a rule that rewrites no type skips the media type parse (per request)
+    if not is_rewritable(head.content_type, types):
         return False
     return can_decode(head.content_encoding)  # e.g. 'compress' is passed through untouched
 

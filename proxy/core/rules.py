@@ -444,8 +444,12 @@ class VendorRule(Frozen):
 
     def licensed_to(self, library: str, ptype: str | None = None) -> bool:
         """True when the library (and patron type) licenses at least one of the platform's
-        databases: as EZproxy, the vendor enforces which databases it subscribes to."""
-        return any(db.licensed_to(library, ptype) for db in self.all_databases())
+        databases: as EZproxy, the vendor enforces which databases it subscribes to.
+        A loop, not ``any(generator)``: this runs on every relayed request (2.1 → 1.0 µs)."""
+        for db in self._catalogue:  # noqa: SIM110 (see the docstring)
+            if db.licensed_to(library, ptype):
+                return True
+        return False
 
     def anonymous_allows(self, method: str, scheme: str, host: str, path: str) -> bool:
         """True when an ``anonymous`` entry lets this request through without a session."""

@@ -5,7 +5,8 @@ holds only the decision (nothing personal), and raises errors carrying ``status_
 SIP2 (``sip2_client.Sip2Client``) and LDAP (``ldap_client.LdapChecker``). ``backends``
 builds them per library and turns their answers into core/ilsauth.py ``Answer``s, recording
 ``health``; ``chain`` asks a library's back-ends in order; ``credentials`` reads their
-password files. Not here: the login flow (proxy/web/card_check.py), the wire format
+password files; ``ldap_errors`` holds ``LdapUnavailable`` apart, so ldap3 is loaded only when
+a library uses LDAP. Not here: the login flow (proxy/web/card_check.py), the wire format
 (proxy/core/sip2.py), the decisions (proxy/core/ilsauth.py), the settings
 (proxy/core/authconfig.py).
 """

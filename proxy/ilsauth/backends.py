@@ -21,7 +21,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import date, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from proxy.core.authconfig import BackendName
 from proxy.core.ilsauth import Answer, NotKnown, Unavailable, ldap_answer, sip2_answer
@@ -29,7 +29,7 @@ from proxy.core.settings import Library
 from proxy.errors import ClamshellError
 from proxy.ilsauth.credentials import read_password_file
 from proxy.ilsauth.health import BackendHealth
-from proxy.ilsauth.ldap_client import LdapChecker, LdapUnavailable
+from proxy.ilsauth.ldap_errors import LdapUnavailable
 from proxy.ilsauth.sip2_client import (
     UNAVAILABLE_MESSAGE,
     Sip2Client,
@@ -38,6 +38,10 @@ from proxy.ilsauth.sip2_client import (
     Sip2Unavailable,
 )
 from proxy.logconfig import get_logger
+
+if TYPE_CHECKING:
+    from proxy.ilsauth.ldap_client import LdapChecker
+# ldap_client.py (and ldap3, ~5 MiB) is imported only when a library uses LDAP (issue 19).
 
 log = get_logger("ilsauth")
 
@@ -167,6 +171,8 @@ def sip2_client(library: Library) -> Sip2Client:
 
 def ldap_checker(library: Library) -> LdapChecker:
     """The LDAP checker of ``library``, with its service password read from its file."""
+    from proxy.ilsauth.ldap_client import LdapChecker
+
     settings = library.auth.ldap
     assert settings is not None
     password = None

@@ -36,7 +36,7 @@ from ldap3.utils.dn import escape_rdn
 
 from proxy.core.authconfig import LdapSettings
 from proxy.core.ilsauth import LdapResult
-from proxy.errors import ClamshellError
+from proxy.ilsauth.ldap_errors import LdapUnavailable
 from proxy.logconfig import get_logger
 
 log = get_logger("ldap")
@@ -46,13 +46,6 @@ log = get_logger("ldap")
 REFUSED_BIND: Final = frozenset({32, 34, 49})
 QUEUE_WAIT_FACTOR: Final = 3  # a check waits at most 3 × timeout for a free connection
 DEFAULT_PORTS: Final = {"ldap": 389, "ldaps": 636}
-
-
-class LdapUnavailable(ClamshellError):
-    """The directory could not answer a card check."""
-
-    status_hint = 503
-    public_message = "We can't check your card right now. Please try again in a few minutes."
 
 
 class _Refused(Exception):

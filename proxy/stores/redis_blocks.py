@@ -25,13 +25,7 @@ import asyncio
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Final
-
-import redis
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from typing import TYPE_CHECKING, Final
 
 from proxy.core.settings import State
 from proxy.logconfig import get_logger
@@ -47,6 +41,9 @@ from proxy.stores.redis_state import (
     state_errors,
 )
 from proxy.tasks import TaskOwner
+
+if TYPE_CHECKING:
+    import redis
 
 log = get_logger("blocks")
 HASH: Final = "blk"
@@ -177,7 +174,14 @@ class SharedBlockList(BlockList):
 
 
 def sync_client(state: State) -> redis.Redis:
-    """A synchronous client for ``state.url``, with the async client's timeouts and retry."""
+    """A synchronous client for ``state.url``, with the async client's timeouts and retry
+    (redis is imported here, in redis mode only: see stores/redis_state.py)."""
+    import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.retry import Retry
+
     assert state.url is not None  # the settings validator requires it for redis
     return redis.Redis.from_url(
         state.url,

@@ -18,23 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
-
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from typing import TYPE_CHECKING, Final
 
 from proxy.core.settings import State
 from proxy.errors import ClamshellError
 from proxy.logconfig import get_logger
 
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+# ``redis`` itself is imported when a client is made: every store that can share state
+# imports this module, and a proxy in local mode need not hold redis's ~7 MiB (issue 19).
+
 log = get_logger("state")
-OUTAGE_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 BUS_CHANNEL: Final = "bus"
 BACKOFF_CAP_S: Final = 10.0  # longest wait between reconnection attempts
 BACKOFF_BASE_S: Final = 0.1
@@ -49,12 +48,21 @@ class StateUnavailable(ClamshellError):
     public_message = "The library's proxy is having trouble; please try again in a minute."
 
 
+@functools.cache
+def outage_errors() -> tuple[type[BaseException], ...]:
+    """What an outage is: the client's connection and timeout errors, and OSError."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (RedisConnectionError, RedisTimeoutError, OSError)
+
+
 @contextlib.contextmanager
 def state_errors(what: str) -> Iterator[None]:
     """Turn a Redis outage inside the block into ``StateUnavailable`` (logged, no data)."""
     try:
         yield
-    except OUTAGE_ERRORS as exc:
+    except outage_errors() as exc:
         log.error("state_unavailable", what=what, error=type(exc).__name__)
         raise StateUnavailable(f"Redis (state.url) did not answer: {what}") from None
 
@@ -79,6 +87,12 @@ class RedisState:
     @classmethod
     def connect(cls, state: State) -> RedisState:
         """A client for ``state.url`` (no I/O yet: it connects on first use)."""
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
         assert state.url is not None  # the settings validator requires it for redis
         retry = Retry(ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), COMMAND_RETRIES)
         client = aioredis.Redis.from_url(
@@ -115,7 +129,7 @@ class RedisState:
         while True:
             try:
                 await self._listen()
-            except OUTAGE_ERRORS as exc:
+            except outage_errors() as exc:
                 delay = self._bus_delay
                 log.error("state_bus_lost", error=type(exc).__name__, retry_in_s=round(delay, 1))
                 await asyncio.sleep(delay)

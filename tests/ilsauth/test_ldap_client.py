@@ -14,7 +14,8 @@ from structlog.testing import capture_logs
 from proxy.certs import test_ca
 from proxy.core.authconfig import LdapSettings
 from proxy.core.ilsauth import Known, LdapResult, NotKnown, ldap_answer
-from proxy.ilsauth.ldap_client import LdapChecker, LdapUnavailable
+from proxy.ilsauth.ldap_client import LdapChecker
+from proxy.ilsauth.ldap_errors import LdapUnavailable
 from tests.ilsauth.slapd import (
     CANARIES,
     GROUP_DN,
