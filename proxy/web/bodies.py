@@ -60,6 +60,20 @@ async def prime(chunks: AsyncIterator[bytes], plan: BodyPlan) -> tuple[bytes, in
     return b"".join(out), len(first)
 
 
+async def finish_rewritten(chunks: AsyncIterator[bytes], plan: BodyPlan) -> tuple[bytes, int]:
+    """The end of a body whose every byte ``prime`` already read (the upstream's
+    Content-Length reached): what is left of decode ▸ rewrite ▸ encode, flushed, in memory
+    (bounded like ``prime``'s chunk, by the decoder's limit); returns (output, bytes read).
+    The iterator is still drained, so the upstream connection goes back to its pool."""
+    out, size = [], 0
+    async for chunk in chunks:  # nothing is expected; read it all the same
+        size += len(chunk)
+        out += [plan.encoder.encode(plan.rewriter.feed(p)) for p in plan.decoder.iter_decode(chunk)]
+    tail = plan.rewriter.feed(plan.decoder.flush()) + plan.rewriter.flush()
+    out += (plan.encoder.encode(tail), plan.encoder.flush())
+    return b"".join(out), size
+
+
 async def stream_rewritten(
     response: web.StreamResponse, chunks: AsyncIterator[bytes], plan: BodyPlan
 ) -> int:

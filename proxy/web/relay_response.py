@@ -33,7 +33,7 @@ from proxy.metrics import count_rewrite
 from proxy.rules_loader import is_public_suffix
 from proxy.upstream.client import UpstreamResponse, iter_body, read_small
 from proxy.upstream.errors import UpstreamError
-from proxy.web.bodies import BodyPlan, plan_body, prime, stream_rewritten
+from proxy.web.bodies import BodyPlan, finish_rewritten, plan_body, prime, stream_rewritten
 from proxy.web.exchange import Exchange
 from proxy.web.page_response import page
 from proxy.web.relay_guard import BodyMeter, LimitReached, Refused
@@ -121,6 +121,12 @@ async def send_rewritten(
     if plan.encoder.coding:
         response.headers["Content-Encoding"] = plan.encoder.coding
     response.headers.add("Vary", "Accept-Encoding")
+    if upstream.content_length is not None and size >= upstream.content_length:
+        # The whole body came with the first read (most pages): finish it before the
+        # headers and send it with a Content-Length, without chunk framing (#19).
+        tail, more = await finish_rewritten(chunks, plan)
+        await send_whole(request, response, head + tail)
+        return size + more
     await response.prepare(request)
     if head:
         await response.write(head)
@@ -132,6 +138,17 @@ async def send_rewritten(
     except ConnectionError:
         pass  # the browser went away, or was disconnected for not reading (relay_guard.py)
     return size
+
+
+async def send_whole(request: web.Request, response: web.StreamResponse, body: bytes) -> None:
+    """A rewritten body that is complete: its length in the headers, one write."""
+    response.content_length = len(body)
+    try:
+        await response.prepare(request)
+        await response.write(body)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the browser went away, or was disconnected for not reading (relay_guard.py)
 
 
 async def share_cookies(ex: Exchange, set_cookies: list[str]) -> None:

@@ -29,6 +29,7 @@ WWW = "www-acmejournals-test.proxy.localhost:8080"
 CDN = "cdn-acmejournals-test.proxy.localhost:8080"
 CHUNK = 64 * 1024
 MEDIA = "video/mp4"  # passed through untouched, and not a document download
+PAGE_LINE = b'<a href="https://www.acmejournals.test/article/1">An article</a><br>\n'
 
 
 @dataclass
@@ -47,6 +48,16 @@ class Vendor:
         self.hanging += 1
         await self.gate.wait()
         return web.Response(text="late")
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        """An HTML page of ``kb`` KB (query) full of vendor links, written 64 KB at a time."""
+        body = PAGE_LINE * (int(request.query["kb"]) * 1024 // len(PAGE_LINE))
+        response = web.StreamResponse(headers={"Content-Type": "text/html; charset=utf-8"})
+        response.content_length = len(body)
+        await response.prepare(request)
+        for i in range(0, len(body), CHUNK):
+            await response.write(body[i : i + CHUNK])
+        return response
 
     async def big(self, request: web.Request) -> web.StreamResponse:
         """``size`` megabytes (query), with Content-Length; notes when its handler ends."""
@@ -74,6 +85,7 @@ async def make_relay(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[Any]:
         app.router.add_get("/quick", vendor.quick)
         app.router.add_get("/hang", vendor.hang)
         app.router.add_get("/big", vendor.big)
+        app.router.add_get("/page", vendor.page)
         runner = web.AppRunner(app)
         await runner.setup()
         runners.append(runner)
@@ -240,3 +252,25 @@ async def test_card_sharing_in_block_mode_refuses_the_crossing_request(
     assert await from_network("192.0.2") == 200
     assert await from_network("198.51.100") == 403
     assert await from_network("192.0.2") == 403
+
+
+# --- #19: a page read whole gets its length; a longer one streams ---------------------------
+
+
+async def test_rewritten_pages_are_framed_by_length_or_streamed(make_relay: Any) -> None:
+    """A page that arrives in one read is rewritten whole and sent with its own (new)
+    Content-Length; a page larger than any single read (1 MiB, asyncio reads at most 256
+    KiB) streams chunked. Both are rewritten completely, whatever the framing."""
+    stack, _ = await make_relay()
+    auth = await login(stack)
+    headers = {"Host": WWW, **auth, "Accept-Encoding": "identity"}
+    for kb, framed in ((4, True), (1024, False)):
+        resp = await stack.client.get(f"/page?kb={kb}", headers=headers)
+        body = await resp.read()
+        lines = kb * 1024 // len(PAGE_LINE)
+        assert resp.status == 200
+        assert ("Content-Length" in resp.headers) is framed
+        if framed:
+            assert int(resp.headers["Content-Length"]) == len(body)
+        assert b"https://www.acmejournals.test" not in body
+        assert body.count(b"//www-acmejournals-test.") == lines
