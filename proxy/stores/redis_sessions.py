@@ -163,7 +163,10 @@ class RedisSessionStore:
         return len(await self.live_keys(now))
 
     async def live_keys(self, now: datetime) -> list[str]:
-        """Keys (token hashes) of the live sessions of every node."""
+        """Keys (token hashes) of the live sessions of every node (Redis expired the rest)."""
+        return await self._scan_keys()
+
+    async def _scan_keys(self) -> list[str]:
         start = len(self._skey(""))
         with state_errors("session_scan"):
             return [
@@ -172,6 +175,23 @@ class RedisSessionStore:
                     match=self._skey("*"), count=SCAN_BATCH
                 )
             ]
+
+    async def count_by_library(self, now: datetime) -> dict[str, int]:
+        """Live sessions per member library, of every node (the console's operations page;
+        a SCAN and one pipelined HGET per session: a staff question, not a per-request one)."""
+        counts: dict[str, int] = {}
+        for library in (await self._libraries()).values():
+            counts[library] = counts.get(library, 0) + 1
+        return counts
+
+    async def delete_by_library(self, library: str) -> int:
+        """End every session of one member library on every node ("end all sessions of X")."""
+        found = await self._libraries()
+        return await self._remove([key for key, lib in found.items() if lib == library])
+
+    async def delete_keys(self, keys: list[str]) -> int:
+        """End the sessions with these store keys on every node (staff, by session hash)."""
+        return await self._remove(keys)
 
     async def flush(self) -> int:
         """Nothing is held back: every write went to Redis when it happened."""
@@ -202,6 +222,16 @@ class RedisSessionStore:
             if dead:
                 await self.state.client.zrem(self._pkey(patron_key), *dead)
         return [k for k, exists in zip(keys, alive, strict=True) if exists]
+
+    async def _libraries(self) -> dict[str, str]:
+        """Each live session's member library, by key (those expiring meanwhile left out)."""
+        keys = await self._scan_keys()
+        with state_errors("session_scan"):
+            async with self.state.client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hget(self._skey(key), "b")
+                libraries = await pipe.execute()
+        return {key: lib.decode() for key, lib in zip(keys, libraries, strict=True) if lib}
 
     async def _remove(self, keys: Iterable[str]) -> int:
         keys = list(keys)

@@ -14,7 +14,8 @@ from proxy.core.keyedhash import keyed_hash
 from proxy.server import reload_now
 from proxy.stores.blocks import Block
 from proxy.stores.sessions import token_key
-from proxy.web.keys import BLOCKS, JARS, RULEBOOK, SECRETS, SETTINGS
+from proxy.web.admin.sessions_view import LibrarySessions
+from proxy.web.keys import BLOCKS, CLOCK, JARS, RULEBOOK, SECRETS, SESSIONS, SETTINGS
 from tests.scaling.conftest import Cluster
 from tests.scaling.redisserver import RedisServer
 from tests.web.conftest import PUBLIC, REPO
@@ -171,3 +172,28 @@ async def test_redis_holds_no_canary(make_cluster: Any, redis_server: RedisServe
     canaries += [auth["Cookie"].split("=", 1)[1].lower()]
     for canary in canaries:
         assert canary.lower() not in dumped, canary
+
+
+async def test_staff_count_and_end_a_librarys_sessions_on_every_node(
+    make_cluster: Any,
+) -> None:
+    """#20 in redis mode (was 501): node B counts the sessions node A made, per library, and
+    ending one library's sessions on B logs those patrons out on A; the other library's
+    session stays."""
+    cluster = await make_cluster()
+    main = await signed_in(cluster, 0)
+    west_card = cluster.card("logs in with last name; BigDB not licensed")
+    west = session_of(await post_login(cluster.nodes[0], west_card.barcode, west_card.secret))
+    store = cluster.apps[1][SESSIONS]
+    assert isinstance(store, LibrarySessions)  # the console's per-library operations
+    now = cluster.apps[1][CLOCK]()
+    assert await store.count_by_library(now) == {"MAIN": 1, "WEST": 1}
+    assert await store.delete_by_library("MAIN") == 1
+    ended = await cluster.nodes[0].get("/", headers={"Host": WWW, **main}, allow_redirects=False)
+    assert ended.status == 302 and "/login" in ended.headers["Location"]
+    kept = await cluster.nodes[0].get("/", headers={"Host": WWW, **west}, allow_redirects=False)
+    assert kept.status == 200
+    assert await cluster.apps[0][SESSIONS].count_by_library(now) == {"WEST": 1}
+    west_key = token_key(west["Cookie"].split("=", 1)[1])
+    assert await store.delete_keys([west_key, "no-such-key"]) == 1
+    assert await store.count_by_library(now) == {}
