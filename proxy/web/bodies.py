@@ -9,7 +9,7 @@ Not here: rewriting itself (core/rewrite.py), codings (contentcoding.py), header
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -26,6 +26,16 @@ class BodyPlan:
     decoder: Decoder
     rewriter: BodyRewriter
     encoder: Encoder
+
+    def pieces(self, chunk: bytes) -> Iterator[bytes]:
+        """``chunk`` decoded (a bounded step at a time), rewritten and re-encoded."""
+        for piece in self.decoder.iter_decode(chunk):
+            yield self.encoder.encode(self.rewriter.feed(piece))
+
+    def end(self) -> bytes:
+        """Everything the three steps still hold, once the body has ended."""
+        tail = self.rewriter.feed(self.decoder.flush()) + self.rewriter.flush()
+        return self.encoder.encode(tail) + self.encoder.flush()
 
 
 def plan_body(
@@ -56,8 +66,7 @@ async def prime(chunks: AsyncIterator[bytes], plan: BodyPlan) -> tuple[bytes, in
     """Process the first chunk before any header is sent, so a bomb or a damaged body
     becomes an error page rather than a cut connection; returns (output, bytes read)."""
     first = await anext(chunks, b"")
-    out = [plan.encoder.encode(plan.rewriter.feed(p)) for p in plan.decoder.iter_decode(first)]
-    return b"".join(out), len(first)
+    return b"".join(plan.pieces(first)), len(first)
 
 
 async def finish_rewritten(chunks: AsyncIterator[bytes], plan: BodyPlan) -> tuple[bytes, int]:
@@ -65,12 +74,12 @@ async def finish_rewritten(chunks: AsyncIterator[bytes], plan: BodyPlan) -> tupl
     Content-Length reached): what is left of decode ▸ rewrite ▸ encode, flushed, in memory
     (bounded like ``prime``'s chunk, by the decoder's limit); returns (output, bytes read).
     The iterator is still drained, so the upstream connection goes back to its pool."""
-    out, size = [], 0
+    out: list[bytes] = []
+    size = 0
     async for chunk in chunks:  # nothing is expected; read it all the same
         size += len(chunk)
-        out += [plan.encoder.encode(plan.rewriter.feed(p)) for p in plan.decoder.iter_decode(chunk)]
-    tail = plan.rewriter.feed(plan.decoder.flush()) + plan.rewriter.flush()
-    out += (plan.encoder.encode(tail), plan.encoder.flush())
+        out += plan.pieces(chunk)
+    out.append(plan.end())
     return b"".join(out), size
 
 
@@ -81,10 +90,9 @@ async def stream_rewritten(
     size = 0
     async for chunk in chunks:
         size += len(chunk)
-        for piece in plan.decoder.iter_decode(chunk):
-            await _write(response, plan.encoder.encode(plan.rewriter.feed(piece)))
-    tail = plan.rewriter.feed(plan.decoder.flush()) + plan.rewriter.flush()
-    await _write(response, plan.encoder.encode(tail) + plan.encoder.flush())
+        for piece in plan.pieces(chunk):
+            await _write(response, piece)
+    await _write(response, plan.end())
     return size
 
 
