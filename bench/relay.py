@@ -487,11 +487,12 @@ def start_minimal(
     rewrites HTML with one regex pass, ``minimal+pywb`` with pywb (``--pywb-python``)."""
     port = free_port()
     args = ["--port", str(port), "--upstream", f"http://127.0.0.1:{up}"]
-    rewrite = name in ("minimal+regex", "minimal+pywb")
-    if name == "minimal+regex":
+    kind = name.removesuffix("-sampled")
+    rewrite = kind in ("minimal+regex", "minimal+pywb")
+    if kind == "minimal+regex":
         args += ["--rewrite-regex", f".proxy.localhost:{port}"]
     python = sys.executable
-    if name == "minimal+pywb":
+    if kind == "minimal+pywb":
         args += ["--rewrite-pywb", f"http://proxy.localhost:{port}{PYWB_PATH}"]
         python = run.args.pywb_python
     argv = [python, "-m", "bench.minimal_relay", *args]
@@ -697,6 +698,10 @@ def place(file: str) -> str:
     return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else Path(*parts[-2:]))
 
 
+PLAIN_PAIR: Final = ("clamshell", "minimal")  # bodies passed through
+REWRITE_PAIR: Final = ("clamshell+rewrite", "minimal+regex")  # the link-dense page rewritten
+
+
 def sampled_main(out: Path, module: str, argv: list[str]) -> int:
     """``module.main(argv)`` under a CPU-time sampler: SIGUSR1 starts afresh, SIGUSR2 writes.
 
@@ -758,9 +763,14 @@ def sample(run: Run, target: Target, page: Page, out: Path) -> tuple[list[list[s
     return [frames for frames, n in json.loads(out.read_text()) for _ in range(n)], result
 
 
-def profiles(run: Run, up: int, pages: Sequence[Page], stamp: str) -> list[str]:
-    """Second instances of the proxy and the minimal relay, sampled; where the CPU goes."""
-    starters = (("clamshell", start_proxy), ("minimal", start_minimal))
+def profiles(
+    run: Run, up: int, pages: Sequence[Page], stamp: str, pair: tuple[str, str] = PLAIN_PAIR
+) -> list[str]:
+    """Second instances of the proxy and the minimal relay (``pair``: the headers-only pair,
+    or the rewriting proxy against the relay with one regex pass), sampled; where the CPU
+    goes."""
+    mine_name, floor_name = pair
+    starters = ((mine_name, start_proxy), (floor_name, start_minimal))
     stacks_file = {name: run.tmp / f"{name}-stacks.json" for name, _ in starters}
     code = revision()  # the tree may have moved on since the measured servers started
     targets = {name: starter(run, up, name=f"{name}-sampled", sampler=stacks_file[name])
@@ -768,8 +778,8 @@ def profiles(run: Run, up: int, pages: Sequence[Page], stamp: str) -> list[str]:
     code = "the same code" if code == run.revision else f"code {code} (not the measured rows')"
     lines = [
         f"In-process CPU-time sampler (ITIMER_PROF every {SAMPLE_S * 1e3:g} ms of CPU: time "
-        "taken by other processes is not counted) on second instances of the proxy (headers "
-        "only) and the minimal relay, loaded like the measured ones. µs/req = share of "
+        f"taken by other processes is not counted) on second instances of {mine_name} and "
+        f"{floor_name}, loaded like the measured ones. µs/req = share of "
         "samples × the instance's CPU per request. Collapsed stacks (speedscope.app, "
         f"flamegraph.pl): `bench/results/relay-{stamp}-<target>-<page>.collapsed.txt`. "
         f"Started on {code}.",
@@ -781,14 +791,14 @@ def profiles(run: Run, up: int, pages: Sequence[Page], stamp: str) -> list[str]:
             counted = collections.Counter(";".join(st) for st in got[name][0])
             collapsed = RESULTS / f"relay-{stamp}-{name}-{page.name}.collapsed.txt"
             collapsed.write_text("".join(f"{st} {n}\n" for st, n in counted.items()))
-        lines += ["", f"### {page.name}", ""]
+        lines += ["", f"### {page.name}: {mine_name} against {floor_name}", ""]
         for name, (stacks, result) in got.items():
             lines += [f"**{name}**: {len(stacks)} samples, {result.rps:,.0f} req/s at "
                       f"{result.cpu_us:,.0f} µs CPU/request.", ""]  # fmt: skip
             if page is pages[0]:
-                lines += [*hotspots(stacks, result.cpu_us, mine=name == "clamshell"), ""]
-        (mine, mine_r), (floor, floor_r) = got["clamshell"], got["minimal"]
-        lines += difference(mine, mine_r.cpu_us, floor, floor_r.cpu_us)
+                lines += [*hotspots(stacks, result.cpu_us, mine=name == mine_name), ""]
+        (mine, mine_r), (floor, floor_r) = got[mine_name], got[floor_name]
+        lines += difference(mine, mine_r.cpu_us, floor, floor_r.cpu_us, pair)
     return lines
 
 
@@ -826,15 +836,20 @@ def inclusive_us(stacks: list[list[str]], cpu_us: float) -> dict[str, float]:
 
 
 def difference(
-    mine: list[list[str]], mine_us: float, floor: list[list[str]], floor_us: float, top: int = 30
+    mine: list[list[str]],
+    mine_us: float,
+    floor: list[list[str]],
+    floor_us: float,
+    pair: tuple[str, str] = PLAIN_PAIR,
+    top: int = 30,
 ) -> list[str]:
     """Where the proxy spends more than the minimal relay: inclusive µs/req, side by side."""
     a, b = inclusive_us(mine, mine_us), inclusive_us(floor, floor_us)
     below_main = [f for f in a if a[f] < 0.9 * mine_us]  # drop the event loop's own frames
     rows = sorted(below_main, key=lambda f: a[f] - b.get(f, 0.0), reverse=True)[:top]
-    lines = ["**Extra CPU per request, clamshell − minimal relay (inclusive):**", ""]
+    lines = [f"**Extra CPU per request, {pair[0]} − {pair[1]} (inclusive):**", ""]
     lines += [
-        "| function | clamshell µs/req | minimal µs/req | extra |",
+        f"| function | {pair[0]} µs/req | {pair[1]} µs/req | extra |",
         "| --- | ---: | ---: | ---: |",
     ]
     lines += [f"| `{f}` | {a[f]:,.0f} | {b.get(f, 0.0):,.0f} | {a[f] - b.get(f, 0.0):,.0f} |"
@@ -1021,6 +1036,9 @@ def bench(run: Run, stamp: str) -> str:
         links = next(p for p in all_pages if p.name == LINKS)
         memory += rewrite_memory(run, up, links, run.args.rewritten_pages)
     prof = profiles(run, up, pages, stamp) if run.args.profile else []
+    linked = [p for p in pages if p.name == LINKS]
+    if run.args.profile and linked and set(REWRITE_PAIR) <= set(targets):
+        prof += ["", *profiles(run, up, linked, stamp, REWRITE_PAIR)]
     return report(run, median_rows(results), memory, prof)
 
 

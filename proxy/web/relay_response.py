@@ -33,7 +33,14 @@ from proxy.metrics import count_rewrite
 from proxy.rules_loader import is_public_suffix
 from proxy.upstream.client import UpstreamResponse, iter_body, read_small
 from proxy.upstream.errors import UpstreamError
-from proxy.web.bodies import BodyPlan, finish_rewritten, plan_body, prime, stream_rewritten
+from proxy.web.bodies import (
+    BodyPlan,
+    fits_whole,
+    plan_body,
+    prime,
+    rewrite_whole,
+    stream_rewritten,
+)
 from proxy.web.exchange import Exchange
 from proxy.web.page_response import page
 from proxy.web.relay_guard import BodyMeter, LimitReached, Refused
@@ -115,18 +122,16 @@ async def send_rewritten(
     plan: BodyPlan,
     meter: BodyMeter | None,
 ) -> int:
-    """Decode ▸ rewrite ▸ re-encode; the first chunk before the headers (errors get a page)."""
+    """Decode ▸ rewrite ▸ re-encode: a body that fits whole before its headers, with its
+    length; a longer one with its first chunk before the headers (errors get a page)."""
     chunks = metered(iter_body(upstream), meter)
+    if fits_whole(upstream.content_length):
+        body, size = await rewrite_whole(chunks, plan)
+        coding_headers(response, plan)
+        await send_whole(request, response, body)
+        return size
     head, size = await prime(chunks, plan)  # errors here still get a page
-    if plan.encoder.coding:
-        response.headers["Content-Encoding"] = plan.encoder.coding
-    response.headers.add("Vary", "Accept-Encoding")
-    if upstream.content_length is not None and size >= upstream.content_length:
-        # The whole body came with the first read (most pages): finish it before the
-        # headers and send it with a Content-Length, without chunk framing (#19).
-        tail, more = await finish_rewritten(chunks, plan)
-        await send_whole(request, response, head + tail)
-        return size + more
+    coding_headers(response, plan)
     await response.prepare(request)
     if head:
         await response.write(head)
@@ -138,6 +143,13 @@ async def send_rewritten(
     except ConnectionError:
         pass  # the browser went away, or was disconnected for not reading (relay_guard.py)
     return size
+
+
+def coding_headers(response: web.StreamResponse, plan: BodyPlan) -> None:
+    """The re-encoded body's coding, and that it depends on the browser's Accept-Encoding."""
+    if plan.encoder.coding:
+        response.headers["Content-Encoding"] = plan.encoder.coding
+    response.headers.add("Vary", "Accept-Encoding")
 
 
 async def send_whole(request: web.Request, response: web.StreamResponse, body: bytes) -> None:

@@ -50,13 +50,21 @@ class Vendor:
         return web.Response(text="late")
 
     async def page(self, request: web.Request) -> web.StreamResponse:
-        """An HTML page of ``kb`` KB (query) full of vendor links, written 64 KB at a time."""
+        """An HTML page of ``kb`` KB (query) full of vendor links, written 64 KB at a time
+        (``pause``: seconds between writes, so that the proxy reads it in several parts);
+        ``short``: it ends that many bytes before its declared length."""
         body = PAGE_LINE * (int(request.query["kb"]) * 1024 // len(PAGE_LINE))
+        pause = float(request.query.get("pause", "0"))
         response = web.StreamResponse(headers={"Content-Type": "text/html; charset=utf-8"})
         response.content_length = len(body)
         await response.prepare(request)
-        for i in range(0, len(body), CHUNK):
-            await response.write(body[i : i + CHUNK])
+        sent = body[: len(body) - int(request.query.get("short", "0"))]
+        for i in range(0, len(sent), CHUNK):
+            await response.write(sent[i : i + CHUNK])
+            await asyncio.sleep(pause)
+        if len(sent) < len(body):
+            assert request.transport is not None
+            request.transport.close()
         return response
 
     async def big(self, request: web.Request) -> web.StreamResponse:
@@ -258,19 +266,33 @@ async def test_card_sharing_in_block_mode_refuses_the_crossing_request(
 
 
 async def test_rewritten_pages_are_framed_by_length_or_streamed(make_relay: Any) -> None:
-    """A page that arrives in one read is rewritten whole and sent with its own (new)
-    Content-Length; a page larger than any single read (1 MiB, asyncio reads at most 256
-    KiB) streams chunked. Both are rewritten completely, whatever the framing."""
+    """A page declared at most 256 KiB long is read and rewritten whole, and sent with its
+    own (new) Content-Length, even when it arrives in several reads; a longer page (1 MiB)
+    streams chunked. Both are rewritten completely, whatever the framing."""
     stack, _ = await make_relay()
     auth = await login(stack)
     headers = {"Host": WWW, **auth, "Accept-Encoding": "identity"}
-    for kb, framed in ((4, True), (1024, False)):
-        resp = await stack.client.get(f"/page?kb={kb}", headers=headers)
+    for query, framed in (("kb=4", True), ("kb=200&pause=0.02", True), ("kb=1024", False)):
+        resp = await stack.client.get(f"/page?{query}", headers=headers)
         body = await resp.read()
+        kb = int(query.partition("&")[0].removeprefix("kb="))
         lines = kb * 1024 // len(PAGE_LINE)
         assert resp.status == 200
-        assert ("Content-Length" in resp.headers) is framed
+        assert ("Content-Length" in resp.headers) is framed, query
         if framed:
             assert int(resp.headers["Content-Length"]) == len(body)
         assert b"https://www.acmejournals.test" not in body
         assert body.count(b"//www-acmejournals-test.") == lines
+
+
+async def test_a_page_read_whole_that_ends_early_gets_an_error_page(make_relay: Any) -> None:
+    """A vendor that declares 200 KB and closes after less fails before any header went out,
+    so the patron gets the friendly error page (not a truncated page that looks whole)."""
+    stack, _ = await make_relay()
+    auth = await login(stack)
+    headers = {"Host": WWW, **auth, "Accept-Encoding": "identity"}
+    resp = await stack.client.get("/page?kb=200&pause=0.02&short=1000", headers=headers)
+    body = await resp.text()
+    assert resp.status == 502
+    assert "acmejournals" not in resp.headers.get("Content-Type", "")
+    assert "<html" in body.lower() and "Traceback" not in body
