@@ -26,7 +26,13 @@ Not here: the general decision (``HostMatcher.reference``), lookups and caching
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memchr, memcmp, memcpy
+
+
+cdef extern from "<string.h>" nogil:
+    void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen)
+
 
 cdef enum:
     PLAIN_WINDOW = 64  # a host of up to 62 bytes before the dot (hostpattern._PLAIN_WINDOW)
@@ -52,18 +58,90 @@ cdef inline bint _label_byte(unsigned char c):
     return (97 <= c <= 122) or (48 <= c <= 57) or c == 45
 
 
+cdef bint LABEL[256]  # _label_byte as a table, for the scan's innermost loop
+for _c in range(256):
+    LABEL[_c] = _label_byte(_c)
+
+
+ctypedef unsigned long long Lengths  # bit n: a top-level domain of n bytes (n < 64)
+
+cdef struct Behind:  # one look-behind label of a top-level domain
+    const char* label
+    Py_ssize_t width  # its length
+
+cdef struct Tld:  # one entry of ``HostMatcher.scan_table``
+    const char* name
+    Py_ssize_t n  # its length
+    Py_ssize_t first, count  # its labels: ``behind[first:first + count]``, widths ascending
+
+
+cdef class _ScanTable:
+    """``HostMatcher.scan_table`` as C arrays, for ``_candidate``; it holds the table, so
+    the bytes its pointers read stay alive. Why C arrays: walking the Python tuples cost
+    more than the rest of the scan (perf, link-dense page). ``filter[c]``: the lengths of
+    the top-level domains that start with byte ``c``; most dots in a page (file names,
+    numbers, inner host labels) fail that one test."""
+
+    cdef tuple table
+    cdef Tld* tlds
+    cdef Behind* behind
+    cdef Py_ssize_t ntld
+    cdef Lengths filter[256]
+
+    def __cinit__(self, tuple table):
+        cdef Py_ssize_t labels = 0, k = 0, t, c, previous
+        cdef tuple entry, group
+        cdef bytes name, label
+        self.table = table
+        for entry in table:
+            for group in <tuple?>entry[1]:
+                labels += len(<tuple?>group[1])
+        self.tlds = <Tld*>PyMem_Malloc(max(len(table), 1) * sizeof(Tld))
+        self.behind = <Behind*>PyMem_Malloc(max(labels, 1) * sizeof(Behind))
+        if self.tlds == NULL or self.behind == NULL:
+            raise MemoryError()
+        for c in range(256):
+            self.filter[c] = 0
+        for t in range(len(table)):
+            entry = <tuple?>table[t]
+            name = <bytes?>entry[0]
+            if not 0 < len(name) < 64:
+                raise ValueError("scan_table: a top-level domain of 1 to 63 bytes expected")
+            self.filter[<unsigned char>name[0]] |= (<Lengths>1) << len(name)
+            self.tlds[t].name = PyBytes_AS_STRING(name)
+            self.tlds[t].n = len(name)
+            self.tlds[t].first = k
+            previous = 0
+            for group in <tuple?>entry[1]:
+                for label in <tuple?>group[1]:
+                    if len(label) != group[0] or len(label) < previous or len(label) < 1:
+                        raise ValueError("scan_table: look-behind widths must ascend")
+                    if k >= labels:
+                        raise ValueError("scan_table: changed while read")
+                    previous = len(label)
+                    self.behind[k].label = PyBytes_AS_STRING(label)
+                    self.behind[k].width = previous
+                    k += 1
+            self.tlds[t].count = k - self.tlds[t].first
+            self.ntld = t + 1
+
+    def __dealloc__(self):
+        PyMem_Free(self.tlds)
+        PyMem_Free(self.behind)
+
+
 cdef Py_ssize_t _candidate(
-    const unsigned char[:] low, Py_ssize_t i, tuple table, Py_ssize_t* end
+    const unsigned char[:] low, Py_ssize_t i, _ScanTable scan, Py_ssize_t* end
 ):
     """The next dot at or after ``i`` that ``hostpattern.tld_scan`` matches, -1 if none;
     ``end[0]`` is then where its top-level domain ends. The pattern's test, in C: the run
-    of label bytes after the dot is a top-level domain of ``table``
-    (``HostMatcher.scan_table``), not followed by "_" or by a dot and a label byte, and the
-    bytes before the dot end with one of the labels listed for it (the look-behinds)."""
-    cdef Py_ssize_t size = low.shape[0], j, dot, n, width
+    of label bytes after the dot is a top-level domain of ``scan`` (pre-filtered by its
+    first byte and length), not followed by "_" or by a dot and a label byte, and the bytes
+    before the dot end with one of the labels listed for it (the look-behinds)."""
+    cdef Py_ssize_t size = low.shape[0], j, dot, n, t, b
     cdef const unsigned char* found
-    cdef bytes tld, label
-    cdef tuple entry, group
+    cdef const Tld* tld
+    cdef const Behind* behind
     while i < size:
         found = <const unsigned char*>memchr(&low[i], 46, size - i)  # "."
         if found == NULL:
@@ -71,23 +149,28 @@ cdef Py_ssize_t _candidate(
         dot = i + (found - &low[i])
         i = dot + 1
         j = i
-        while j < size and _label_byte(low[j]):
+        while j < size and LABEL[low[j]]:
             j += 1
         n = j - i
-        if n == 0 or (j < size and (low[j] == 95 or (low[j] == 46 and j + 1 < size and _label_byte(low[j + 1])))):
-            continue  # no label, or "_" or ".label" after it: not the end of a host
-        for entry in table:
-            tld = <bytes?>entry[0]
-            if len(tld) != n or memcmp(&low[i], PyBytes_AS_STRING(tld), n) != 0:
+        if n == 0 or n >= 64 or not (scan.filter[low[i]] >> n) & 1:
+            continue  # no label, or no top-level domain of this first byte and length
+        if j < size and (low[j] == 95 or (low[j] == 46 and j + 1 < size and LABEL[low[j + 1]])):
+            continue  # "_" or ".label" after it: not the end of a host
+        for t in range(scan.ntld):
+            tld = &scan.tlds[t]
+            if tld.n != n or memcmp(&low[i], tld.name, n) != 0:
                 continue
-            for group in <tuple?>entry[1]:
-                width = group[0]
-                if width > dot:
+            for b in range(tld.first, tld.first + tld.count):
+                behind = &scan.behind[b]
+                if behind.width > dot:
                     break  # widths ascend
-                for label in <tuple?>group[1]:
-                    if memcmp(&low[dot - width], PyBytes_AS_STRING(label), width) == 0:
-                        end[0] = j
-                        return dot
+                # the byte before the dot first: it differs for most labels, and a call to
+                # memcmp costs more than that test
+                if behind.label[behind.width - 1] != <char>low[dot - 1]:
+                    continue
+                if memcmp(&low[dot - behind.width], behind.label, behind.width) == 0:
+                    end[0] = j
+                    return dot
             break
     return -1
 
@@ -255,10 +338,11 @@ def references(
     cdef dict cache = matcher.cache
     cdef list found = []
     cdef tuple fields
+    cdef _ScanTable scan = _ScanTable(table)
     reference = matcher.reference
     lookup = matcher.lookup
     while True:
-        dot = _candidate(view, end, table, &end)
+        dot = _candidate(view, end, scan, &end)
         if dot < 0:
             break
         p = _plain_start(view, dot, end)
@@ -414,10 +498,6 @@ def third_party_hosts(
         k = e
 
 
-cdef extern from "<string.h>" nogil:
-    void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen)
-
-
 def contains_any(bytes text, tuple words):
     """True when ``text`` contains one of ``words`` (glibc's ``memmem``: several times
     faster than ``bytes.__contains__`` on long texts without a match, the common case of
@@ -436,8 +516,9 @@ def candidates(matcher, bytes low, Py_ssize_t start):
     cdef tuple table = matcher.scan_table
     cdef Py_ssize_t dot, end = start
     cdef list spans = []
+    cdef _ScanTable scan = _ScanTable(table)
     while True:
-        dot = _candidate(view, end, table, &end)
+        dot = _candidate(view, end, scan, &end)
         if dot < 0:
             return spans
         spans.append((dot, end))

@@ -5,6 +5,7 @@ limit and stop, on the real pages and on the link-dense benchmark page (issue 19
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from bench.linkdense import link_dense_page
 from proxy.core import accelerated
 from proxy.core.hostmap import HostMap
-from proxy.core.hostpattern import _UNKNOWN, LOOKBACK
+from proxy.core.hostpattern import _UNKNOWN, LOOKBACK, scan_table, tld_scan
 from proxy.core.htmlfixups import TRIGGERS
 from proxy.core.rewrite import HostRewriter, HostStage, splice_python
 from proxy.core.ruleset import RuleIndex
@@ -64,6 +65,50 @@ def test_the_candidate_scan_is_tld_scan(rewriter: HostRewriter, body: bytes, beg
     start = min(begin, len(low))
     expected = [hit.span() for hit in matcher.tld_scan_lower.finditer(low, start)]
     assert compiled.candidates(matcher, low, start) == expected
+
+
+# Covered names whose top-level domains share first bytes and lengths ("co", "com", "cz",
+# "org", "online"), and labels that share their last byte: what the C table's pre-filters
+# and its last-byte test must not get wrong.
+LABELS = st.sampled_from(["a", "ab", "lib", "jstor", "b-2", "xb", "ebsco", "acme", "cme"])
+TLDS = st.sampled_from(["co", "com", "cz", "org", "online", "o", "test", "c0m"])
+NAMES = st.sets(st.builds(lambda lab, tld: f"{lab}.{tld}", LABELS, TLDS), min_size=1, max_size=8)
+SCAN_BITS = [b".", b"..", b"co", b"com", b"m", b"online", b"_", b"-", b"a", b"ab", b"/", b"x"]
+
+
+@SETTINGS
+@given(names=NAMES, data=st.data())
+def test_the_candidate_scan_is_tld_scan_for_any_covered_names(
+    names: set[str], data: st.DataObject
+) -> None:
+    """For any set of covered names, the C scan (its C tables and pre-filters) yields the
+    spans of the ``re`` pattern built from the same names, on bodies made of those names,
+    near misses and bits."""
+    compiled = require_compiled()
+    whole = st.sampled_from(sorted(names)).map(str.encode)
+    parts = data.draw(st.lists(st.sampled_from(SCAN_BITS) | LABELS.map(str.encode) | whole))
+    low = b"".join(parts).lower()
+    matcher = SimpleNamespace(scan_table=scan_table(names))
+    expected = [hit.span() for hit in tld_scan(names, ignore_case=False).finditer(low)]
+    assert compiled.candidates(matcher, low, 0) == expected
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        ((b"com", ((3, (b"ab",)),)),),  # a label shorter than its width: never read past it
+        ((b"com", ((3, (b"abc",)), (2, (b"ab",)))),),  # widths descending
+        ((b"", ()),),  # an empty top-level domain
+        ((b"com", ((0, (b"",)),)),),  # an empty label
+        ((b"com", [(3, (b"abc",))]),),  # not a tuple
+    ],
+)
+def test_a_malformed_scan_table_is_refused(table: tuple[object, ...]) -> None:
+    """The C table is built only from a well-formed ``scan_table``: anything else raises
+    before a byte is read through it."""
+    compiled = require_compiled()
+    with pytest.raises((ValueError, TypeError)):
+        compiled.candidates(SimpleNamespace(scan_table=table), b"x.abc.com y", 0)
 
 
 def test_the_candidate_scan_is_tld_scan_on_real_pages() -> None:
