@@ -53,6 +53,11 @@ cdef inline bint _host_byte(unsigned char c):
     return (97 <= c <= 122) or (48 <= c <= 57) or c == 45 or c == 46
 
 
+cdef bint HOST[256]  # _host_byte as a table, for the walk back over a host
+for _c in range(256):
+    HOST[_c] = _host_byte(_c)
+
+
 cdef inline bint _label_byte(unsigned char c):
     """A lower-cased host label byte: [a-z0-9-]."""
     return (97 <= c <= 122) or (48 <= c <= 57) or c == 45
@@ -131,7 +136,7 @@ cdef class _ScanTable:
 
 
 cdef Py_ssize_t _candidate(
-    const unsigned char[:] low, Py_ssize_t i, _ScanTable scan, Py_ssize_t* end
+    const unsigned char[::1] low, Py_ssize_t i, _ScanTable scan, Py_ssize_t* end
 ):
     """The next dot at or after ``i`` that ``hostpattern.tld_scan`` matches, -1 if none;
     ``end[0]`` is then where its top-level domain ends. The pattern's test, in C: the run
@@ -180,7 +185,16 @@ cdef inline bint _scheme_byte(unsigned char c):
     return (97 <= c <= 122) or (48 <= c <= 57) or c == 43 or c == 45 or c == 46
 
 
-cdef inline bint _labels(const unsigned char[:] low, Py_ssize_t first, Py_ssize_t stop):
+cdef inline bytes _piece(bytes data, Py_ssize_t first, Py_ssize_t stop):
+    """``data[first:stop]`` for indices known to lie inside it (checked: raises otherwise).
+    Why not the slice syntax: Cython compiles it to a slice object and a generic call,
+    which cost more than the copy (perf, link-dense page)."""
+    if not 0 <= first <= stop <= len(data):
+        raise ValueError("a piece outside the buffer")
+    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + first, stop - first)
+
+
+cdef inline bint _labels(const unsigned char[::1] low, Py_ssize_t first, Py_ssize_t stop):
     """``low[first:stop]`` is host labels: ``[a-z0-9-]+(?:\\.[a-z0-9-]+)*``."""
     cdef Py_ssize_t i
     if first >= stop or low[first] == 46 or low[stop - 1] == 46:
@@ -191,7 +205,7 @@ cdef inline bint _labels(const unsigned char[:] low, Py_ssize_t first, Py_ssize_
     return True
 
 
-cdef inline bint _at(const unsigned char[:] low, Py_ssize_t i, bytes word):
+cdef inline bint _at(const unsigned char[::1] low, Py_ssize_t i, bytes word):
     """``low`` holds ``word`` at ``i`` (``i`` ≥ 0)."""
     cdef Py_ssize_t n = len(word), j
     if i < 0 or i + n > low.shape[0]:
@@ -202,7 +216,7 @@ cdef inline bint _at(const unsigned char[:] low, Py_ssize_t i, bytes word):
     return True
 
 
-cdef Py_ssize_t _plain_start(const unsigned char[:] low, Py_ssize_t dot, Py_ssize_t end):
+cdef Py_ssize_t _plain_start(const unsigned char[::1] low, Py_ssize_t dot, Py_ssize_t end):
     """Where the "//" of a plain reference ending at ``end`` starts, or -1 when the
     candidate is not plain: the host's labels right after "//" (at most 62 bytes before the
     dot), no escaped slash or colon before it, no port, percent-encoding or userinfo after."""
@@ -210,7 +224,7 @@ cdef Py_ssize_t _plain_start(const unsigned char[:] low, Py_ssize_t dot, Py_ssiz
     cdef unsigned char before
     if end >= size:
         return -1
-    while q > 0 and dot - q < PLAIN_WINDOW - 2 and _host_byte(low[q - 1]):
+    while q > 0 and dot - q < PLAIN_WINDOW - 2 and HOST[low[q - 1]]:
         q -= 1
     p = q - 2
     if p < 0 or low[p] != 47 or low[p + 1] != 47:  # "//"
@@ -225,7 +239,7 @@ cdef Py_ssize_t _plain_start(const unsigned char[:] low, Py_ssize_t dot, Py_ssiz
     return p
 
 
-cdef Py_ssize_t _scheme_before(const unsigned char[:] low, Py_ssize_t colon):
+cdef Py_ssize_t _scheme_before(const unsigned char[::1] low, Py_ssize_t colon):
     """Where "https" or "http" ending right before ``colon`` (a colon in any spelling)
     starts, -1 when another scheme or a longer word ending in one ("xhttps") is there."""
     cdef Py_ssize_t first
@@ -240,7 +254,7 @@ cdef Py_ssize_t _scheme_before(const unsigned char[:] low, Py_ssize_t colon):
     return first
 
 
-cdef Py_ssize_t _scheme_start(const unsigned char[:] low, Py_ssize_t p):
+cdef Py_ssize_t _scheme_start(const unsigned char[::1] low, Py_ssize_t p):
     """Where "https:" or "http:" before the "//" at ``p`` starts, -1 when another scheme
     (or a longer word ending in one, "xhttps:") is there; ``p`` when there is no colon."""
     if p == 0 or low[p - 1] != 58:  # ":"
@@ -249,7 +263,7 @@ cdef Py_ssize_t _scheme_start(const unsigned char[:] low, Py_ssize_t p):
 
 
 cdef int _other_form(
-    const unsigned char[:] low, Py_ssize_t dot, Py_ssize_t end, Py_ssize_t* host_start,
+    const unsigned char[::1] low, Py_ssize_t dot, Py_ssize_t end, Py_ssize_t* host_start,
     Py_ssize_t* first,
 ):
     """The escaped and bare forms, exactly as ``HostMatcher.reference`` reads them, in the
@@ -264,7 +278,7 @@ cdef int _other_form(
         return GENERAL
     if after == 37 and (_at(low, end, b"%3a") or _at(low, end, b"%253a")):
         return GENERAL  # a percent-encoded port
-    while q > 0 and dot - q < PLAIN_WINDOW - 2 and _host_byte(low[q - 1]):
+    while q > 0 and dot - q < PLAIN_WINDOW - 2 and HOST[low[q - 1]]:
         q -= 1
     if q == 0:
         return GENERAL
@@ -297,7 +311,7 @@ cdef int _other_form(
 
 
 cdef int _percent_form(
-    const unsigned char[:] low, Py_ssize_t q, Py_ssize_t dot, Py_ssize_t end,
+    const unsigned char[::1] low, Py_ssize_t q, Py_ssize_t dot, Py_ssize_t end,
     Py_ssize_t* host_start, Py_ssize_t* first,
 ):
     """"%2f%2fhost" and "https%3a%2f%2fhost" where ``reference`` reads them one way only:
@@ -329,7 +343,7 @@ def references(
     """``HostMatcher._references`` compiled: the references starting in ``[start, limit)``,
     in order, never overlapping. ``unknown`` is the cache-miss marker, ``lookback`` is
     ``hostpattern.LOOKBACK``."""
-    cdef const unsigned char[:] view = low
+    cdef const unsigned char[::1] view = low
     cdef Py_ssize_t dot, end = start, p, first, stop, host_start, pos = start
     cdef Py_ssize_t give_up = limit + lookback
     cdef int form
@@ -359,7 +373,7 @@ def references(
                 continue
             first, stop = ref[0], ref[1]
         else:
-            raw = data[host_start:end]
+            raw = _piece(data, host_start, end)
             target = cache.get(raw, unknown)
             if target is unknown:
                 target = lookup(raw)
@@ -379,13 +393,13 @@ def references(
                 if form == PLAIN:
                     replacement = fields[5] if first < p else fields[6]
                 elif form == ESCAPED:  # "\/\/host": the slashes kept as they are
-                    replacement = data[first:host_start] + fields[2]
+                    replacement = _piece(data, first, host_start) + fields[2]
                 elif form == ESCAPED_SCHEME:  # "https:\/\/host": the scheme becomes ours
-                    replacement = scheme + data[host_start - 5 : host_start] + fields[2]
+                    replacement = scheme + _piece(data, host_start - 5, host_start) + fields[2]
                 elif form == PERCENT:  # "%2F%2Fhost": the authority percent-encoded too
-                    replacement = data[first:host_start] + fields[3]
+                    replacement = _piece(data, first, host_start) + fields[3]
                 elif form == PERCENT_SCHEME:  # "https%3A%2F%2Fhost"
-                    replacement = scheme + data[host_start - 9 : host_start] + fields[3]
+                    replacement = scheme + _piece(data, host_start - 9, host_start) + fields[3]
                 else:  # BARE
                     replacement = fields[2]
                 ref = (first, end, replacement, fields[0])
@@ -454,7 +468,7 @@ def third_party_hosts(
     ``limit``, up to ``max(limit, stop)``. Skipped: a host that one of ``edits`` (this
     buffer's, in order) rewrites whole, i.e. a covered host, which ``HostStage._fold``
     would drop anyway; on link-dense pages that is most of them."""
-    cdef const unsigned char[:] view = data
+    cdef const unsigned char[::1] view = data
     cdef Py_ssize_t size = view.shape[0], k = start, e, dots, last = max(limit, stop)
     cdef Py_ssize_t at = 0, count = len(edits), edit_end = -1, edit_first = 0
     cdef tuple edit
@@ -492,9 +506,9 @@ def third_party_hosts(
             continue
         if e < limit and e < size:
             if not (_host_byte_any_case(view[e]) or view[e] == 46):
-                seen.append(data[k + 2 : e])
+                seen.append(_piece(data, k + 2, e))
         elif k >= near:
-            seen.append(data[k + 2 : e])
+            seen.append(_piece(data, k + 2, e))
         k = e
 
 
@@ -512,7 +526,7 @@ def contains_any(bytes text, tuple words):
 def candidates(matcher, bytes low, Py_ssize_t start):
     """The spans of the candidates ``references`` examines: exactly those of
     ``matcher.tld_scan_lower.finditer(low, start)`` (a test compares them)."""
-    cdef const unsigned char[:] view = low
+    cdef const unsigned char[::1] view = low
     cdef tuple table = matcher.scan_table
     cdef Py_ssize_t dot, end = start
     cdef list spans = []
