@@ -35,7 +35,7 @@ MAPPED = "." + PROXY_HOST  # rewritten references, already counted under their v
 
 def page_report(rewriter: HostRewriter, body: bytes, top: int) -> list[str]:
     """The Markdown rows for one page."""
-    one = rewriter.rewriter(content_type=HTML, third_party="report")
+    one = rewriter.rewriter(content_type=HTML, third_party="report", count_rewritten=True)
     out = one.feed(body) + one.flush()
     left = Counter(h.lower() for h in URL_HOST.findall(text(out)))
     rewritten, third = one.rewritten_hosts, one.referenced_hosts

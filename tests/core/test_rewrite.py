@@ -315,7 +315,7 @@ def test_third_party_hosts_are_counted_when_reporting(rewriter: HostRewriter) ->
         "<a href='https://www.jstor.org/'>x</a> // comment.example.com\n"
         "<a href=https://ads.jstor.org/>ad</a> url(//cdn.example.com/a.png)"
     )
-    body = rewriter.rewriter(content_type=HTML, third_party="report")
+    body = rewriter.rewriter(content_type=HTML, third_party="report", count_rewritten=True)
     body.feed(page.encode())
     body.flush()
     assert body.referenced_hosts == {
@@ -324,6 +324,15 @@ def test_third_party_hosts_are_counted_when_reporting(rewriter: HostRewriter) ->
         "cdn.example.com": 1,
     }
     assert body.rewritten_hosts == {"www.jstor.org": 1}
+
+
+def test_rewritten_hosts_are_counted_only_when_asked(rewriter: HostRewriter) -> None:
+    """The relay does not ask for the covered hosts' counts; the rewrite report does."""
+    page = b"<a href='https://www.jstor.org/'>x</a>"
+    for asked, expected in ((False, {}), (True, {"www.jstor.org": 1})):
+        body = rewriter.rewriter(content_type=HTML, third_party="report", count_rewritten=asked)
+        assert b"www-jstor-org" in body.feed(page) + body.flush()
+        assert body.rewritten_hosts == expected
 
 
 def test_third_party_hosts_are_not_counted_when_allowed(rewriter: HostRewriter) -> None:
@@ -456,7 +465,10 @@ def run_chunks(
     rw: HostRewriter, chunks: list[bytes], kind: str, pairs: bool
 ) -> tuple[bytes, Counter[str], Counter[str]]:
     """Rewrite ``chunks`` with a fresh rewriter; the output and both statistics."""
-    body = rw.rewriter(content_type=kind, find_replace=PAIRS if pairs else (), third_party="report")
+    pairs_used = PAIRS if pairs else ()
+    body = rw.rewriter(
+        content_type=kind, find_replace=pairs_used, third_party="report", count_rewritten=True
+    )
     out = b"".join(body.feed(c) for c in chunks) + body.flush()
     return out, body.referenced_hosts, body.rewritten_hosts
 
