@@ -133,15 +133,39 @@ def tag_fixes(
     elif not any(word in low for word in TRIGGERS):
         return []
     fixes: list[Reference] = []
-    for match in TAG.finditer(low, start):
-        if match.start() >= limit:
-            break
-        first, end = match.span()
+    for first in tags_naming_a_trigger(low, start, limit):
+        match = TAG.match(low, first)
+        assert match is not None
+        end = match.end()
         tag = data[first:end]
         fixed = fix_tag(tag, low[first:end], policy)
         if fixed is not tag:
             fixes.append((first, end, rewrite(fixed), ""))
     return fixes
+
+
+def tags_naming_a_trigger(low: bytes, start: int, limit: int) -> list[int]:
+    """Where the ``TAG`` matches that start in ``[start, limit)`` and contain a trigger
+    word start, in order: exactly the matches of ``TAG.finditer(low, start)`` that
+    ``fix_tag`` can change, since it changes only a tag naming ``integrity`` or a CSP.
+
+    Found from the trigger words rather than by scanning every tag (a regex pass over the
+    whole page, where most pages hold a handful of such tags): a match holds no "<" after
+    its first byte, so the tag around a trigger starts at the nearest "<" before it, at
+    most a tag's length back; matches never overlap, so no other match hides it.
+    """
+    stop = min(len(low), limit + MAX_TAG + 16)
+    starts: set[int] = set()
+    for word in TRIGGERS:
+        at = low.find(word, start, stop)
+        while at != -1:
+            first = low.rfind(b"<", max(start, at - MAX_TAG - 16), at)
+            if first != -1 and first < limit and first not in starts:
+                match = TAG.match(low, first)
+                if match is not None and match.end() >= at + len(word):
+                    starts.add(first)
+            at = low.find(word, at + 1, stop)
+    return sorted(starts)
 
 
 def merged(edits: list[Reference], fixes: list[Reference]) -> list[Reference]:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from proxy.core.headers import map_csp
 from proxy.core.hostmap import HostMap
 from proxy.core.hostpattern import LOOKBACK
+from proxy.core.htmlfixups import TAG, TRIGGERS, tags_naming_a_trigger
 from proxy.core.rewrite import (
     MAX_COUNTED_HOSTS,
     OTHER_HOSTS,
@@ -636,3 +637,43 @@ def test_the_fast_path_finds_what_the_general_decision_finds(
     start = min(begin, limit)
     got = rewriter.matcher.references(data, start, limit)
     assert got == general_references(rewriter, data, limit, start)
+
+
+TAG_BITS = [
+    b"<",
+    b">",
+    b"<script",
+    b"<link",
+    b"<meta",
+    b" ",
+    b"/",
+    b'"',
+    b"integrity",
+    b"content-security-policy",
+    b"INTEGRITY",
+    b"<script src=/a.js ",
+    b"=x",
+    b"x" * 40,
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    parts=st.lists(st.sampled_from(TAG_BITS + FRAGMENTS) | st.binary(max_size=8), max_size=60),
+    start=st.integers(min_value=0, max_value=400),
+    span=st.integers(min_value=0, max_value=400),
+)
+def test_tags_found_from_triggers_are_the_tags_that_name_one(
+    parts: list[bytes], start: int, span: int
+) -> None:
+    """The tags found from the trigger words are exactly the ``TAG`` matches starting in
+    ``[start, limit)`` that contain a trigger word (the only tags ``fix_tag`` changes)."""
+    low = b"".join(parts).lower()
+    start = min(start, len(low))
+    limit = min(start + span, len(low))
+    expected = [
+        m.start()
+        for m in TAG.finditer(low, start)
+        if m.start() < limit and any(word in m[0] for word in TRIGGERS)
+    ]
+    assert tags_naming_a_trigger(low, start, limit) == expected
