@@ -53,6 +53,9 @@ class Compiled(Protocol):
     def contains_any(self, text: bytes, words: tuple[bytes, ...]) -> bool:
         """``any(word in text for word in words)``."""
 
+    def lower(self, data: bytes) -> bytes:
+        """``data.lower()``."""
+
 
 def _load() -> Compiled | None:
     try:

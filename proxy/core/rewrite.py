@@ -385,7 +385,9 @@ class HostStage(Stage):
 
     def transform(self, data: bytes, start: int, limit: int) -> tuple[bytes, int]:
         """Apply every edit that starts at or after ``start`` and before ``limit``."""
-        low = data.lower()  # the scans run on it (faster than case-insensitive ones)
+        compiled = accelerated.compiled
+        # the scans run on it (faster than case-insensitive ones)
+        low = data.lower() if compiled is None else compiled.lower(data)
         edits = self.matcher.references(data, start, limit, low)
         if self.tags is not None:
             edits = self._with_tag_fixes(edits, data, low, start, limit)
@@ -401,7 +403,6 @@ class HostStage(Stage):
             self._collect_third_party(data, start, limit, stop, edits)
         if len(self._seen_raw) + len(self._rewritten_raw) > FOLD_AFTER:
             self._fold()
-        compiled = accelerated.compiled
         splice = splice_python if compiled is None else compiled.splice
         return splice(data, start, edits, resume), resume
 

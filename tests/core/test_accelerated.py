@@ -212,3 +212,13 @@ def test_contains_any_is_the_python_test() -> None:
     texts += [body.lower() for body in real_bodies()]
     for text in texts:
         assert compiled.contains_any(text, TRIGGERS) == any(w in text for w in TRIGGERS)
+
+
+@SETTINGS
+@given(body=st.binary(max_size=300) | BODIES)
+def test_lower_is_bytes_lower(body: bytes) -> None:
+    """The vectorized lower-casing changes exactly the bytes ``bytes.lower`` changes."""
+    compiled = require_compiled()
+    assert compiled.lower(body) == body.lower()
+    every = bytes(range(256)) * 3
+    assert compiled.lower(every) == every.lower()
