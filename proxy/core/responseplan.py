@@ -27,7 +27,10 @@ from proxy.core.redirects import judge_location
 from proxy.core.rewrite import is_rewritable
 from proxy.core.snapshot import RuleSnapshot
 
-SMALL_BODY: Final = 64 * 1024  # bodies up to this size go out with their headers in one write
+# Bodies declared (Content-Length) up to this size are read whole and go out with their
+# headers in one write, passed through or rewritten (#19: chunked or repeated socket writes
+# cost more per page than the relay's policy work); larger ones stream, memory bounded.
+SMALL_BODY: Final = 256 * 1024
 NO_BODY_STATUSES: Final = frozenset({204, 205, 304})  # RFC 9110 §6.4.1
 # A partial body (Range) cannot be rewritten without breaking its Content-Range; it is passed
 # through as it is (RFC 9110 §15.3.7).

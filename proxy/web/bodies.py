@@ -2,10 +2,10 @@
 
 Contract: ``plan_body(...)`` builds the incremental objects for a body the response plan
 (core/responseplan.py: media type, coding, status) rewrites. A body declared at most
-``WHOLE_BODY_LIMIT`` long is read and rewritten whole (``rewrite_whole``); any other body
-runs decode ▸ rewrite ▸ encode chunk by chunk (``prime``, then ``stream_rewritten``), so
-memory stays bounded whatever the body size; a decompression bomb stops at ``max_decoded``
-bytes.
+``SMALL_BODY`` long (core/responseplan.py) is read and rewritten whole (``rewrite_whole``);
+any other body runs decode ▸ rewrite ▸ encode chunk by chunk (``prime``, then
+``stream_rewritten``), so memory stays bounded whatever the body size; a decompression bomb
+stops at ``max_decoded`` bytes.
 Not here: rewriting itself (core/rewrite.py), codings (contentcoding.py), headers (core/headers.py).
 """
 
@@ -13,17 +13,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Final
 
 from aiohttp import web
 
 from proxy.contentcoding import Decoder, Encoder
+from proxy.core.responseplan import SMALL_BODY
 from proxy.core.rewrite import BodyRewriter, HostRewriter
 from proxy.core.rules import VendorRule
-
-# Upstream bytes (as declared by Content-Length) up to which a rewritten body is read whole
-# and sent with its own length; larger or unframed bodies stream (bounded memory).
-WHOLE_BODY_LIMIT: Final = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -84,7 +80,7 @@ async def rewrite_whole(chunks: AsyncIterator[bytes], plan: BodyPlan) -> tuple[b
     Why whole (#19): the body then goes out with a Content-Length in one socket write instead
     of chunk framing per upstream read, and the rewriter runs once instead of once per read
     (profiled on a 100 KB results page, that was about 180 µs per page). Memory stays bounded
-    by ``WHOLE_BODY_LIMIT`` raw bytes (the upstream framing stops at the declared length) and
+    by ``SMALL_BODY`` raw bytes (the upstream framing stops at the declared length) and
     the decoder's own limit."""
     raw = [chunk async for chunk in chunks]
     data = b"".join(raw)
@@ -95,7 +91,7 @@ async def rewrite_whole(chunks: AsyncIterator[bytes], plan: BodyPlan) -> tuple[b
 
 def fits_whole(content_length: int | None) -> bool:
     """Whether a body of this declared length is read whole before its headers are sent."""
-    return content_length is not None and content_length <= WHOLE_BODY_LIMIT
+    return content_length is not None and content_length <= SMALL_BODY
 
 
 async def stream_rewritten(

@@ -52,10 +52,12 @@ class Vendor:
     async def page(self, request: web.Request) -> web.StreamResponse:
         """An HTML page of ``kb`` KB (query) full of vendor links, written 64 KB at a time
         (``pause``: seconds between writes, so that the proxy reads it in several parts);
-        ``short``: it ends that many bytes before its declared length."""
+        ``short``: it ends that many bytes before its declared length; ``type``: another
+        media type than HTML."""
         body = PAGE_LINE * (int(request.query["kb"]) * 1024 // len(PAGE_LINE))
         pause = float(request.query.get("pause", "0"))
-        response = web.StreamResponse(headers={"Content-Type": "text/html; charset=utf-8"})
+        media = request.query.get("type", "text/html; charset=utf-8")
+        response = web.StreamResponse(headers={"Content-Type": media})
         response.content_length = len(body)
         await response.prepare(request)
         sent = body[: len(body) - int(request.query.get("short", "0"))]
@@ -285,14 +287,18 @@ async def test_rewritten_pages_are_framed_by_length_or_streamed(make_relay: Any)
         assert body.count(b"//www-acmejournals-test.") == lines
 
 
-async def test_a_page_read_whole_that_ends_early_gets_an_error_page(make_relay: Any) -> None:
-    """A vendor that declares 200 KB and closes after less fails before any header went out,
-    so the patron gets the friendly error page (not a truncated page that looks whole)."""
+@pytest.mark.parametrize("media", ["", "&type=image/png"])
+async def test_a_body_read_whole_that_ends_early_gets_an_error_page(
+    make_relay: Any, media: str
+) -> None:
+    """A vendor that declares 200 KB (at most 256 KiB: read whole, rewritten or passed
+    through) and closes after less fails before any header went out, so the patron gets the
+    friendly error page, not a truncated body that looks whole."""
     stack, _ = await make_relay()
     auth = await login(stack)
     headers = {"Host": WWW, **auth, "Accept-Encoding": "identity"}
-    resp = await stack.client.get("/page?kb=200&pause=0.02&short=1000", headers=headers)
+    resp = await stack.client.get(f"/page?kb=200&pause=0.02&short=1000{media}", headers=headers)
     body = await resp.text()
     assert resp.status == 502
-    assert "acmejournals" not in resp.headers.get("Content-Type", "")
+    assert resp.headers["Content-Type"].startswith("text/html")
     assert "<html" in body.lower() and "Traceback" not in body
