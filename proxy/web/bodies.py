@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Final
 
 from aiohttp import web
 
@@ -20,6 +21,9 @@ from proxy.contentcoding import Decoder, Encoder
 from proxy.core.responseplan import SMALL_BODY
 from proxy.core.rewrite import BodyRewriter, HostRewriter
 from proxy.core.rules import VendorRule
+
+# Rewritten output held before the headers of a body read whole; past it, the rest streams.
+MAX_HELD: Final = 4 * SMALL_BODY
 
 
 @dataclass(slots=True)
@@ -72,21 +76,38 @@ async def prime(chunks: AsyncIterator[bytes], plan: BodyPlan) -> tuple[bytes, in
     return b"".join(plan.pieces(first)), len(first)
 
 
-async def rewrite_whole(chunks: AsyncIterator[bytes], plan: BodyPlan) -> tuple[bytes, int]:
+@dataclass(slots=True)
+class Whole:
+    """A body read whole and rewritten before its headers: the output so far, the bytes
+    read, and ``rest`` (the pieces still to come) when the output outgrew ``MAX_HELD``."""
+
+    output: bytes
+    size: int
+    rest: Iterator[bytes] | None = None
+
+
+async def rewrite_whole(chunks: AsyncIterator[bytes], plan: BodyPlan) -> Whole:
     """A body whose declared length fits ``fits_whole``: read whole, then decode ▸ rewrite
-    ▸ encode it in one feed, all before any header is sent (every error still gets a page);
-    returns (output, bytes read).
+    ▸ encode it in one feed, before any header is sent (every error still gets a page).
 
     Why whole (#19): the body then goes out with a Content-Length in one socket write instead
     of chunk framing per upstream read, and the rewriter runs once instead of once per read
-    (profiled on a 100 KB results page, that was about 180 µs per page). Memory stays bounded
-    by ``SMALL_BODY`` raw bytes (the upstream framing stops at the declared length) and
-    the decoder's own limit."""
-    raw = [chunk async for chunk in chunks]
-    data = b"".join(raw)
-    del raw
-    out = b"".join(plan.pieces(data))
-    return out + plan.end(), len(data)
+    (profiled on a 100 KB results page, that was about 180 µs per page). Memory stays bounded:
+    the raw bytes by ``SMALL_BODY`` (the upstream framing stops at the declared length), the
+    output by ``MAX_HELD``: a small body that decodes to much more (a compressed page sent
+    to a browser that takes no coding, or a bomb on its way to the decoder's limit) stops
+    being held there and streams the rest (``Whole.rest``)."""
+    data = b"".join([chunk async for chunk in chunks])
+    pieces = plan.pieces(data)
+    held: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        held.append(piece)
+        size += len(piece)
+        if size > MAX_HELD:
+            return Whole(b"".join(held), len(data), pieces)
+    held.append(plan.end())
+    return Whole(b"".join(held), len(data))
 
 
 def fits_whole(content_length: int | None) -> bool:
@@ -95,9 +116,15 @@ def fits_whole(content_length: int | None) -> bool:
 
 
 async def stream_rewritten(
-    response: web.StreamResponse, chunks: AsyncIterator[bytes], plan: BodyPlan
+    response: web.StreamResponse,
+    chunks: AsyncIterator[bytes],
+    plan: BodyPlan,
+    held: Iterator[bytes] = iter(()),
 ) -> int:
-    """Decode, rewrite and re-encode the rest chunk by chunk; returns the bytes read."""
+    """Write the pieces ``held`` still has (``Whole.rest``), then decode, rewrite and
+    re-encode the rest chunk by chunk; returns the bytes read."""
+    for piece in held:
+        await _write(response, piece)
     size = 0
     async for chunk in chunks:
         size += len(chunk)

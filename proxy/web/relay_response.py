@@ -15,7 +15,7 @@ itself (core/rewrite.py, web/bodies.py).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -125,18 +125,22 @@ async def send_rewritten(
     """Decode ▸ rewrite ▸ re-encode: a body that fits whole before its headers, with its
     length; a longer one with its first chunk before the headers (errors get a page)."""
     chunks = metered(iter_body(upstream), meter)
+    held: Iterator[bytes] = iter(())
     if fits_whole(upstream.content_length):
-        body, size = await rewrite_whole(chunks, plan)
+        whole = await rewrite_whole(chunks, plan)  # errors here still get a page
         coding_headers(response, plan)
-        await send_whole(request, response, body)
-        return size
-    head, size = await prime(chunks, plan)  # errors here still get a page
-    coding_headers(response, plan)
+        if whole.rest is None:
+            await send_whole(request, response, whole.output)
+            return whole.size
+        head, size, held = whole.output, whole.size, whole.rest  # it grew: stream the rest
+    else:
+        head, size = await prime(chunks, plan)  # errors here still get a page
+        coding_headers(response, plan)
     await response.prepare(request)
     if head:
         await response.write(head)
     try:
-        size += await stream_rewritten(response, chunks, plan)
+        size += await stream_rewritten(response, chunks, plan, held)
         await response.write_eof()
     except ClamshellError as exc:
         cut_short(request, vendor, exc)

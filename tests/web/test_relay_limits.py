@@ -7,6 +7,7 @@ demo vendor), raw sockets for a browser that never reads, SQLite on a temp data 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from proxy.demo.pdf import pdf_bytes
 from proxy.rulebook import Rulebook
 from proxy.tasks import TaskOwner
 from proxy.web.app import build_app
+from proxy.web.bodies import MAX_HELD
 from proxy.web.keys import REGISTRY
 from tests.web.conftest import Clock, Stack, StackFactory, demo_settings
 from tests.web.helpers import post_login, session_of
@@ -58,6 +60,9 @@ class Vendor:
         pause = float(request.query.get("pause", "0"))
         media = request.query.get("type", "text/html; charset=utf-8")
         response = web.StreamResponse(headers={"Content-Type": media})
+        if request.query.get("gzip"):
+            body = gzip.compress(body, mtime=0)
+            response.headers["Content-Encoding"] = "gzip"
         response.content_length = len(body)
         await response.prepare(request)
         sent = body[: len(body) - int(request.query.get("short", "0"))]
@@ -302,3 +307,23 @@ async def test_a_body_read_whole_that_ends_early_gets_an_error_page(
     assert resp.status == 502
     assert resp.headers["Content-Type"].startswith("text/html")
     assert "<html" in body.lower() and "Traceback" not in body
+
+
+async def test_a_small_body_that_decodes_to_much_more_streams_past_the_held_limit(
+    make_relay: Any,
+) -> None:
+    """A gzip page of a few KB that decodes to 4 MiB, for a browser that takes no coding:
+    read whole (its declared length is small), but only ``MAX_HELD`` of output is held
+    before the headers; the rest streams (chunked), complete and rewritten. A 200 KB page
+    gzip-encoded the same way is held whole and framed by length."""
+    stack, _ = await make_relay()
+    auth = await login(stack)
+    headers = {"Host": WWW, **auth, "Accept-Encoding": "identity"}
+    for kb, framed in ((200, True), (4096, False)):
+        resp = await stack.client.get(f"/page?kb={kb}&gzip=1", headers=headers)
+        body = await resp.read()
+        assert resp.status == 200
+        assert ("Content-Length" in resp.headers) is framed, kb
+        assert len(body) > (MAX_HELD if not framed else 0)
+        assert b"https://www.acmejournals.test" not in body
+        assert body.count(b"//www-acmejournals-test.") == kb * 1024 // len(PAGE_LINE)
