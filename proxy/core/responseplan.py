@@ -41,7 +41,9 @@ UNSAFE_REDIRECT: Final = Deny(
     "The database tried to send you to an address the library's proxy won't open.",
     "unsafe_redirect",
 )
-BodyMode = Literal["small", "stream", "rewrite"]
+# "small": read whole, one write; "rewrite_small": the same, rewritten (#19); "stream" and
+# "rewrite": chunk by chunk, memory bounded (the rewritten one's first chunk before the head).
+BodyMode = Literal["small", "stream", "rewrite_small", "rewrite"]
 # #18.8: on relayed HTML an allowed third party (or a link out) learns at most the mapped
 # origin, never the vendor path (W3C Referrer Policy §3). Not same-origin: each vendor host
 # is its own mapped origin, and vendors check the Referer across their own hosts (CDN
@@ -173,10 +175,9 @@ def rewrites(
 
 
 def body_mode(head: ResponseHead, method: str, rewrite: bool) -> BodyMode:
-    """Rewrite, one write for a small known-length body, or stream it as is."""
-    if rewrite:
-        return "rewrite"
+    """Rewritten or as it is; read whole for a small known-length body, else streamed."""
     length = head.content_length
-    if length is not None and length <= SMALL_BODY and method not in NO_BODY_METHODS:
-        return "small"
-    return "stream"
+    small = length is not None and length <= SMALL_BODY and method not in NO_BODY_METHODS
+    if rewrite:
+        return "rewrite_small" if small else "rewrite"
+    return "small" if small else "stream"

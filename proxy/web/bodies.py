@@ -1,17 +1,17 @@
 """Response bodies in the relay: stream through untouched, or decode ▸ rewrite ▸ re-encode.
 
 Contract: ``plan_body(...)`` builds the incremental objects for a body the response plan
-(core/responseplan.py: media type, coding, status) rewrites. A body declared at most
-``SMALL_BODY`` long (core/responseplan.py) is read and rewritten whole (``rewrite_whole``);
-any other body runs decode ▸ rewrite ▸ encode chunk by chunk (``prime``, then
-``stream_rewritten``), so memory stays bounded whatever the body size; a decompression bomb
-stops at ``max_decoded`` bytes.
+(core/responseplan.py: media type, coding, status) rewrites. A body the plan reads whole
+(``rewrite_small``: declared at most ``SMALL_BODY`` long) is rewritten whole
+(``rewrite_whole``); any other body runs decode ▸ rewrite ▸ encode chunk by chunk (``prime``,
+then ``stream_rewritten``), so memory stays bounded whatever the body size; a decompression
+bomb stops at ``max_decoded`` bytes.
 Not here: rewriting itself (core/rewrite.py), codings (contentcoding.py), headers (core/headers.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -87,7 +87,7 @@ class Whole:
 
 
 async def rewrite_whole(chunks: AsyncIterator[bytes], plan: BodyPlan) -> Whole:
-    """A body whose declared length fits ``fits_whole``: read whole, then decode ▸ rewrite
+    """A body the plan reads whole (``rewrite_small``): read whole, then decode ▸ rewrite
     ▸ encode it in one feed, before any header is sent (every error still gets a page).
 
     Why whole (#19): the body then goes out with a Content-Length in one socket write instead
@@ -110,16 +110,11 @@ async def rewrite_whole(chunks: AsyncIterator[bytes], plan: BodyPlan) -> Whole:
     return Whole(b"".join(held), len(data))
 
 
-def fits_whole(content_length: int | None) -> bool:
-    """Whether a body of this declared length is read whole before its headers are sent."""
-    return content_length is not None and content_length <= SMALL_BODY
-
-
 async def stream_rewritten(
     response: web.StreamResponse,
     chunks: AsyncIterator[bytes],
     plan: BodyPlan,
-    held: Iterator[bytes] = iter(()),
+    held: Iterable[bytes] = (),
 ) -> int:
     """Write the pieces ``held`` still has (``Whole.rest``), then decode, rewrite and
     re-encode the rest chunk by chunk; returns the bytes read."""

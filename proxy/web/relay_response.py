@@ -15,7 +15,7 @@ itself (core/rewrite.py, web/bodies.py).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,14 +33,7 @@ from proxy.metrics import count_rewrite
 from proxy.rules_loader import is_public_suffix
 from proxy.upstream.client import UpstreamResponse, iter_body, read_small
 from proxy.upstream.errors import UpstreamError
-from proxy.web.bodies import (
-    BodyPlan,
-    fits_whole,
-    plan_body,
-    prime,
-    rewrite_whole,
-    stream_rewritten,
-)
+from proxy.web.bodies import BodyPlan, plan_body, prime, rewrite_whole, stream_rewritten
 from proxy.web.exchange import Exchange
 from proxy.web.page_response import page
 from proxy.web.relay_guard import BodyMeter, LimitReached, Refused
@@ -97,7 +90,8 @@ async def respond(ex: Exchange, upstream: UpstreamResponse, meter: BodyMeter | N
         url_path=request.path,
         max_decoded=snapshot.max_decoded,
     )
-    size = await send_rewritten(request, response, upstream, plan.rule.id, body, meter)
+    whole = answer.body == "rewrite_small"  # read whole before the headers (#19)
+    size = await send_rewritten(request, response, upstream, plan.rule.id, body, meter, whole)
     count_rewrite(plan.rule.id, size)
     return Sent(response, size, body.rewriter.referenced_hosts)
 
@@ -121,12 +115,13 @@ async def send_rewritten(
     vendor: str,
     plan: BodyPlan,
     meter: BodyMeter | None,
+    whole_body: bool,
 ) -> int:
-    """Decode ▸ rewrite ▸ re-encode: a body that fits whole before its headers, with its
-    length; a longer one with its first chunk before the headers (errors get a page)."""
+    """Decode ▸ rewrite ▸ re-encode: a body read whole (``whole_body``) before its headers,
+    with its length; any other with its first chunk before the headers (errors get a page)."""
     chunks = metered(iter_body(upstream), meter)
-    held: Iterator[bytes] = iter(())
-    if fits_whole(upstream.content_length):
+    held: Iterable[bytes] = ()
+    if whole_body:
         whole = await rewrite_whole(chunks, plan)  # errors here still get a page
         coding_headers(response, plan)
         if whole.rest is None:

@@ -43,6 +43,10 @@ def relay(h: ResponseHead, method: str = "GET", vendor: str = "www.jstor.org") -
 
 BODY_CASES = [
     ("html", head(content_type="text/html; charset=utf-8"), "GET", "rewrite"),
+    ("small html", head(content_type="text/html", content_length=256 * 1024), "GET",
+     "rewrite_small"),
+    ("large html", head(content_type="text/html", content_length=256 * 1024 + 1), "GET",
+     "rewrite"),
     ("gzip html", head(content_type="text/html", content_encoding="gzip"), "GET", "rewrite"),
     ("undecodable coding", head(content_type="text/html", content_encoding="compress"), "GET",
      "stream"),
